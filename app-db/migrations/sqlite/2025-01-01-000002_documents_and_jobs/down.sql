@@ -1,0 +1,2 @@
+DROP TABLE processing_jobs;
+DROP TABLE documents;

@@ -1,0 +1,53 @@
+//! The app database: datasets, documents and processing jobs. Its owners live in the auth
+//! database, so the references into auth are declared here for the orchestrator to check.
+
+pub mod schema;
+
+use shared::store::{CrossReference, ForeignKey, Migrations, OnDelete, Store};
+use diesel_migrations::{embed_migrations, EmbeddedMigrations};
+
+const POSTGRES: EmbeddedMigrations = embed_migrations!("migrations/postgres");
+const SQLITE: EmbeddedMigrations = embed_migrations!("migrations/sqlite");
+
+/// The app store as the contract describes it.
+pub static STORE: Store = Store {
+    name: "app",
+    depends_on: &["auth"],
+    migrations: Migrations { postgres: POSTGRES, sqlite: SQLITE },
+    migrations_dir: concat!(env!("CARGO_MANIFEST_DIR"), "/migrations"),
+    tables: &["datasets", "documents", "processing_jobs"],
+    foreign_keys: &[
+        ForeignKey {
+            table: "documents",
+            column: "dataset_id",
+            ref_table: "datasets",
+            ref_column: "id",
+            on_delete: OnDelete::Cascade,
+        },
+        ForeignKey {
+            table: "processing_jobs",
+            column: "document_id",
+            ref_table: "documents",
+            ref_column: "id",
+            on_delete: OnDelete::Cascade,
+        },
+    ],
+    references: &[
+        CrossReference {
+            table: "datasets",
+            column: "owner_id",
+            target_store: "auth",
+            target_table: "users",
+            target_column: "id",
+            nullable: false,
+        },
+        CrossReference {
+            table: "datasets",
+            column: "team_id",
+            target_store: "auth",
+            target_table: "teams",
+            target_column: "id",
+            nullable: true,
+        },
+    ],
+};

@@ -1,0 +1,4 @@
+DROP TABLE verifications;
+DROP TABLE accounts;
+DROP TABLE sessions;
+DROP TABLE users;

@@ -1,0 +1,47 @@
+//! The auth database: users, sessions, accounts, verifications, subscriptions, teams and
+//! the credit ledger. It owns its migrations (one history per backend) and describes
+//! itself as a [`Store`] so the orchestrator can migrate and check it without naming its
+//! tables.
+
+pub mod schema;
+
+use shared::store::{ForeignKey, Migrations, OnDelete, Store};
+use diesel_migrations::{embed_migrations, EmbeddedMigrations};
+
+const POSTGRES: EmbeddedMigrations = embed_migrations!("migrations/postgres");
+const SQLITE: EmbeddedMigrations = embed_migrations!("migrations/sqlite");
+
+const fn fk(table: &'static str, column: &'static str, ref_table: &'static str, on_delete: OnDelete) -> ForeignKey {
+    ForeignKey { table, column, ref_table, ref_column: "id", on_delete }
+}
+
+/// The auth store as the contract describes it.
+pub static STORE: Store = Store {
+    name: "auth",
+    depends_on: &[],
+    migrations: Migrations { postgres: POSTGRES, sqlite: SQLITE },
+    migrations_dir: concat!(env!("CARGO_MANIFEST_DIR"), "/migrations"),
+    tables: &[
+        "users",
+        "sessions",
+        "accounts",
+        "verifications",
+        "subscriptions",
+        "teams",
+        "user_credits",
+        "credit_transactions",
+        "api_key_credits",
+    ],
+    foreign_keys: &[
+        fk("user_credits", "user_id", "users", OnDelete::Cascade),
+        fk("user_credits", "team_id", "teams", OnDelete::NoAction),
+        fk("credit_transactions", "user_id", "users", OnDelete::Cascade),
+        fk("credit_transactions", "team_id", "teams", OnDelete::SetNull),
+        fk("api_key_credits", "user_id", "users", OnDelete::Cascade),
+        fk("api_key_credits", "team_id", "teams", OnDelete::Cascade),
+        fk("teams", "owner_id", "users", OnDelete::Cascade),
+        fk("sessions", "user_id", "users", OnDelete::Cascade),
+        fk("accounts", "user_id", "users", OnDelete::Cascade),
+    ],
+    references: &[],
+};

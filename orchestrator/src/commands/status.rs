@@ -1,0 +1,168 @@
+//! `orchestrator status`: per store, where it is, whether it answers, which migrations are
+//! applied or pending, and how many rows each table holds. It reads only; it never creates
+//! a database or a bookkeeping table.
+
+use clap::Args;
+use serde::Serialize;
+use shared::catalog;
+use shared::migrations::{self, MigrationState};
+use shared::store::Store;
+use shared::{Backend, DbError};
+
+use crate::context::{selected_stores, Context};
+use crate::exit::{CliError, CliResult, Exit};
+use crate::output::{self, paint, Tone};
+
+/// Show reachability, applied and pending migrations, and row counts per table.
+#[derive(Debug, Args)]
+#[command(after_help = "Example:\n  orchestrator status\n  orchestrator --format json status | jq '.stores[].pending'")]
+pub struct StatusArgs {
+    #[command(flatten)]
+    pub store: crate::cli::StoreArg,
+}
+
+#[derive(Debug, Serialize)]
+pub struct StatusReport {
+    pub ok: bool,
+    pub profile: String,
+    pub stores: Vec<StoreStatus>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct StoreStatus {
+    pub store: &'static str,
+    pub backend: Backend,
+    pub url: String,
+    pub database: String,
+    pub reachable: bool,
+    /// False for a SQLite file that no command has created yet.
+    pub exists: bool,
+    pub error: Option<String>,
+    #[serde(flatten)]
+    pub migrations: MigrationState,
+    pub tables: Vec<TableRows>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct TableRows {
+    pub table: String,
+    pub rows: i64,
+}
+
+pub fn run(ctx: &Context, args: &StatusArgs) -> CliResult {
+    let stores = selected_stores(args.store.store);
+    // Both stores are read at once: the slowest connection sets the time, not the sum.
+    let statuses: Vec<StoreStatus> = std::thread::scope(|scope| {
+        let handles: Vec<_> = stores
+            .iter()
+            .map(|store| scope.spawn(move || store_status(ctx, store)))
+            .collect();
+        handles.into_iter().map(|h| h.join()).collect::<Result<Vec<_>, _>>()
+    })
+    .map_err(|_| CliError::new(Exit::Database, anyhow::anyhow!("a status worker panicked")))?
+    .into_iter()
+    .collect::<CliResult<Vec<_>>>()?;
+
+    let report = StatusReport {
+        ok: statuses.iter().all(|s| s.reachable),
+        profile: ctx.settings.profile.clone(),
+        stores: statuses,
+    };
+    if ctx.json() {
+        output::print_json(&report).map_err(|e| CliError::new(Exit::Usage, e))?;
+    } else {
+        print_text(&report);
+    }
+    if report.ok {
+        Ok(())
+    } else {
+        let failed: Vec<String> = report
+            .stores
+            .iter()
+            .filter(|s| !s.reachable)
+            .map(|s| s.error.clone().unwrap_or_else(|| s.store.to_string()))
+            .collect();
+        Err(CliError::new(Exit::Database, anyhow::anyhow!("{}", failed.join("; "))))
+    }
+}
+
+fn store_status(ctx: &Context, store: &'static Store) -> CliResult<StoreStatus> {
+    let url = ctx.url(store)?;
+    let mut status = StoreStatus {
+        store: store.name,
+        backend: url.backend(),
+        url: url.redacted().to_string(),
+        database: url.database_name(),
+        reachable: false,
+        exists: true,
+        error: None,
+        migrations: MigrationState::default(),
+        tables: Vec::new(),
+    };
+    if let Some(path) = url.sqlite_path() {
+        if !path.exists() {
+            // Opening the file would create it; report what migrate would do instead.
+            status.reachable = true;
+            status.exists = false;
+            let shipped = migrations::shipped(store, url.backend())
+                .map_err(|e| CliError::new(Exit::Usage, anyhow::anyhow!("{} migrations: {e}", store.name)))?;
+            status.migrations.pending = shipped.into_iter().map(|(_, name)| name).collect();
+            return Ok(status);
+        }
+    }
+    let mut conn = match ctx.connect(store) {
+        Ok(conn) => conn,
+        Err(e) => {
+            status.error = Some(e.to_string());
+            return Ok(status);
+        }
+    };
+    status.reachable = true;
+    let query_error = |action: &str, e: &dyn std::fmt::Display| DbError::Query {
+        store: store.name.to_string(),
+        url: url.redacted().to_string(),
+        action: action.to_string(),
+        reason: e.to_string(),
+    };
+    status.migrations = migrations::state(&mut conn, store).map_err(|e| query_error("reading migrations", &e))?;
+    let tables = catalog::tables(&mut conn).map_err(|e| query_error("listing tables", &e))?;
+    let counts = catalog::row_counts(&mut conn, &tables).map_err(|e| query_error("counting rows", &e))?;
+    status.tables = counts.into_iter().map(|(table, rows)| TableRows { table, rows }).collect();
+    Ok(status)
+}
+
+fn print_text(report: &StatusReport) {
+    println!("profile: {}", report.profile);
+    for s in &report.stores {
+        let state = if !s.reachable {
+            paint("unreachable", Tone::Bad)
+        } else if !s.exists {
+            paint("not created yet", Tone::Dim)
+        } else if s.migrations.pending.is_empty() && s.migrations.unknown.is_empty() {
+            paint("up to date", Tone::Good)
+        } else {
+            paint("needs attention", Tone::Bad)
+        };
+        println!("\n{} ({}, {}): {state}", s.store, s.backend, s.url);
+        if let Some(error) = &s.error {
+            println!("  error: {error}");
+            continue;
+        }
+        println!(
+            "  migrations: {} applied, {} pending, {} unknown",
+            s.migrations.applied.len(),
+            s.migrations.pending.len(),
+            s.migrations.unknown.len()
+        );
+        for name in &s.migrations.pending {
+            println!("    pending  {name}");
+        }
+        for version in &s.migrations.unknown {
+            println!("    unknown  {version} (applied here, not shipped by this build)");
+        }
+        if !s.tables.is_empty() {
+            let rows: Vec<Vec<String>> = s.tables.iter().map(|t| vec![t.table.clone(), t.rows.to_string()]).collect();
+            println!("{}", output::table(&["table", "rows"], &rows));
+        }
+    }
+}

@@ -1,0 +1,51 @@
+//! The orchestrator: one module per command, composed from the stores' descriptions. It
+//! holds no SQL of its own; the stores and `shared` do.
+
+pub mod cli;
+pub mod commands;
+pub mod context;
+pub mod exit;
+mod logging;
+pub mod output;
+
+use std::ffi::OsString;
+
+use clap::Parser;
+
+use crate::cli::{Cli, Command};
+use crate::context::Context;
+use crate::exit::{CliResult, Exit};
+
+/// Parses `args`, runs the command and returns the exit code, printing any error as one
+/// line on stderr (with its causes under `-v`).
+pub fn main_entry(args: impl IntoIterator<Item = OsString>) -> i32 {
+    let cli = match Cli::try_parse_from(args) {
+        Ok(cli) => cli,
+        Err(e) => {
+            // clap prints help/version to stdout (exit 0) and usage errors to stderr (2).
+            let _ = e.print();
+            return if e.use_stderr() { Exit::Usage.code() } else { Exit::Ok.code() };
+        }
+    };
+    logging::init(cli.global.verbose, cli.global.quiet);
+    match run(&cli) {
+        Ok(()) => Exit::Ok.code(),
+        Err(e) => {
+            eprintln!("error: {}", e.render(cli.global.verbose > 0));
+            e.exit.code()
+        }
+    }
+}
+
+/// Runs a parsed command line.
+pub fn run(cli: &Cli) -> CliResult {
+    if let Command::Completions(args) = &cli.command {
+        return commands::completions::run(args);
+    }
+    let ctx = Context::load(&cli.global)?;
+    match &cli.command {
+        Command::Status(args) => commands::status::run(&ctx, args),
+        Command::Migrate(args) => commands::migrate::run(&ctx, args),
+        Command::Completions(_) => Ok(()),
+    }
+}

@@ -1,0 +1,260 @@
+//! Catalog introspection for both backends: tables, columns and foreign keys with their
+//! ON DELETE actions, read from `pg_catalog` or SQLite's pragmas, plus row counts.
+//! Each of these is one query per store, whatever the number of tables.
+
+use diesel::sql_types::{BigInt, Bool, Nullable, Text};
+use diesel::{QueryableByName, RunQueryDsl};
+use serde::Serialize;
+
+use crate::db::{quote_ident, quote_literal, Conn};
+use crate::store::{is_bookkeeping, OnDelete};
+
+/// A foreign key as found in a live database.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+pub struct LiveForeignKey {
+    pub table: String,
+    pub column: String,
+    pub ref_table: String,
+    pub ref_column: String,
+    pub on_delete: OnDelete,
+}
+
+/// A column as found in a live database, its type in backend-neutral words.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+pub struct LiveColumn {
+    pub table: String,
+    pub name: String,
+    pub data_type: String,
+    pub nullable: bool,
+}
+
+#[derive(QueryableByName)]
+struct NameRow {
+    #[diesel(sql_type = Text)]
+    name: String,
+}
+
+#[derive(QueryableByName)]
+struct FkRow {
+    #[diesel(sql_type = Text)]
+    table_name: String,
+    #[diesel(sql_type = Text)]
+    column_name: String,
+    #[diesel(sql_type = Text)]
+    ref_table: String,
+    #[diesel(sql_type = Text)]
+    ref_column: String,
+    #[diesel(sql_type = Text)]
+    on_delete: String,
+}
+
+#[derive(QueryableByName)]
+struct ColumnRow {
+    #[diesel(sql_type = Text)]
+    table_name: String,
+    #[diesel(sql_type = Text)]
+    column_name: String,
+    #[diesel(sql_type = Text)]
+    data_type: String,
+    #[diesel(sql_type = Bool)]
+    not_null: bool,
+}
+
+#[derive(QueryableByName)]
+struct CountRow {
+    #[diesel(sql_type = Text)]
+    name: String,
+    #[diesel(sql_type = BigInt)]
+    n: i64,
+}
+
+#[derive(QueryableByName)]
+struct VersionRow {
+    #[diesel(sql_type = Nullable<Text>)]
+    version: Option<String>,
+}
+
+const PG_TABLES: &str = "SELECT c.relname::text AS name FROM pg_catalog.pg_class c \
+     JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace \
+     WHERE n.nspname = current_schema() AND c.relkind IN ('r', 'p') ORDER BY 1";
+
+const SQLITE_TABLES: &str = "SELECT name FROM sqlite_schema \
+     WHERE type = 'table' AND name NOT LIKE 'sqlite\\_%' ESCAPE '\\' ORDER BY 1";
+
+const PG_FOREIGN_KEYS: &str = "SELECT cl.relname::text AS table_name, a.attname::text AS column_name, \
+       rc.relname::text AS ref_table, ra.attname::text AS ref_column, con.confdeltype::text AS on_delete \
+     FROM pg_catalog.pg_constraint con \
+     JOIN pg_catalog.pg_class cl ON cl.oid = con.conrelid \
+     JOIN pg_catalog.pg_namespace n ON n.oid = cl.relnamespace \
+     JOIN pg_catalog.pg_class rc ON rc.oid = con.confrelid \
+     CROSS JOIN LATERAL unnest(con.conkey, con.confkey) AS k(attnum, refnum) \
+     JOIN pg_catalog.pg_attribute a ON a.attrelid = con.conrelid AND a.attnum = k.attnum \
+     JOIN pg_catalog.pg_attribute ra ON ra.attrelid = con.confrelid AND ra.attnum = k.refnum \
+     WHERE con.contype = 'f' AND n.nspname = current_schema() ORDER BY 1, 2";
+
+const SQLITE_FOREIGN_KEYS: &str = "SELECT m.name AS table_name, f.\"from\" AS column_name, \
+       f.\"table\" AS ref_table, COALESCE(f.\"to\", '') AS ref_column, f.on_delete AS on_delete \
+     FROM sqlite_schema m, pragma_foreign_key_list(m.name) f \
+     WHERE m.type = 'table' ORDER BY 1, 2";
+
+const PG_COLUMNS: &str = "SELECT c.relname::text AS table_name, a.attname::text AS column_name, \
+       format_type(a.atttypid, a.atttypmod) AS data_type, a.attnotnull AS not_null \
+     FROM pg_catalog.pg_attribute a \
+     JOIN pg_catalog.pg_class c ON c.oid = a.attrelid \
+     JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace \
+     WHERE n.nspname = current_schema() AND c.relkind IN ('r', 'p') AND a.attnum > 0 AND NOT a.attisdropped \
+     ORDER BY 1, 2";
+
+const SQLITE_COLUMNS: &str = "SELECT m.name AS table_name, p.name AS column_name, p.type AS data_type, \
+       (p.\"notnull\" = 1 OR (p.pk > 0 AND lower(p.type) = 'integer')) AS not_null \
+     FROM sqlite_schema m, pragma_table_info(m.name) p \
+     WHERE m.type = 'table' AND m.name NOT LIKE 'sqlite\\_%' ESCAPE '\\' ORDER BY 1, 2";
+
+fn pick(conn: &Conn, postgres: &'static str, sqlite: &'static str) -> &'static str {
+    match conn {
+        Conn::Postgres(_) => postgres,
+        Conn::Sqlite(_) => sqlite,
+    }
+}
+
+fn load<T>(conn: &mut Conn, sql: &str) -> diesel::QueryResult<Vec<T>>
+where
+    T: QueryableByName<diesel::pg::Pg> + QueryableByName<diesel::sqlite::Sqlite> + 'static,
+{
+    match conn {
+        Conn::Postgres(c) => diesel::sql_query(sql).load(c),
+        Conn::Sqlite(c) => diesel::sql_query(sql).load(c),
+    }
+}
+
+/// Every table of the schema, bookkeeping tables included, sorted.
+pub fn all_tables(conn: &mut Conn) -> diesel::QueryResult<Vec<String>> {
+    let sql = pick(conn, PG_TABLES, SQLITE_TABLES);
+    Ok(load::<NameRow>(conn, sql)?.into_iter().map(|r| r.name).collect())
+}
+
+/// The tables that belong to the store's schema (bookkeeping `__*` tables aside), sorted.
+pub fn tables(conn: &mut Conn) -> diesel::QueryResult<Vec<String>> {
+    let mut tables = all_tables(conn)?;
+    tables.retain(|t| !is_bookkeeping(t));
+    Ok(tables)
+}
+
+/// Every foreign key of the schema, one entry per column pair, sorted.
+pub fn foreign_keys(conn: &mut Conn) -> diesel::QueryResult<Vec<LiveForeignKey>> {
+    let sql = pick(conn, PG_FOREIGN_KEYS, SQLITE_FOREIGN_KEYS);
+    let rows = load::<FkRow>(conn, sql)?;
+    rows.into_iter()
+        .map(|r| {
+            let on_delete = OnDelete::from_catalog(&r.on_delete).ok_or_else(|| {
+                diesel::result::Error::DeserializationError(
+                    format!("unknown ON DELETE action `{}` on {}.{}", r.on_delete, r.table_name, r.column_name).into(),
+                )
+            })?;
+            Ok(LiveForeignKey {
+                table: r.table_name,
+                column: r.column_name,
+                ref_table: r.ref_table,
+                ref_column: r.ref_column,
+                on_delete,
+            })
+        })
+        .collect()
+}
+
+/// Every column of the store's tables (bookkeeping aside), sorted by table and name.
+pub fn columns(conn: &mut Conn) -> diesel::QueryResult<Vec<LiveColumn>> {
+    let sql = pick(conn, PG_COLUMNS, SQLITE_COLUMNS);
+    Ok(load::<ColumnRow>(conn, sql)?
+        .into_iter()
+        .filter(|r| !is_bookkeeping(&r.table_name))
+        .map(|r| LiveColumn {
+            data_type: logical_type(&r.data_type),
+            table: r.table_name,
+            name: r.column_name,
+            nullable: !r.not_null,
+        })
+        .collect())
+}
+
+/// Row counts of the given tables, in one query.
+pub fn row_counts(conn: &mut Conn, tables: &[String]) -> diesel::QueryResult<Vec<(String, i64)>> {
+    if tables.is_empty() {
+        return Ok(Vec::new());
+    }
+    let sql = tables
+        .iter()
+        .map(|t| format!("SELECT {} AS name, COUNT(*) AS n FROM {}", quote_literal(t), quote_ident(t)))
+        .collect::<Vec<_>>()
+        .join(" UNION ALL ");
+    let rows = load::<CountRow>(conn, &sql)?;
+    Ok(rows.into_iter().map(|r| (r.name, r.n)).collect())
+}
+
+/// The name of diesel's migration bookkeeping table.
+pub const DIESEL_MIGRATIONS_TABLE: &str = "__diesel_schema_migrations";
+
+/// Versions recorded by diesel as applied, oldest first, read without creating diesel's
+/// bookkeeping table when it is absent (reading status must not write).
+pub fn applied_versions(conn: &mut Conn) -> diesel::QueryResult<Vec<String>> {
+    if !all_tables(conn)?.iter().any(|t| t == DIESEL_MIGRATIONS_TABLE) {
+        return Ok(Vec::new());
+    }
+    let sql = format!("SELECT version FROM {DIESEL_MIGRATIONS_TABLE} ORDER BY version");
+    Ok(load::<VersionRow>(conn, &sql)?.into_iter().filter_map(|r| r.version).collect())
+}
+
+/// Names a column type the same way on both backends, so that the two histories can be
+/// compared (`int8` and `BIGINT` are both `bigint`).
+pub fn logical_type(declared: &str) -> String {
+    let t = declared.trim().to_ascii_lowercase();
+    match t.as_str() {
+        "int8" | "bigint" => "bigint".into(),
+        "int" | "int4" | "integer" => "integer".into(),
+        "int2" | "smallint" => "smallint".into(),
+        "bool" | "boolean" => "boolean".into(),
+        "timestamp" | "timestamp without time zone" | "datetime" => "timestamp".into(),
+        "timestamptz" | "timestamp with time zone" => "timestamptz".into(),
+        "double precision" | "float8" | "double" | "real" => "double".into(),
+        "text" | "character varying" | "varchar" => "text".into(),
+        _ => t,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::url::DatabaseUrl;
+
+    #[test]
+    fn sqlite_catalog_reads_tables_fks_columns_and_counts() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let url = DatabaseUrl::parse(&dir.path().join("c.db").to_string_lossy()).expect("url");
+        let mut conn = Conn::establish("auth", &url).expect("open");
+        conn.batch_execute(
+            "CREATE TABLE p(id TEXT PRIMARY KEY NOT NULL, n BIGINT);
+             CREATE TABLE c(id TEXT PRIMARY KEY NOT NULL, p_id TEXT REFERENCES p(id) ON DELETE SET NULL);
+             CREATE TABLE __book(x TEXT);
+             INSERT INTO p VALUES ('a', 1), ('b', 2);",
+        )
+        .expect("schema");
+        assert_eq!(tables(&mut conn).expect("tables"), ["c", "p"]);
+        let fks = foreign_keys(&mut conn).expect("fks");
+        assert_eq!(fks.len(), 1);
+        assert_eq!((fks[0].table.as_str(), fks[0].on_delete), ("c", OnDelete::SetNull));
+        let cols = columns(&mut conn).expect("columns");
+        let n = cols.iter().find(|c| c.table == "p" && c.name == "n").expect("p.n");
+        assert_eq!((n.data_type.as_str(), n.nullable), ("bigint", true));
+        let counts = row_counts(&mut conn, &["p".into(), "c".into()]).expect("counts");
+        assert_eq!(counts, [("p".to_string(), 2), ("c".to_string(), 0)]);
+        assert!(applied_versions(&mut conn).expect("versions").is_empty());
+        assert!(!all_tables(&mut conn).expect("all").contains(&DIESEL_MIGRATIONS_TABLE.to_string()));
+    }
+
+    #[test]
+    fn logical_types_agree_across_backends() {
+        assert_eq!(logical_type("INT8"), logical_type("BIGINT"));
+        assert_eq!(logical_type("timestamp without time zone"), logical_type("TIMESTAMP"));
+        assert_eq!(logical_type("bool"), "boolean");
+    }
+}

@@ -1,0 +1,19 @@
+//! What both stores and the orchestrator need: the backend chosen from a URL, the `Store`
+//! description, configuration, connections, catalog introspection and redaction.
+
+pub mod catalog;
+pub mod config;
+pub mod db;
+pub mod error;
+pub mod migrations;
+pub mod store;
+#[cfg(feature = "testing")]
+pub mod testing;
+pub mod url;
+
+pub use config::{Overrides, Settings};
+pub use db::Conn;
+pub use error::{ConfigError, DbError};
+pub use store::{CrossReference, ForeignKey, Migrations, OnDelete, Store};
+pub use url::{Backend, DatabaseUrl};
+

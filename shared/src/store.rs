@@ -1,0 +1,184 @@
+//! The description of a store: everything the orchestrator needs to know about a database
+//! without naming any of its tables itself.
+
+use std::fmt;
+
+use diesel_migrations::EmbeddedMigrations;
+use serde::Serialize;
+
+use crate::url::Backend;
+
+/// What a foreign key does to referencing rows when the referenced row is deleted.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
+pub enum OnDelete {
+    #[serde(rename = "NO ACTION")]
+    NoAction,
+    #[serde(rename = "RESTRICT")]
+    Restrict,
+    #[serde(rename = "CASCADE")]
+    Cascade,
+    #[serde(rename = "SET NULL")]
+    SetNull,
+    #[serde(rename = "SET DEFAULT")]
+    SetDefault,
+}
+
+impl OnDelete {
+    pub fn as_sql(self) -> &'static str {
+        match self {
+            OnDelete::NoAction => "NO ACTION",
+            OnDelete::Restrict => "RESTRICT",
+            OnDelete::Cascade => "CASCADE",
+            OnDelete::SetNull => "SET NULL",
+            OnDelete::SetDefault => "SET DEFAULT",
+        }
+    }
+
+    /// Reads PostgreSQL's `pg_constraint.confdeltype` code or SQLite's
+    /// `pragma_foreign_key_list.on_delete` words.
+    pub fn from_catalog(code: &str) -> Option<Self> {
+        Some(match code.trim().to_ascii_uppercase().as_str() {
+            "A" | "NO ACTION" => OnDelete::NoAction,
+            "R" | "RESTRICT" => OnDelete::Restrict,
+            "C" | "CASCADE" => OnDelete::Cascade,
+            "N" | "SET NULL" => OnDelete::SetNull,
+            "D" | "SET DEFAULT" => OnDelete::SetDefault,
+            _ => return None,
+        })
+    }
+}
+
+impl fmt::Display for OnDelete {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_sql())
+    }
+}
+
+/// A foreign key inside one store, as the contract expects it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct ForeignKey {
+    pub table: &'static str,
+    pub column: &'static str,
+    pub ref_table: &'static str,
+    pub ref_column: &'static str,
+    pub on_delete: OnDelete,
+}
+
+/// A reference from a column of this store into another store. No FK can span two
+/// databases, so the orchestrator checks these itself.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct CrossReference {
+    pub table: &'static str,
+    pub column: &'static str,
+    pub target_store: &'static str,
+    pub target_table: &'static str,
+    pub target_column: &'static str,
+    pub nullable: bool,
+}
+
+/// Each backend's migration history, embedded into the binary.
+pub struct Migrations {
+    pub postgres: EmbeddedMigrations,
+    pub sqlite: EmbeddedMigrations,
+}
+
+impl Migrations {
+    pub fn for_backend(&self, backend: Backend) -> &EmbeddedMigrations {
+        match backend {
+            Backend::Postgres => &self.postgres,
+            Backend::Sqlite => &self.sqlite,
+        }
+    }
+}
+
+/// One database of the product: its name, what it depends on, its migrations and the
+/// schema it must end up with.
+pub struct Store {
+    pub name: &'static str,
+    /// Stores that must be migrated before this one and dropped after it.
+    pub depends_on: &'static [&'static str],
+    pub migrations: Migrations,
+    /// The crate's `migrations/` folder in the source tree, for commands that rewrite it.
+    pub migrations_dir: &'static str,
+    pub tables: &'static [&'static str],
+    pub foreign_keys: &'static [ForeignKey],
+    pub references: &'static [CrossReference],
+}
+
+impl fmt::Debug for Store {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Store")
+            .field("name", &self.name)
+            .field("depends_on", &self.depends_on)
+            .field("tables", &self.tables)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Bookkeeping tables (diesel's and the orchestrator's) start with `__` and are not part
+/// of any store's schema.
+pub fn is_bookkeeping(table: &str) -> bool {
+    table.starts_with("__")
+}
+
+/// Orders stores so that every store comes after the stores it depends on (the order to
+/// migrate in; reverse it to drop).
+pub fn dependency_order<'a>(stores: &[&'a Store]) -> Vec<&'a Store> {
+    let mut ordered: Vec<&'a Store> = Vec::with_capacity(stores.len());
+    let mut remaining: Vec<&'a Store> = stores.to_vec();
+    while !remaining.is_empty() {
+        let before = remaining.len();
+        remaining.retain(|store| {
+            let ready = store
+                .depends_on
+                .iter()
+                .all(|dep| ordered.iter().any(|s| s.name == *dep) || !stores.iter().any(|s| s.name == *dep));
+            if ready {
+                ordered.push(store);
+            }
+            !ready
+        });
+        if remaining.len() == before {
+            // A cycle cannot be ordered; keep the given order rather than loop forever.
+            ordered.append(&mut remaining);
+        }
+    }
+    ordered
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const EMPTY: EmbeddedMigrations = EmbeddedMigrations::new(&[]);
+
+    fn store(name: &'static str, depends_on: &'static [&'static str]) -> Store {
+        Store {
+            name,
+            depends_on,
+            migrations: Migrations { postgres: EMPTY, sqlite: EMPTY },
+            migrations_dir: "",
+            tables: &[],
+            foreign_keys: &[],
+            references: &[],
+        }
+    }
+
+    #[test]
+    fn dependents_come_after_their_dependencies() {
+        let auth = store("auth", &[]);
+        let app = store("app", &["auth"]);
+        let names: Vec<_> = dependency_order(&[&app, &auth]).iter().map(|s| s.name).collect();
+        assert_eq!(names, ["auth", "app"]);
+        let alone: Vec<_> = dependency_order(&[&app]).iter().map(|s| s.name).collect();
+        assert_eq!(alone, ["app"]);
+    }
+
+    #[test]
+    fn catalog_codes_map_to_actions() {
+        assert_eq!(OnDelete::from_catalog("c"), Some(OnDelete::Cascade));
+        assert_eq!(OnDelete::from_catalog("SET NULL"), Some(OnDelete::SetNull));
+        assert_eq!(OnDelete::from_catalog("a"), Some(OnDelete::NoAction));
+        assert_eq!(OnDelete::from_catalog("?"), None);
+    }
+}

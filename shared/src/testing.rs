@@ -1,0 +1,234 @@
+//! The test harness: every test gets its own freshly created database(s), dropped when the
+//! test ends, so tests run in parallel and on a server other runs have used before.
+//!
+//! - PostgreSQL databases are created on `ORCH_TEST_PG_URL` (default
+//!   `postgres://postgres@127.0.0.1:5432/postgres`). When the server cannot be reached the
+//!   PostgreSQL half of a test is skipped with a loud message, unless
+//!   `ORCH_TEST_REQUIRE_PG=1`, in which case the test fails.
+//! - SQLite databases are files in a temporary folder of the test's own.
+//! - `ORCH_TEST_BACKENDS=postgres` (or `sqlite`) limits a run to one backend; the CI
+//!   matrix uses it to give each backend its own job.
+
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use diesel::{Connection, PgConnection, RunQueryDsl};
+
+use crate::db::{quote_ident, Conn};
+use crate::url::{Backend, DatabaseUrl};
+
+pub const DEFAULT_PG_URL: &str = "postgres://postgres@127.0.0.1:5432/postgres";
+
+/// The administrative URL test databases are created on.
+pub fn pg_admin_url() -> String {
+    std::env::var("ORCH_TEST_PG_URL")
+        .ok()
+        .filter(|v| !v.is_empty())
+        .unwrap_or_else(|| DEFAULT_PG_URL.to_string())
+}
+
+/// True when PostgreSQL tests must fail rather than skip (CI sets it).
+pub fn pg_required() -> bool {
+    std::env::var("ORCH_TEST_REQUIRE_PG").is_ok_and(|v| v == "1" || v.eq_ignore_ascii_case("true"))
+}
+
+/// The backends this run covers: `ORCH_TEST_BACKENDS` (comma separated), default both.
+pub fn backends() -> Vec<Backend> {
+    let wanted = std::env::var("ORCH_TEST_BACKENDS").unwrap_or_default();
+    let all = [Backend::Postgres, Backend::Sqlite];
+    if wanted.trim().is_empty() {
+        return all.to_vec();
+    }
+    all.into_iter()
+        .filter(|b| wanted.split(',').any(|w| w.trim().eq_ignore_ascii_case(b.as_str())))
+        .collect()
+}
+
+/// A database of a test's own; dropped (PostgreSQL) or deleted with its folder (SQLite)
+/// when this goes out of scope.
+pub struct TestDb {
+    pub url: DatabaseUrl,
+    pg_name: Option<String>,
+}
+
+impl TestDb {
+    pub fn url_string(&self) -> String {
+        self.url.expose_secret().to_string()
+    }
+
+    pub fn connect(&self) -> Conn {
+        match Conn::establish("test", &self.url) {
+            Ok(conn) => conn,
+            Err(e) => panic!("cannot connect to the test database {}: {e}", self.url),
+        }
+    }
+}
+
+impl Drop for TestDb {
+    fn drop(&mut self) {
+        if let Some(name) = &self.pg_name {
+            if let Ok(mut admin) = PgConnection::establish(&pg_admin_url()) {
+                // WITH (FORCE) ends sessions a failed test left open (PostgreSQL 13+).
+                let sql = format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", quote_ident(name));
+                if let Err(e) = diesel::sql_query(sql).execute(&mut admin) {
+                    eprintln!("warning: could not drop test database {name}: {e}");
+                }
+            }
+        }
+    }
+}
+
+/// A test's own pair of stores plus a working folder (the binary's current directory).
+pub struct TestPair {
+    pub backend: Backend,
+    pub auth: TestDb,
+    pub app: TestDb,
+    pub dir: tempfile::TempDir,
+}
+
+impl TestPair {
+    /// A fresh, empty pair on `backend`; `None` when PostgreSQL is unreachable and not
+    /// required (the skip is printed).
+    pub fn new(backend: Backend, test: &str) -> Option<TestPair> {
+        let dir = match tempfile::tempdir() {
+            Ok(dir) => dir,
+            Err(e) => panic!("cannot create a temporary folder: {e}"),
+        };
+        let (auth, app) = match backend {
+            Backend::Sqlite => (sqlite_db(dir.path(), "auth"), sqlite_db(dir.path(), "app")),
+            Backend::Postgres => {
+                let mut admin = pg_admin(test)?;
+                (create_pg_db(&mut admin, test, "auth"), create_pg_db(&mut admin, test, "app"))
+            }
+        };
+        Some(TestPair { backend, auth, app, dir })
+    }
+
+    pub fn path(&self) -> &Path {
+        self.dir.path()
+    }
+}
+
+/// A single fresh database on `backend` (for scratch comparisons).
+pub fn test_db(backend: Backend, test: &str, label: &str, dir: &Path) -> Option<TestDb> {
+    match backend {
+        Backend::Sqlite => Some(sqlite_db(dir, label)),
+        Backend::Postgres => {
+            let mut admin = pg_admin(test)?;
+            Some(create_pg_db(&mut admin, test, label))
+        }
+    }
+}
+
+/// Runs `body` once per selected backend with a fresh pair each time.
+pub fn for_each_backend(test: &str, mut body: impl FnMut(&TestPair)) {
+    for backend in backends() {
+        if let Some(pair) = TestPair::new(backend, test) {
+            body(&pair);
+        }
+    }
+}
+
+fn sqlite_db(dir: &Path, label: &str) -> TestDb {
+    let path: PathBuf = dir.join(format!("{label}.sqlite3"));
+    let url = DatabaseUrl::parse(&format!("sqlite://{}", path.display()))
+        .unwrap_or_else(|e| panic!("bad test path {}: {e}", path.display()));
+    TestDb { url, pg_name: None }
+}
+
+fn pg_admin(test: &str) -> Option<PgConnection> {
+    let url = pg_admin_url();
+    match PgConnection::establish(&url) {
+        Ok(conn) => Some(conn),
+        Err(e) => {
+            let shown = DatabaseUrl::parse(&url).map(|u| u.redacted().to_string()).unwrap_or_default();
+            if pg_required() {
+                panic!("{test}: PostgreSQL is required (ORCH_TEST_REQUIRE_PG=1) but {shown} is unreachable: {e}");
+            }
+            eprintln!(
+                "\n*** SKIPPED the PostgreSQL half of {test}: {shown} is unreachable ({}).\n\
+                 *** Set ORCH_TEST_PG_URL to a server, or ORCH_TEST_REQUIRE_PG=1 to fail instead.\n",
+                e.to_string().trim()
+            );
+            None
+        }
+    }
+}
+
+fn create_pg_db(admin: &mut PgConnection, test: &str, label: &str) -> TestDb {
+    static COUNTER: AtomicU32 = AtomicU32::new(0);
+    let nanos = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.subsec_nanos()).unwrap_or(0);
+    let prefix: String = test
+        .chars()
+        .filter(|c| c.is_ascii_alphanumeric() || *c == '_')
+        .take(24)
+        .collect::<String>()
+        .to_ascii_lowercase();
+    let name = format!(
+        "orcht_{prefix}_{label}_{}_{nanos:x}_{}",
+        std::process::id(),
+        COUNTER.fetch_add(1, Ordering::Relaxed)
+    );
+    // template0: template1 may be held open by another session, which makes CREATE fail.
+    let sql = format!("CREATE DATABASE {} TEMPLATE template0", quote_ident(&name));
+    if let Err(e) = diesel::sql_query(sql).execute(admin) {
+        panic!("cannot create test database {name}: {e}");
+    }
+    let admin_url = DatabaseUrl::parse(&pg_admin_url()).unwrap_or_else(|e| panic!("ORCH_TEST_PG_URL: {e}"));
+    let url = admin_url
+        .with_database(&name)
+        .unwrap_or_else(|| panic!("cannot derive a URL for {name}"));
+    TestDb { url, pg_name: Some(name) }
+}
+
+/// Migrates `store` on `conn` and asserts that the catalogs show exactly the store's
+/// tables and foreign keys (with their ON DELETE actions), and that migrating again
+/// applies nothing.
+pub fn assert_migrates_to_contract(conn: &mut Conn, store: &crate::store::Store) {
+    let backend = conn.backend();
+    let applied = crate::migrations::run_pending(conn, store, |_| {})
+        .unwrap_or_else(|f| panic!("{} on {backend}: migration {} failed: {}", store.name, f.migration, f.reason));
+    assert!(!applied.is_empty(), "{} on {backend}: a fresh database must get migrations", store.name);
+
+    let mut expected_tables: Vec<String> = store.tables.iter().map(|t| t.to_string()).collect();
+    expected_tables.sort();
+    let tables = crate::catalog::tables(conn).unwrap_or_else(|e| panic!("tables: {e}"));
+    assert_eq!(tables, expected_tables, "{} on {backend}: tables", store.name);
+
+    let mut expected_fks: Vec<(String, String, String, String, crate::store::OnDelete)> = store
+        .foreign_keys
+        .iter()
+        .map(|f| (f.table.into(), f.column.into(), f.ref_table.into(), f.ref_column.into(), f.on_delete))
+        .collect();
+    expected_fks.sort();
+    let mut fks: Vec<_> = crate::catalog::foreign_keys(conn)
+        .unwrap_or_else(|e| panic!("fks: {e}"))
+        .into_iter()
+        .map(|f| (f.table, f.column, f.ref_table, f.ref_column, f.on_delete))
+        .collect();
+    fks.sort();
+    assert_eq!(fks, expected_fks, "{} on {backend}: foreign keys", store.name);
+
+    let again = crate::migrations::run_pending(conn, store, |_| {})
+        .unwrap_or_else(|f| panic!("second migrate failed at {}: {}", f.migration, f.reason));
+    assert!(again.is_empty(), "{} on {backend}: migrating twice must be a no-op", store.name);
+    let state = crate::migrations::state(conn, store).unwrap_or_else(|e| panic!("state: {e}"));
+    assert!(state.pending.is_empty() && state.unknown.is_empty(), "{state:?}");
+}
+
+/// Row count of one table, for assertions.
+pub fn count(conn: &mut Conn, table: &str) -> i64 {
+    crate::catalog::row_counts(conn, &[table.to_string()])
+        .unwrap_or_else(|e| panic!("count {table}: {e}"))
+        .first()
+        .map(|(_, n)| *n)
+        .unwrap_or_else(|| panic!("no count for {table}"))
+}
+
+/// Runs SQL that must succeed.
+pub fn exec(conn: &mut Conn, sql: &str) {
+    if let Err(e) = conn.batch_execute(sql) {
+        panic!("{} failed: {e}\nSQL: {sql}", conn.backend());
+    }
+}
