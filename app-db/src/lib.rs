@@ -3,8 +3,8 @@
 
 pub mod schema;
 
-use shared::store::{CrossReference, ForeignKey, Migrations, OnDelete, Store};
 use diesel_migrations::{embed_migrations, EmbeddedMigrations};
+use shared::store::{CrossReference, ForeignKey, Migrations, OnDelete, Store};
 
 const POSTGRES: EmbeddedMigrations = embed_migrations!("migrations/postgres");
 const SQLITE: EmbeddedMigrations = embed_migrations!("migrations/sqlite");
@@ -13,7 +13,10 @@ const SQLITE: EmbeddedMigrations = embed_migrations!("migrations/sqlite");
 pub static STORE: Store = Store {
     name: "app",
     depends_on: &["auth"],
-    migrations: Migrations { postgres: POSTGRES, sqlite: SQLITE },
+    migrations: Migrations {
+        postgres: POSTGRES,
+        sqlite: SQLITE,
+    },
     migrations_dir: concat!(env!("CARGO_MANIFEST_DIR"), "/migrations"),
     tables: &["datasets", "documents", "processing_jobs"],
     foreign_keys: &[

@@ -12,7 +12,10 @@ fn migrations_produce_exactly_the_contract() {
         let mut conn = pair.app.connect();
         assert_migrates_to_contract(&mut conn, &app_db::STORE);
         let tables = shared::catalog::tables(&mut conn).expect("tables");
-        assert!(!tables.iter().any(|t| t == "users"), "app must not have a users table");
+        assert!(
+            !tables.iter().any(|t| t == "users"),
+            "app must not have a users table"
+        );
     });
 }
 
@@ -24,20 +27,42 @@ fn minimal_rows_insert_and_deleting_a_dataset_cascades_to_jobs() {
         let inserted: QueryResult<()> = with_conn!(&mut conn, |c| c.transaction(|c| {
             diesel::insert_into(datasets::table)
                 .values(vec![
-                    (datasets::id.eq("d1"), datasets::owner_id.eq("u1"), datasets::name.eq("one")),
-                    (datasets::id.eq("d2"), datasets::owner_id.eq("u1"), datasets::name.eq("two")),
+                    (
+                        datasets::id.eq("d1"),
+                        datasets::owner_id.eq("u1"),
+                        datasets::name.eq("one"),
+                    ),
+                    (
+                        datasets::id.eq("d2"),
+                        datasets::owner_id.eq("u1"),
+                        datasets::name.eq("two"),
+                    ),
                 ])
                 .execute(c)?;
             diesel::insert_into(documents::table)
                 .values(vec![
-                    (documents::id.eq("doc1"), documents::dataset_id.eq("d1"), documents::filename.eq("a.pdf")),
-                    (documents::id.eq("doc2"), documents::dataset_id.eq("d2"), documents::filename.eq("b.pdf")),
+                    (
+                        documents::id.eq("doc1"),
+                        documents::dataset_id.eq("d1"),
+                        documents::filename.eq("a.pdf"),
+                    ),
+                    (
+                        documents::id.eq("doc2"),
+                        documents::dataset_id.eq("d2"),
+                        documents::filename.eq("b.pdf"),
+                    ),
                 ])
                 .execute(c)?;
             diesel::insert_into(processing_jobs::table)
                 .values(vec![
-                    (processing_jobs::id.eq("j1"), processing_jobs::document_id.eq("doc1")),
-                    (processing_jobs::id.eq("j2"), processing_jobs::document_id.eq("doc2")),
+                    (
+                        processing_jobs::id.eq("j1"),
+                        processing_jobs::document_id.eq("doc1"),
+                    ),
+                    (
+                        processing_jobs::id.eq("j2"),
+                        processing_jobs::document_id.eq("doc2"),
+                    ),
                 ])
                 .execute(c)?;
             Ok(())
@@ -50,17 +75,31 @@ fn minimal_rows_insert_and_deleting_a_dataset_cascades_to_jobs() {
             .expect("status"));
         assert_eq!(status, "queued", "a job starts queued");
 
-        let deleted = with_conn!(&mut conn, |c| diesel::delete(datasets::table.filter(datasets::id.eq("d1")))
-            .execute(c)
-            .expect("delete"));
+        let deleted = with_conn!(&mut conn, |c| diesel::delete(
+            datasets::table.filter(datasets::id.eq("d1"))
+        )
+        .execute(c)
+        .expect("delete"));
         assert_eq!(deleted, 1);
         assert_eq!(count(&mut conn, "datasets"), 1);
-        assert_eq!(count(&mut conn, "documents"), 1, "documents.dataset_id CASCADE on {}", pair.backend);
-        assert_eq!(count(&mut conn, "processing_jobs"), 1, "processing_jobs.document_id CASCADE on {}", pair.backend);
+        assert_eq!(
+            count(&mut conn, "documents"),
+            1,
+            "documents.dataset_id CASCADE on {}",
+            pair.backend
+        );
+        assert_eq!(
+            count(&mut conn, "processing_jobs"),
+            1,
+            "processing_jobs.document_id CASCADE on {}",
+            pair.backend
+        );
 
         // A document needs its dataset: the FK is enforced on both backends.
         assert!(conn
-            .batch_execute("INSERT INTO documents (id, dataset_id, filename) VALUES ('x', 'missing', 'f')")
+            .batch_execute(
+                "INSERT INTO documents (id, dataset_id, filename) VALUES ('x', 'missing', 'f')"
+            )
             .is_err());
     });
 }

@@ -5,21 +5,35 @@
 
 pub mod schema;
 
-use shared::store::{ForeignKey, Migrations, OnDelete, Store};
 use diesel_migrations::{embed_migrations, EmbeddedMigrations};
+use shared::store::{ForeignKey, Migrations, OnDelete, Store};
 
 const POSTGRES: EmbeddedMigrations = embed_migrations!("migrations/postgres");
 const SQLITE: EmbeddedMigrations = embed_migrations!("migrations/sqlite");
 
-const fn fk(table: &'static str, column: &'static str, ref_table: &'static str, on_delete: OnDelete) -> ForeignKey {
-    ForeignKey { table, column, ref_table, ref_column: "id", on_delete }
+const fn fk(
+    table: &'static str,
+    column: &'static str,
+    ref_table: &'static str,
+    on_delete: OnDelete,
+) -> ForeignKey {
+    ForeignKey {
+        table,
+        column,
+        ref_table,
+        ref_column: "id",
+        on_delete,
+    }
 }
 
 /// The auth store as the contract describes it.
 pub static STORE: Store = Store {
     name: "auth",
     depends_on: &[],
-    migrations: Migrations { postgres: POSTGRES, sqlite: SQLITE },
+    migrations: Migrations {
+        postgres: POSTGRES,
+        sqlite: SQLITE,
+    },
     migrations_dir: concat!(env!("CARGO_MANIFEST_DIR"), "/migrations"),
     tables: &[
         "users",

@@ -3,8 +3,8 @@
 //! as each foreign key's ON DELETE says.
 
 use auth_db::schema::{
-    accounts, api_key_credits, credit_transactions, sessions, subscriptions, teams, user_credits, users,
-    verifications,
+    accounts, api_key_credits, credit_transactions, sessions, subscriptions, teams, user_credits,
+    users, verifications,
 };
 use diesel::prelude::*;
 use shared::testing::{assert_migrates_to_contract, count, exec, for_each_backend};
@@ -28,7 +28,11 @@ fn insert_minimal_rows(conn: &mut shared::Conn) {
                 .values((users::id.eq("u1"), users::email.eq("u1@example.com")))
                 .execute(c)?;
             diesel::insert_into(teams::table)
-                .values((teams::id.eq("t1"), teams::name.eq("team"), teams::owner_id.eq("u1")))
+                .values((
+                    teams::id.eq("t1"),
+                    teams::name.eq("team"),
+                    teams::owner_id.eq("u1"),
+                ))
                 .execute(c)?;
             diesel::insert_into(sessions::table)
                 .values((
@@ -73,7 +77,10 @@ fn insert_minimal_rows(conn: &mut shared::Conn) {
                 ))
                 .execute(c)?;
             diesel::insert_into(api_key_credits::table)
-                .values((api_key_credits::id.eq("ak1"), api_key_credits::user_id.eq("u1")))
+                .values((
+                    api_key_credits::id.eq("ak1"),
+                    api_key_credits::user_id.eq("u1"),
+                ))
                 .execute(c)?;
             Ok(())
         })
@@ -98,7 +105,11 @@ fn minimal_contract_rows_insert_and_read_back() {
         assert_eq!(credits, 0);
         // A balance can never go below zero.
         let negative = conn.batch_execute("UPDATE user_credits SET credits = -1");
-        assert!(negative.is_err(), "CHECK (credits >= 0) must hold on {}", pair.backend);
+        assert!(
+            negative.is_err(),
+            "CHECK (credits >= 0) must hold on {}",
+            pair.backend
+        );
     });
 }
 
@@ -137,7 +148,12 @@ fn deleting_a_user_cascades_as_the_contract_says() {
             .select(credit_transactions::team_id)
             .load(c)
             .expect("ledger"));
-        assert_eq!(team_ids, [None], "credit_transactions.team_id SET NULL on {}", pair.backend);
+        assert_eq!(
+            team_ids,
+            [None],
+            "credit_transactions.team_id SET NULL on {}",
+            pair.backend
+        );
     });
 }
 
@@ -154,10 +170,23 @@ fn a_team_that_pools_credits_cannot_be_deleted() {
         );
         // user_credits.team_id is NO ACTION: neither the team nor its owner can go while a
         // member's balance is pooled in it.
-        assert!(conn.batch_execute("DELETE FROM teams WHERE id = 't1'").is_err(), "{}", pair.backend);
-        assert!(conn.batch_execute("DELETE FROM users WHERE id = 'owner'").is_err(), "{}", pair.backend);
+        assert!(
+            conn.batch_execute("DELETE FROM teams WHERE id = 't1'")
+                .is_err(),
+            "{}",
+            pair.backend
+        );
+        assert!(
+            conn.batch_execute("DELETE FROM users WHERE id = 'owner'")
+                .is_err(),
+            "{}",
+            pair.backend
+        );
         assert_eq!(count(&mut conn, "teams"), 1);
-        exec(&mut conn, "UPDATE user_credits SET team_id = NULL; DELETE FROM teams WHERE id = 't1';");
+        exec(
+            &mut conn,
+            "UPDATE user_credits SET team_id = NULL; DELETE FROM teams WHERE id = 't1';",
+        );
         assert_eq!(count(&mut conn, "teams"), 0);
         assert_eq!(count(&mut conn, "user_credits"), 1);
     });

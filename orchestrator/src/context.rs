@@ -34,8 +34,9 @@ pub struct Context {
 
 impl Context {
     pub fn load(global: &GlobalArgs) -> CliResult<Context> {
-        let cwd = std::env::current_dir()
-            .map_err(|e| crate::exit::CliError::usage(format!("cannot read the current directory: {e}")))?;
+        let cwd = std::env::current_dir().map_err(|e| {
+            crate::exit::CliError::usage(format!("cannot read the current directory: {e}"))
+        })?;
         let overrides = Overrides {
             config_file: global.config.clone(),
             profile: global.profile.clone(),
@@ -66,11 +67,14 @@ impl Context {
     }
 
     pub fn connect(&self, store: &Store) -> Result<Conn, DbError> {
-        let url = self.settings.url_for(store.name).map_err(|e| DbError::Connect {
-            store: store.name.to_string(),
-            url: String::new(),
-            reason: e.to_string(),
-        })?;
+        let url = self
+            .settings
+            .url_for(store.name)
+            .map_err(|e| DbError::Connect {
+                store: store.name.to_string(),
+                url: String::new(),
+                reason: e.to_string(),
+            })?;
         let started = std::time::Instant::now();
         let conn = Conn::establish(store.name, url)?;
         tracing::info!(store = store.name, url = %url, millis = started.elapsed().as_millis() as u64, "connected");

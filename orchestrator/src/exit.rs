@@ -35,7 +35,10 @@ pub struct CliError {
 
 impl CliError {
     pub fn new(exit: Exit, error: impl Into<anyhow::Error>) -> Self {
-        CliError { exit, error: error.into() }
+        CliError {
+            exit,
+            error: error.into(),
+        }
     }
 
     pub fn usage(message: impl fmt::Display) -> Self {

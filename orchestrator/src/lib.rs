@@ -24,7 +24,11 @@ pub fn main_entry(args: impl IntoIterator<Item = OsString>) -> i32 {
         Err(e) => {
             // clap prints help/version to stdout (exit 0) and usage errors to stderr (2).
             let _ = e.print();
-            return if e.use_stderr() { Exit::Usage.code() } else { Exit::Ok.code() };
+            return if e.use_stderr() {
+                Exit::Usage.code()
+            } else {
+                Exit::Ok.code()
+            };
         }
     };
     logging::init(cli.global.verbose, cli.global.quiet);

@@ -89,7 +89,13 @@ mod tests {
 
     #[test]
     fn table_aligns_text_left_and_numbers_right() {
-        let t = table(&["table", "rows"], &[vec!["users".into(), "7".into()], vec!["teams".into(), "120".into()]]);
+        let t = table(
+            &["table", "rows"],
+            &[
+                vec!["users".into(), "7".into()],
+                vec!["teams".into(), "120".into()],
+            ],
+        );
         assert_eq!(t, "  table  rows\n  users     7\n  teams   120");
     }
 }

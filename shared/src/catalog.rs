@@ -105,7 +105,8 @@ const PG_COLUMNS: &str = "SELECT c.relname::text AS table_name, a.attname::text 
      WHERE n.nspname = current_schema() AND c.relkind IN ('r', 'p') AND a.attnum > 0 AND NOT a.attisdropped \
      ORDER BY 1, 2";
 
-const SQLITE_COLUMNS: &str = "SELECT m.name AS table_name, p.name AS column_name, p.type AS data_type, \
+const SQLITE_COLUMNS: &str =
+    "SELECT m.name AS table_name, p.name AS column_name, p.type AS data_type, \
        (p.\"notnull\" = 1 OR (p.pk > 0 AND lower(p.type) = 'integer')) AS not_null \
      FROM sqlite_schema m, pragma_table_info(m.name) p \
      WHERE m.type = 'table' AND m.name NOT LIKE 'sqlite\\_%' ESCAPE '\\' ORDER BY 1, 2";
@@ -130,7 +131,10 @@ where
 /// Every table of the schema, bookkeeping tables included, sorted.
 pub fn all_tables(conn: &mut Conn) -> diesel::QueryResult<Vec<String>> {
     let sql = pick(conn, PG_TABLES, SQLITE_TABLES);
-    Ok(load::<NameRow>(conn, sql)?.into_iter().map(|r| r.name).collect())
+    Ok(load::<NameRow>(conn, sql)?
+        .into_iter()
+        .map(|r| r.name)
+        .collect())
 }
 
 /// The tables that belong to the store's schema (bookkeeping `__*` tables aside), sorted.
@@ -148,7 +152,11 @@ pub fn foreign_keys(conn: &mut Conn) -> diesel::QueryResult<Vec<LiveForeignKey>>
         .map(|r| {
             let on_delete = OnDelete::from_catalog(&r.on_delete).ok_or_else(|| {
                 diesel::result::Error::DeserializationError(
-                    format!("unknown ON DELETE action `{}` on {}.{}", r.on_delete, r.table_name, r.column_name).into(),
+                    format!(
+                        "unknown ON DELETE action `{}` on {}.{}",
+                        r.on_delete, r.table_name, r.column_name
+                    )
+                    .into(),
                 )
             })?;
             Ok(LiveForeignKey {
@@ -184,7 +192,13 @@ pub fn row_counts(conn: &mut Conn, tables: &[String]) -> diesel::QueryResult<Vec
     }
     let sql = tables
         .iter()
-        .map(|t| format!("SELECT {} AS name, COUNT(*) AS n FROM {}", quote_literal(t), quote_ident(t)))
+        .map(|t| {
+            format!(
+                "SELECT {} AS name, COUNT(*) AS n FROM {}",
+                quote_literal(t),
+                quote_ident(t)
+            )
+        })
         .collect::<Vec<_>>()
         .join(" UNION ALL ");
     let rows = load::<CountRow>(conn, &sql)?;
@@ -197,11 +211,17 @@ pub const DIESEL_MIGRATIONS_TABLE: &str = "__diesel_schema_migrations";
 /// Versions recorded by diesel as applied, oldest first, read without creating diesel's
 /// bookkeeping table when it is absent (reading status must not write).
 pub fn applied_versions(conn: &mut Conn) -> diesel::QueryResult<Vec<String>> {
-    if !all_tables(conn)?.iter().any(|t| t == DIESEL_MIGRATIONS_TABLE) {
+    if !all_tables(conn)?
+        .iter()
+        .any(|t| t == DIESEL_MIGRATIONS_TABLE)
+    {
         return Ok(Vec::new());
     }
     let sql = format!("SELECT version FROM {DIESEL_MIGRATIONS_TABLE} ORDER BY version");
-    Ok(load::<VersionRow>(conn, &sql)?.into_iter().filter_map(|r| r.version).collect())
+    Ok(load::<VersionRow>(conn, &sql)?
+        .into_iter()
+        .filter_map(|r| r.version)
+        .collect())
 }
 
 /// Names a column type the same way on both backends, so that the two histories can be
@@ -241,20 +261,31 @@ mod tests {
         assert_eq!(tables(&mut conn).expect("tables"), ["c", "p"]);
         let fks = foreign_keys(&mut conn).expect("fks");
         assert_eq!(fks.len(), 1);
-        assert_eq!((fks[0].table.as_str(), fks[0].on_delete), ("c", OnDelete::SetNull));
+        assert_eq!(
+            (fks[0].table.as_str(), fks[0].on_delete),
+            ("c", OnDelete::SetNull)
+        );
         let cols = columns(&mut conn).expect("columns");
-        let n = cols.iter().find(|c| c.table == "p" && c.name == "n").expect("p.n");
+        let n = cols
+            .iter()
+            .find(|c| c.table == "p" && c.name == "n")
+            .expect("p.n");
         assert_eq!((n.data_type.as_str(), n.nullable), ("bigint", true));
         let counts = row_counts(&mut conn, &["p".into(), "c".into()]).expect("counts");
         assert_eq!(counts, [("p".to_string(), 2), ("c".to_string(), 0)]);
         assert!(applied_versions(&mut conn).expect("versions").is_empty());
-        assert!(!all_tables(&mut conn).expect("all").contains(&DIESEL_MIGRATIONS_TABLE.to_string()));
+        assert!(!all_tables(&mut conn)
+            .expect("all")
+            .contains(&DIESEL_MIGRATIONS_TABLE.to_string()));
     }
 
     #[test]
     fn logical_types_agree_across_backends() {
         assert_eq!(logical_type("INT8"), logical_type("BIGINT"));
-        assert_eq!(logical_type("timestamp without time zone"), logical_type("TIMESTAMP"));
+        assert_eq!(
+            logical_type("timestamp without time zone"),
+            logical_type("TIMESTAMP")
+        );
         assert_eq!(logical_type("bool"), "boolean");
     }
 }

@@ -146,13 +146,23 @@ impl Settings {
         }
         figment = figment.merge(Serialized::globals(globals));
 
-        let raw: ProfileSettings = figment.extract().map_err(|e| ConfigError::Invalid(describe(e)))?;
-        for key in ["auth_url", "app_url", "protected", "backup_dir", "lock_timeout_secs"] {
+        let raw: ProfileSettings = figment
+            .extract()
+            .map_err(|e| ConfigError::Invalid(describe(e)))?;
+        for key in [
+            "auth_url",
+            "app_url",
+            "protected",
+            "backup_dir",
+            "lock_timeout_secs",
+        ] {
             if sources.iter().any(|(k, _)| k == key) {
                 continue;
             }
             let origin = match figment.find_metadata(key) {
-                Some(meta) if meta.name.contains("TOML") => format!("{} [{profile}]", file_name(file.as_deref())),
+                Some(meta) if meta.name.contains("TOML") => {
+                    format!("{} [{profile}]", file_name(file.as_deref()))
+                }
                 _ => "built-in default".to_string(),
             };
             sources.push((key.to_string(), origin));
@@ -180,15 +190,24 @@ impl Settings {
 }
 
 fn file_name(path: Option<&Path>) -> String {
-    path.map(|p| p.display().to_string()).unwrap_or_else(|| CONFIG_FILE.to_string())
+    path.map(|p| p.display().to_string())
+        .unwrap_or_else(|| CONFIG_FILE.to_string())
 }
 
 /// Figment's errors name the key and the file; keep all of them, on one line.
 fn describe(error: figment::Error) -> String {
-    error.into_iter().map(|e| e.to_string()).collect::<Vec<_>>().join("; ")
+    error
+        .into_iter()
+        .map(|e| e.to_string())
+        .collect::<Vec<_>>()
+        .join("; ")
 }
 
-fn check_profile_exists(toml: &impl Provider, path: &Path, profile: &str) -> Result<(), ConfigError> {
+fn check_profile_exists(
+    toml: &impl Provider,
+    path: &Path,
+    profile: &str,
+) -> Result<(), ConfigError> {
     let data = toml.data().map_err(|e| ConfigError::Invalid(describe(e)))?;
     let known: Vec<String> = data.keys().map(|p| p.as_str().to_string()).collect();
     if profile == DEFAULT_PROFILE || data.contains_key(&FigmentProfile::new(profile)) {
@@ -233,15 +252,23 @@ mod tests {
         None
     }
 
-    fn load(dir: &Path, overrides: &Overrides, env: &[(&str, &str)]) -> Result<Settings, ConfigError> {
-        let env: BTreeMap<String, String> = env.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+    fn load(
+        dir: &Path,
+        overrides: &Overrides,
+        env: &[(&str, &str)],
+    ) -> Result<Settings, ConfigError> {
+        let env: BTreeMap<String, String> = env
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
         Settings::load_with_env(dir, overrides, &|k| env.get(k).cloned())
     }
 
     #[test]
     fn defaults_are_the_embedded_pair() {
         let dir = tempfile::tempdir().expect("tempdir");
-        let s = Settings::load_with_env(dir.path(), &Overrides::default(), &no_env).expect("defaults");
+        let s =
+            Settings::load_with_env(dir.path(), &Overrides::default(), &no_env).expect("defaults");
         assert_eq!(s.auth_url.redacted(), "sqlite://.data/auth.sqlite3");
         assert_eq!(s.app_url.redacted(), "sqlite://.data/app.sqlite3");
         assert_eq!(s.profile, "default");
@@ -260,48 +287,103 @@ mod tests {
         let s = load(dir.path(), &Overrides::default(), &[]).expect("file");
         assert_eq!(s.auth_url.redacted(), "sqlite://file-default.db");
 
-        let s = load(dir.path(), &Overrides::default(), &[(ENV_PROFILE, "production")]).expect("profile");
+        let s = load(
+            dir.path(),
+            &Overrides::default(),
+            &[(ENV_PROFILE, "production")],
+        )
+        .expect("profile");
         assert_eq!(s.auth_url.redacted(), "postgres://u@db.example.com/auth");
-        assert_eq!(s.app_url.redacted(), "sqlite://file-app.db", "[default] applies to every profile");
+        assert_eq!(
+            s.app_url.redacted(),
+            "sqlite://file-app.db",
+            "[default] applies to every profile"
+        );
         assert!(s.protected);
 
-        std::fs::write(dir.path().join(".env"), "AUTH_DATABASE_URL=sqlite://dotenv.db\nOTHER=1\n").expect("env");
+        std::fs::write(
+            dir.path().join(".env"),
+            "AUTH_DATABASE_URL=sqlite://dotenv.db\nOTHER=1\n",
+        )
+        .expect("env");
         let s = load(dir.path(), &Overrides::default(), &[]).expect("dotenv");
         assert_eq!(s.auth_url.redacted(), "sqlite://dotenv.db");
 
-        let s = load(dir.path(), &Overrides::default(), &[(ENV_AUTH_URL, "sqlite://env.db")]).expect("env");
+        let s = load(
+            dir.path(),
+            &Overrides::default(),
+            &[(ENV_AUTH_URL, "sqlite://env.db")],
+        )
+        .expect("env");
         assert_eq!(s.auth_url.redacted(), "sqlite://env.db");
 
-        let flags = Overrides { auth_url: Some("sqlite://flag.db".into()), ..Overrides::default() };
+        let flags = Overrides {
+            auth_url: Some("sqlite://flag.db".into()),
+            ..Overrides::default()
+        };
         let s = load(dir.path(), &flags, &[(ENV_AUTH_URL, "sqlite://env.db")]).expect("flag");
         assert_eq!(s.auth_url.redacted(), "sqlite://flag.db");
-        assert!(s.sources.iter().any(|(k, v)| k == "auth_url" && v == "--auth-url"), "{:?}", s.sources);
+        assert!(
+            s.sources
+                .iter()
+                .any(|(k, v)| k == "auth_url" && v == "--auth-url"),
+            "{:?}",
+            s.sources
+        );
     }
 
     #[test]
     fn unknown_keys_and_profiles_are_errors() {
         let dir = tempfile::tempdir().expect("tempdir");
-        std::fs::write(dir.path().join(CONFIG_FILE), "[default]\nauth_ur = \"x.db\"\n").expect("write");
+        std::fs::write(
+            dir.path().join(CONFIG_FILE),
+            "[default]\nauth_ur = \"x.db\"\n",
+        )
+        .expect("write");
         let err = load(dir.path(), &Overrides::default(), &[]).expect_err("typo must fail");
         assert!(err.to_string().contains("auth_ur"), "{err}");
 
-        std::fs::write(dir.path().join(CONFIG_FILE), "[default]\nprotected = true\n").expect("write");
-        let err = load(dir.path(), &Overrides { profile: Some("prod".into()), ..Overrides::default() }, &[])
-            .expect_err("unknown profile");
-        assert!(err.to_string().contains("prod") && err.to_string().contains("default"), "{err}");
+        std::fs::write(
+            dir.path().join(CONFIG_FILE),
+            "[default]\nprotected = true\n",
+        )
+        .expect("write");
+        let err = load(
+            dir.path(),
+            &Overrides {
+                profile: Some("prod".into()),
+                ..Overrides::default()
+            },
+            &[],
+        )
+        .expect_err("unknown profile");
+        assert!(
+            err.to_string().contains("prod") && err.to_string().contains("default"),
+            "{err}"
+        );
 
-        std::fs::write(dir.path().join(CONFIG_FILE), "[default]\nprotected = \"yes\"\n").expect("write");
+        std::fs::write(
+            dir.path().join(CONFIG_FILE),
+            "[default]\nprotected = \"yes\"\n",
+        )
+        .expect("write");
         let err = load(dir.path(), &Overrides::default(), &[]).expect_err("mistyped");
         assert!(err.to_string().contains("protected"), "{err}");
 
         std::fs::write(dir.path().join(CONFIG_FILE), "[default\n").expect("write");
-        assert!(load(dir.path(), &Overrides::default(), &[]).is_err(), "malformed toml");
+        assert!(
+            load(dir.path(), &Overrides::default(), &[]).is_err(),
+            "malformed toml"
+        );
     }
 
     #[test]
     fn explicit_config_file_must_exist() {
         let dir = tempfile::tempdir().expect("tempdir");
-        let overrides = Overrides { config_file: Some("nope.toml".into()), ..Overrides::default() };
+        let overrides = Overrides {
+            config_file: Some("nope.toml".into()),
+            ..Overrides::default()
+        };
         let err = load(dir.path(), &overrides, &[]).expect_err("missing file");
         assert!(err.to_string().contains("nope.toml"), "{err}");
     }
@@ -309,7 +391,15 @@ mod tests {
     #[test]
     fn bad_url_in_environment_is_a_config_error() {
         let dir = tempfile::tempdir().expect("tempdir");
-        let err = load(dir.path(), &Overrides::default(), &[(ENV_APP_URL, "redis://h/0")]).expect_err("bad scheme");
-        assert!(matches!(err, ConfigError::UnsupportedScheme { .. }), "{err}");
+        let err = load(
+            dir.path(),
+            &Overrides::default(),
+            &[(ENV_APP_URL, "redis://h/0")],
+        )
+        .expect_err("bad scheme");
+        assert!(
+            matches!(err, ConfigError::UnsupportedScheme { .. }),
+            "{err}"
+        );
     }
 }

@@ -46,10 +46,13 @@ impl Conn {
                 Ok(Conn::Postgres(conn))
             }
             Backend::Sqlite => {
-                let path = url.sqlite_path().unwrap_or_else(|| std::path::Path::new(""));
+                let path = url
+                    .sqlite_path()
+                    .unwrap_or_else(|| std::path::Path::new(""));
                 if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
-                    std::fs::create_dir_all(parent)
-                        .map_err(|e| connect_error(format!("cannot create {}: {e}", parent.display())))?;
+                    std::fs::create_dir_all(parent).map_err(|e| {
+                        connect_error(format!("cannot create {}: {e}", parent.display()))
+                    })?;
                 }
                 let mut conn = SqliteConnection::establish(&path.to_string_lossy())
                     .map_err(|e| connect_error(e.to_string()))?;
@@ -57,7 +60,9 @@ impl Conn {
                 // transaction, so they are set first, on every connection.
                 diesel::sql_query("PRAGMA foreign_keys = ON")
                     .execute(&mut conn)
-                    .and_then(|_| diesel::sql_query("PRAGMA busy_timeout = 10000").execute(&mut conn))
+                    .and_then(|_| {
+                        diesel::sql_query("PRAGMA busy_timeout = 10000").execute(&mut conn)
+                    })
                     .map_err(|e| connect_error(e.to_string()))?;
                 Ok(Conn::Sqlite(conn))
             }
@@ -144,14 +149,19 @@ mod tests {
             postgres_connect_string(&url),
             "postgres://u@localhost/db?connect_timeout=10&application_name=orchestrator"
         );
-        let url = DatabaseUrl::parse("postgres://u@localhost/db?connect_timeout=3&application_name=x").expect("url");
+        let url =
+            DatabaseUrl::parse("postgres://u@localhost/db?connect_timeout=3&application_name=x")
+                .expect("url");
         assert_eq!(postgres_connect_string(&url), url.expose_secret());
     }
 
     #[test]
     fn scrub_removes_plain_and_decoded_passwords() {
         let url = DatabaseUrl::parse("postgres://u:p%40ssword@localhost/db").expect("url");
-        let msg = scrub(&url, "failed for p@ssword and p%40ssword at postgres://u:p%40ssword@localhost/db");
+        let msg = scrub(
+            &url,
+            "failed for p@ssword and p%40ssword at postgres://u:p%40ssword@localhost/db",
+        );
         assert!(!msg.contains("ssword"), "{msg}");
     }
 
@@ -166,8 +176,12 @@ mod tests {
         let dir = tempfile::tempdir().expect("tempdir");
         let url = DatabaseUrl::parse(&dir.path().join("sub/x.db").to_string_lossy()).expect("url");
         let mut conn = Conn::establish("auth", &url).expect("open");
-        conn.batch_execute("CREATE TABLE p(id TEXT PRIMARY KEY); CREATE TABLE c(p TEXT REFERENCES p(id));")
-            .expect("schema");
-        assert!(conn.batch_execute("INSERT INTO c VALUES ('missing')").is_err());
+        conn.batch_execute(
+            "CREATE TABLE p(id TEXT PRIMARY KEY); CREATE TABLE c(p TEXT REFERENCES p(id));",
+        )
+        .expect("schema");
+        assert!(conn
+            .batch_execute("INSERT INTO c VALUES ('missing')")
+            .is_err());
     }
 }

@@ -10,7 +10,9 @@ use crate::url::SUPPORTED_SCHEMES;
 /// Bad configuration or usage: the CLI maps these to exit code 2.
 #[derive(Debug, Error)]
 pub enum ConfigError {
-    #[error("unsupported database URL scheme `{scheme}` in {url}; supported are {SUPPORTED_SCHEMES}")]
+    #[error(
+        "unsupported database URL scheme `{scheme}` in {url}; supported are {SUPPORTED_SCHEMES}"
+    )]
     UnsupportedScheme { scheme: String, url: String },
 
     #[error("invalid database URL `{url}`: {reason}")]
@@ -36,7 +38,11 @@ pub enum ConfigError {
 #[derive(Debug, Error)]
 pub enum DbError {
     #[error("cannot connect to the {store} database at {url}: {reason}")]
-    Connect { store: String, url: String, reason: String },
+    Connect {
+        store: String,
+        url: String,
+        reason: String,
+    },
 
     #[error("{store} database at {url}: {action} failed: {reason}")]
     Query {

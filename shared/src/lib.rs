@@ -16,4 +16,3 @@ pub use db::Conn;
 pub use error::{ConfigError, DbError};
 pub use store::{CrossReference, ForeignKey, Migrations, OnDelete, Store};
 pub use url::{Backend, DatabaseUrl};
-

@@ -43,12 +43,16 @@ pub fn shipped(store: &Store, backend: Backend) -> Result<Vec<(String, String)>,
     let source = store.migrations.for_backend(backend);
     let names = match backend {
         Backend::Postgres => names_of(MigrationSource::<diesel::pg::Pg>::migrations(source)?),
-        Backend::Sqlite => names_of(MigrationSource::<diesel::sqlite::Sqlite>::migrations(source)?),
+        Backend::Sqlite => names_of(MigrationSource::<diesel::sqlite::Sqlite>::migrations(
+            source,
+        )?),
     };
     Ok(names)
 }
 
-fn names_of<DB: diesel::backend::Backend>(migrations: Vec<Box<dyn Migration<DB>>>) -> Vec<(String, String)> {
+fn names_of<DB: diesel::backend::Backend>(
+    migrations: Vec<Box<dyn Migration<DB>>>,
+) -> Vec<(String, String)> {
     let mut names: Vec<(String, String)> = migrations
         .iter()
         .map(|m| (m.name().version().to_string(), m.name().to_string()))
@@ -99,16 +103,25 @@ where
     C: MigrationHarness<C::Backend> + diesel::Connection,
     EmbeddedMigrations: MigrationSource<C::Backend>,
 {
-    let failure = |migration: String, e: BoxError| MigrationFailure { migration, reason: e.to_string() };
-    let pending = conn.pending_migrations(Borrowed(source)).map_err(|e| failure("(reading the history)".into(), e))?;
+    let failure = |migration: String, e: BoxError| MigrationFailure {
+        migration,
+        reason: e.to_string(),
+    };
+    let pending = conn
+        .pending_migrations(Borrowed(source))
+        .map_err(|e| failure("(reading the history)".into(), e))?;
     let mut pending: Vec<_> = pending.into_iter().collect();
     pending.sort_by_key(|m| m.name().version().to_string());
     let mut done = Vec::with_capacity(pending.len());
     for migration in &pending {
         let name = migration.name().to_string();
         let started = Instant::now();
-        conn.run_migration(migration.as_ref()).map_err(|e| failure(name.clone(), e))?;
-        let applied = Applied { name, millis: started.elapsed().as_millis() };
+        conn.run_migration(migration.as_ref())
+            .map_err(|e| failure(name.clone(), e))?;
+        let applied = Applied {
+            name,
+            millis: started.elapsed().as_millis(),
+        };
         tracing::info!(migration = %applied.name, millis = applied.millis as u64, "applied");
         on_applied(&applied);
         done.push(applied);

@@ -129,10 +129,9 @@ pub fn dependency_order<'a>(stores: &[&'a Store]) -> Vec<&'a Store> {
     while !remaining.is_empty() {
         let before = remaining.len();
         remaining.retain(|store| {
-            let ready = store
-                .depends_on
-                .iter()
-                .all(|dep| ordered.iter().any(|s| s.name == *dep) || !stores.iter().any(|s| s.name == *dep));
+            let ready = store.depends_on.iter().all(|dep| {
+                ordered.iter().any(|s| s.name == *dep) || !stores.iter().any(|s| s.name == *dep)
+            });
             if ready {
                 ordered.push(store);
             }
@@ -156,7 +155,10 @@ mod tests {
         Store {
             name,
             depends_on,
-            migrations: Migrations { postgres: EMPTY, sqlite: EMPTY },
+            migrations: Migrations {
+                postgres: EMPTY,
+                sqlite: EMPTY,
+            },
             migrations_dir: "",
             tables: &[],
             foreign_keys: &[],
@@ -168,7 +170,10 @@ mod tests {
     fn dependents_come_after_their_dependencies() {
         let auth = store("auth", &[]);
         let app = store("app", &["auth"]);
-        let names: Vec<_> = dependency_order(&[&app, &auth]).iter().map(|s| s.name).collect();
+        let names: Vec<_> = dependency_order(&[&app, &auth])
+            .iter()
+            .map(|s| s.name)
+            .collect();
         assert_eq!(names, ["auth", "app"]);
         let alone: Vec<_> = dependency_order(&[&app]).iter().map(|s| s.name).collect();
         assert_eq!(alone, ["app"]);

@@ -70,7 +70,10 @@ impl DatabaseUrl {
             });
         }
         match scheme_of(input) {
-            Some(scheme) if scheme.eq_ignore_ascii_case("postgres") || scheme.eq_ignore_ascii_case("postgresql") => {
+            Some(scheme)
+                if scheme.eq_ignore_ascii_case("postgres")
+                    || scheme.eq_ignore_ascii_case("postgresql") =>
+            {
                 Self::parse_postgres(input)
             }
             Some(scheme) if scheme.eq_ignore_ascii_case("sqlite") => {
@@ -98,7 +101,9 @@ impl DatabaseUrl {
             raw: path.to_string_lossy().into_owned(),
             redacted: shown,
             backend: Backend::Sqlite,
-            target: Target::Sqlite { path: path.to_path_buf() },
+            target: Target::Sqlite {
+                path: path.to_path_buf(),
+            },
         })
     }
 
@@ -112,7 +117,8 @@ impl DatabaseUrl {
         if database.is_empty() || database.contains('/') {
             return Err(ConfigError::InvalidUrl {
                 url: redact_url(&parsed),
-                reason: "the URL must name one database, as in postgres://user@host:5432/dbname".into(),
+                reason: "the URL must name one database, as in postgres://user@host:5432/dbname"
+                    .into(),
             });
         }
         let host = parsed
@@ -170,11 +176,15 @@ impl DatabaseUrl {
             Target::Sqlite { .. } => true,
             Target::Postgres { host, .. } => match host.as_deref() {
                 None => true,
-                Some(h) if h.starts_with('/') || h.starts_with("%2F") || h.starts_with("%2f") => true,
+                Some(h) if h.starts_with('/') || h.starts_with("%2F") || h.starts_with("%2f") => {
+                    true
+                }
                 Some(h) => {
                     let h = h.trim_start_matches('[').trim_end_matches(']');
                     h.eq_ignore_ascii_case("localhost")
-                        || h.parse::<std::net::IpAddr>().map(|ip| ip.is_loopback()).unwrap_or(false)
+                        || h.parse::<std::net::IpAddr>()
+                            .map(|ip| ip.is_loopback())
+                            .unwrap_or(false)
                 }
             },
         }
@@ -215,8 +225,13 @@ impl Serialize for DatabaseUrl {
 fn scheme_of(input: &str) -> Option<&str> {
     let (scheme, _) = input.split_once(':')?;
     let valid = scheme.len() > 1
-        && scheme.chars().next().is_some_and(|c| c.is_ascii_alphabetic())
-        && scheme.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '+' | '-' | '.'));
+        && scheme
+            .chars()
+            .next()
+            .is_some_and(|c| c.is_ascii_alphabetic())
+        && scheme
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '+' | '-' | '.'));
     valid.then_some(scheme)
 }
 
@@ -229,7 +244,11 @@ fn redact_url(parsed: &url::Url) -> String {
     let pairs: Vec<(String, String)> = shown
         .query_pairs()
         .map(|(k, v)| {
-            let v = if k.eq_ignore_ascii_case("password") { "***".to_string() } else { v.into_owned() };
+            let v = if k.eq_ignore_ascii_case("password") {
+                "***".to_string()
+            } else {
+                v.into_owned()
+            };
             (k.into_owned(), v)
         })
         .collect();
@@ -249,7 +268,11 @@ pub fn redact_unparsed(input: &str) -> String {
         Some(at) => {
             let (userinfo, host) = rest.split_at(at);
             let user = userinfo.split(':').next().unwrap_or("");
-            let masked = if userinfo.contains(':') { format!("{user}:***") } else { user.to_string() };
+            let masked = if userinfo.contains(':') {
+                format!("{user}:***")
+            } else {
+                user.to_string()
+            };
             format!("{scheme}://{masked}{host}")
         }
         None => input.to_string(),
@@ -257,7 +280,10 @@ pub fn redact_unparsed(input: &str) -> String {
 }
 
 fn query_param(parsed: &url::Url, key: &str) -> Option<String> {
-    parsed.query_pairs().find(|(k, _)| k == key).map(|(_, v)| v.into_owned())
+    parsed
+        .query_pairs()
+        .find(|(k, _)| k == key)
+        .map(|(_, v)| v.into_owned())
 }
 
 fn percent_decode(s: &str) -> String {
@@ -273,7 +299,11 @@ mod tests {
 
     #[test]
     fn postgres_schemes_choose_postgres() {
-        for url in ["postgres://u@localhost/db", "postgresql://u@localhost:5433/db", "POSTGRES://h/db"] {
+        for url in [
+            "postgres://u@localhost/db",
+            "postgresql://u@localhost:5433/db",
+            "POSTGRES://h/db",
+        ] {
             let parsed = DatabaseUrl::parse(url).expect(url);
             assert_eq!(parsed.backend(), Backend::Postgres, "{url}");
         }
@@ -293,15 +323,24 @@ mod tests {
             assert_eq!(parsed.backend(), Backend::Sqlite, "{url}");
             assert_eq!(parsed.sqlite_path(), Some(Path::new(path)), "{url}");
         }
-        assert_eq!(DatabaseUrl::parse("sqlite://.data/auth.sqlite3").expect("url").database_name(), "auth");
+        assert_eq!(
+            DatabaseUrl::parse("sqlite://.data/auth.sqlite3")
+                .expect("url")
+                .database_name(),
+            "auth"
+        );
     }
 
     #[test]
     fn other_schemes_are_rejected_naming_what_is_supported() {
-        let err = DatabaseUrl::parse("mysql://root:hunter2@db/x").expect_err("mysql must be refused");
+        let err =
+            DatabaseUrl::parse("mysql://root:hunter2@db/x").expect_err("mysql must be refused");
         let msg = err.to_string();
         assert!(msg.contains("mysql"), "{msg}");
-        assert!(msg.contains("postgres://") && msg.contains("sqlite://"), "{msg}");
+        assert!(
+            msg.contains("postgres://") && msg.contains("sqlite://"),
+            "{msg}"
+        );
         assert!(!msg.contains("hunter2"), "{msg}");
     }
 
@@ -315,9 +354,14 @@ mod tests {
 
     #[test]
     fn password_never_shows_in_debug_display_or_json() {
-        let url = DatabaseUrl::parse("postgres://alice:s3cr%40t@db.example.com:5432/prod?password=other")
-            .expect("valid url");
-        for shown in [format!("{url}"), format!("{url:?}"), serde_json::to_string(&url).expect("json")] {
+        let url =
+            DatabaseUrl::parse("postgres://alice:s3cr%40t@db.example.com:5432/prod?password=other")
+                .expect("valid url");
+        for shown in [
+            format!("{url}"),
+            format!("{url:?}"),
+            serde_json::to_string(&url).expect("json"),
+        ] {
             assert!(!shown.contains("s3cr"), "{shown}");
             assert!(!shown.contains("other"), "{shown}");
             assert!(shown.contains("alice"), "{shown}");
@@ -328,7 +372,10 @@ mod tests {
 
     #[test]
     fn unparsable_urls_are_redacted_too() {
-        assert_eq!(redact_unparsed("postgres://bob:pw@[bad/x"), "postgres://bob:***@[bad/x");
+        assert_eq!(
+            redact_unparsed("postgres://bob:pw@[bad/x"),
+            "postgres://bob:***@[bad/x"
+        );
         assert_eq!(redact_unparsed("postgres://bob@h/x"), "postgres://bob@h/x");
         let err = DatabaseUrl::parse("postgres://bob:pw@[bad/x").expect_err("bad host");
         assert!(!err.to_string().contains(":pw@"), "{err}");
@@ -336,7 +383,13 @@ mod tests {
 
     #[test]
     fn locality_follows_the_host() {
-        let local = ["postgres://u@localhost/d", "postgres://u@127.0.0.1/d", "postgres://u@[::1]/d", "postgres:///d?host=/var/run/postgresql", "sqlite://x.db"];
+        let local = [
+            "postgres://u@localhost/d",
+            "postgres://u@127.0.0.1/d",
+            "postgres://u@[::1]/d",
+            "postgres:///d?host=/var/run/postgresql",
+            "sqlite://x.db",
+        ];
         for url in local {
             assert!(DatabaseUrl::parse(url).expect(url).is_local(), "{url}");
         }
@@ -350,6 +403,9 @@ mod tests {
         let url = DatabaseUrl::parse("postgres://u:p@localhost:5432/app").expect("url");
         let admin = url.with_database("postgres").expect("postgres url");
         assert_eq!(admin.database_name(), "postgres");
-        assert_eq!(admin.expose_secret(), "postgres://u:p@localhost:5432/postgres");
+        assert_eq!(
+            admin.expose_secret(),
+            "postgres://u:p@localhost:5432/postgres"
+        );
     }
 }

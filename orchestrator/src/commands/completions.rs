@@ -8,7 +8,9 @@ use crate::exit::CliResult;
 
 /// Print a shell completion script.
 #[derive(Debug, Args)]
-#[command(after_help = "Example:\n  orchestrator completions bash > /etc/bash_completion.d/orchestrator")]
+#[command(
+    after_help = "Example:\n  orchestrator completions bash > /etc/bash_completion.d/orchestrator"
+)]
 pub struct CompletionsArgs {
     /// The shell to generate completions for
     #[arg(value_enum)]

@@ -12,7 +12,9 @@ use crate::output;
 
 /// Apply pending migrations, auth before app.
 #[derive(Debug, Args)]
-#[command(after_help = "Examples:\n  orchestrator migrate\n  orchestrator migrate --store auth --auth-url postgres://postgres@127.0.0.1/auth")]
+#[command(
+    after_help = "Examples:\n  orchestrator migrate\n  orchestrator migrate --store auth --auth-url postgres://postgres@127.0.0.1/auth"
+)]
 pub struct MigrateArgs {
     #[command(flatten)]
     pub store: crate::cli::StoreArg,
@@ -34,7 +36,10 @@ struct StoreMigrated {
 }
 
 pub fn run(ctx: &Context, args: &MigrateArgs) -> CliResult {
-    let mut report = MigrateReport { ok: true, stores: Vec::new() };
+    let mut report = MigrateReport {
+        ok: true,
+        stores: Vec::new(),
+    };
     // Sequential on purpose: app may only move once auth is at its latest schema.
     for store in selected_stores(args.store.store) {
         let url = ctx.url(store)?;
@@ -46,7 +51,11 @@ pub fn run(ctx: &Context, args: &MigrateArgs) -> CliResult {
             reason: e.to_string(),
         })?;
         if !before.pending.is_empty() {
-            ctx.progress(format!("{}: applying {} migration(s)…", store.name, before.pending.len()));
+            ctx.progress(format!(
+                "{}: applying {} migration(s)…",
+                store.name,
+                before.pending.len()
+            ));
         }
         let applied = migrations::run_pending(&mut conn, store, |m| {
             ctx.progress(format!("  {} {} ({} ms)", store.name, m.name, m.millis));
@@ -70,9 +79,17 @@ pub fn run(ctx: &Context, args: &MigrateArgs) -> CliResult {
     } else {
         for s in &report.stores {
             if s.applied.is_empty() {
-                println!("{}: up to date ({} migrations applied before)", s.store, s.already_applied);
+                println!(
+                    "{}: up to date ({} migrations applied before)",
+                    s.store, s.already_applied
+                );
             } else {
-                println!("{}: applied {} migration(s) on {}", s.store, s.applied.len(), s.url);
+                println!(
+                    "{}: applied {} migration(s) on {}",
+                    s.store,
+                    s.applied.len(),
+                    s.url
+                );
                 for m in &s.applied {
                     println!("  {}  {} ms", m.name, m.millis);
                 }

@@ -15,7 +15,9 @@ use crate::output::{self, paint, Tone};
 
 /// Show reachability, applied and pending migrations, and row counts per table.
 #[derive(Debug, Args)]
-#[command(after_help = "Example:\n  orchestrator status\n  orchestrator --format json status | jq '.stores[].pending'")]
+#[command(
+    after_help = "Example:\n  orchestrator status\n  orchestrator --format json status | jq '.stores[].pending'"
+)]
 pub struct StatusArgs {
     #[command(flatten)]
     pub store: crate::cli::StoreArg,
@@ -57,7 +59,10 @@ pub fn run(ctx: &Context, args: &StatusArgs) -> CliResult {
             .iter()
             .map(|store| scope.spawn(move || store_status(ctx, store)))
             .collect();
-        handles.into_iter().map(|h| h.join()).collect::<Result<Vec<_>, _>>()
+        handles
+            .into_iter()
+            .map(|h| h.join())
+            .collect::<Result<Vec<_>, _>>()
     })
     .map_err(|_| CliError::new(Exit::Database, anyhow::anyhow!("a status worker panicked")))?
     .into_iter()
@@ -82,7 +87,10 @@ pub fn run(ctx: &Context, args: &StatusArgs) -> CliResult {
             .filter(|s| !s.reachable)
             .map(|s| s.error.clone().unwrap_or_else(|| s.store.to_string()))
             .collect();
-        Err(CliError::new(Exit::Database, anyhow::anyhow!("{}", failed.join("; "))))
+        Err(CliError::new(
+            Exit::Database,
+            anyhow::anyhow!("{}", failed.join("; ")),
+        ))
     }
 }
 
@@ -104,8 +112,12 @@ fn store_status(ctx: &Context, store: &'static Store) -> CliResult<StoreStatus> 
             // Opening the file would create it; report what migrate would do instead.
             status.reachable = true;
             status.exists = false;
-            let shipped = migrations::shipped(store, url.backend())
-                .map_err(|e| CliError::new(Exit::Usage, anyhow::anyhow!("{} migrations: {e}", store.name)))?;
+            let shipped = migrations::shipped(store, url.backend()).map_err(|e| {
+                CliError::new(
+                    Exit::Usage,
+                    anyhow::anyhow!("{} migrations: {e}", store.name),
+                )
+            })?;
             status.migrations.pending = shipped.into_iter().map(|(_, name)| name).collect();
             return Ok(status);
         }
@@ -124,10 +136,15 @@ fn store_status(ctx: &Context, store: &'static Store) -> CliResult<StoreStatus> 
         action: action.to_string(),
         reason: e.to_string(),
     };
-    status.migrations = migrations::state(&mut conn, store).map_err(|e| query_error("reading migrations", &e))?;
+    status.migrations =
+        migrations::state(&mut conn, store).map_err(|e| query_error("reading migrations", &e))?;
     let tables = catalog::tables(&mut conn).map_err(|e| query_error("listing tables", &e))?;
-    let counts = catalog::row_counts(&mut conn, &tables).map_err(|e| query_error("counting rows", &e))?;
-    status.tables = counts.into_iter().map(|(table, rows)| TableRows { table, rows }).collect();
+    let counts =
+        catalog::row_counts(&mut conn, &tables).map_err(|e| query_error("counting rows", &e))?;
+    status.tables = counts
+        .into_iter()
+        .map(|(table, rows)| TableRows { table, rows })
+        .collect();
     Ok(status)
 }
 
@@ -161,7 +178,11 @@ fn print_text(report: &StatusReport) {
             println!("    unknown  {version} (applied here, not shipped by this build)");
         }
         if !s.tables.is_empty() {
-            let rows: Vec<Vec<String>> = s.tables.iter().map(|t| vec![t.table.clone(), t.rows.to_string()]).collect();
+            let rows: Vec<Vec<String>> = s
+                .tables
+                .iter()
+                .map(|t| vec![t.table.clone(), t.rows.to_string()])
+                .collect();
             println!("{}", output::table(&["table", "rows"], &rows));
         }
     }

@@ -1,0 +1,56 @@
+//! Helpers for end-to-end tests: run the real `orchestrator` binary against a test's own
+//! databases (see `shared::testing` for how those are made and dropped).
+
+use std::path::Path;
+
+use assert_cmd::Command;
+pub use shared::testing::*;
+
+/// Environment variables that would leak the developer's own configuration into a test.
+const ISOLATE: [&str; 5] = [
+    "AUTH_DATABASE_URL",
+    "APP_DATABASE_URL",
+    "ORCH_PROFILE",
+    "RUST_LOG",
+    "NO_COLOR",
+];
+
+/// The binary, in `dir`, with none of the caller's configuration.
+pub fn orchestrator_in(dir: &Path) -> Command {
+    let mut cmd = match Command::cargo_bin("orchestrator-e2e") {
+        Ok(cmd) => cmd,
+        Err(e) => panic!("the orchestrator binary was not built: {e}"),
+    };
+    cmd.current_dir(dir);
+    for var in ISOLATE {
+        cmd.env_remove(var);
+    }
+    cmd
+}
+
+/// The binary pointed at a test pair's databases.
+pub fn orchestrator(pair: &TestPair) -> Command {
+    let mut cmd = orchestrator_in(pair.path());
+    cmd.arg("--auth-url").arg(pair.auth.url_string());
+    cmd.arg("--app-url").arg(pair.app.url_string());
+    cmd
+}
+
+/// Runs the binary with `args` and parses its stdout as one JSON document.
+pub fn json_of(mut cmd: Command, args: &[&str]) -> (i32, serde_json::Value) {
+    let output = cmd
+        .arg("--format")
+        .arg("json")
+        .args(args)
+        .output()
+        .unwrap_or_else(|e| panic!("run: {e}"));
+    let code = output.status.code().unwrap_or(-1);
+    let value = serde_json::from_slice(&output.stdout).unwrap_or_else(|e| {
+        panic!(
+            "stdout is not JSON ({e}); exit {code}\nstdout: {}\nstderr: {}",
+            String::from_utf8_lossy(&output.stdout),
+            String::from_utf8_lossy(&output.stderr)
+        )
+    });
+    (code, value)
+}

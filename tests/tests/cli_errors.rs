@@ -1,0 +1,196 @@
+//! Bad input through the real binary: one line naming the problem, the contract's exit
+//! code, no panic, no password.
+
+use orch_tests::orchestrator_in;
+
+const SECRET: &str = "hunter2secret";
+
+fn assert_one_line_error(output: &std::process::Output, code: i32, must_name: &str) {
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert_eq!(output.status.code(), Some(code), "stderr: {stderr}");
+    assert!(stderr.starts_with("error: "), "{stderr}");
+    assert_eq!(stderr.trim_end().lines().count(), 1, "one line: {stderr}");
+    assert!(
+        stderr.contains(must_name),
+        "must name `{must_name}`: {stderr}"
+    );
+    for text in [&stderr, &stdout] {
+        assert!(
+            !text.contains("panicked") && !text.contains("RUST_BACKTRACE"),
+            "{text}"
+        );
+        assert!(!text.contains(SECRET), "password leaked: {text}");
+    }
+}
+
+#[test]
+fn bad_urls_exit_2_naming_the_problem() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let cases = [
+        (format!("mysql://root:{SECRET}@db/x"), "mysql"),
+        (format!("redis://u:{SECRET}@h:6379/0"), "postgres://"),
+        (format!("postgres://u:{SECRET}@localhost"), "one database"),
+        ("sqlite://".to_string(), "sqlite://"),
+        (
+            format!("postgres://u:{SECRET}@[::1/x"),
+            "invalid database URL",
+        ),
+        ("   ".to_string(), "empty"),
+    ];
+    for (url, named) in cases {
+        for flag in ["--auth-url", "--app-url"] {
+            let output = orchestrator_in(dir.path())
+                .args([flag, &url, "status"])
+                .output()
+                .expect("run");
+            assert_one_line_error(&output, 2, named);
+        }
+    }
+    assert!(
+        !dir.path().join(".data").exists(),
+        "nothing may be created on a usage error"
+    );
+}
+
+#[test]
+fn unreachable_server_exits_4_without_the_password() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let url = format!("postgres://someone:{SECRET}@127.0.0.1:1/nowhere");
+    let output = orchestrator_in(dir.path())
+        .args(["--auth-url", &url, "migrate", "--store", "auth"])
+        .output()
+        .expect("run");
+    assert_one_line_error(&output, 4, "127.0.0.1:1");
+    let output = orchestrator_in(dir.path())
+        .args([
+            "-vvv",
+            "--auth-url",
+            &url,
+            "--format",
+            "json",
+            "status",
+            "--store",
+            "auth",
+        ])
+        .output()
+        .expect("run");
+    assert_eq!(output.status.code(), Some(4));
+    let all = format!(
+        "{}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert!(!all.contains(SECRET), "password leaked at -vvv: {all}");
+    let json: serde_json::Value =
+        serde_json::from_slice(&output.stdout).expect("status JSON even when unreachable");
+    assert_eq!(json["stores"][0]["reachable"], false);
+}
+
+#[test]
+fn configuration_errors_exit_2() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let output = orchestrator_in(dir.path())
+        .args(["--profile", "production", "status"])
+        .output()
+        .expect("run");
+    assert_one_line_error(&output, 2, "production");
+
+    std::fs::write(
+        dir.path().join("orchestrator.toml"),
+        "[default]\nauth_ulr = \"x.db\"\n",
+    )
+    .expect("write");
+    let output = orchestrator_in(dir.path())
+        .arg("status")
+        .output()
+        .expect("run");
+    assert_one_line_error(&output, 2, "auth_ulr");
+
+    std::fs::write(
+        dir.path().join("orchestrator.toml"),
+        "[default]\nprotected = 3\n",
+    )
+    .expect("write");
+    let output = orchestrator_in(dir.path())
+        .arg("status")
+        .output()
+        .expect("run");
+    assert_one_line_error(&output, 2, "protected");
+
+    let output = orchestrator_in(dir.path())
+        .args(["--config", "missing.toml", "status"])
+        .output()
+        .expect("run");
+    assert_one_line_error(&output, 2, "missing.toml");
+
+    let output = orchestrator_in(dir.path())
+        .args(["migrate", "--store", "billing"])
+        .output()
+        .expect("run");
+    assert_eq!(output.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&output.stderr).contains("billing"));
+}
+
+#[test]
+fn configuration_file_profiles_and_environment_choose_the_databases() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    std::fs::write(
+        dir.path().join("orchestrator.toml"),
+        "[default]\nauth_url = \"sqlite://a-default.db\"\napp_url = \"sqlite://b-default.db\"\n\
+         [staging]\nauth_url = \"sqlite://a-staging.db\"\n",
+    )
+    .expect("write");
+    let (_, json) = orch_tests::json_of(
+        orchestrator_in(dir.path()),
+        &["--profile", "staging", "status"],
+    );
+    assert_eq!(json["profile"], "staging");
+    assert_eq!(json["stores"][0]["url"], "sqlite://a-staging.db");
+    assert_eq!(json["stores"][1]["url"], "sqlite://b-default.db");
+
+    let mut cmd = orchestrator_in(dir.path());
+    cmd.env("ORCH_PROFILE", "staging")
+        .env("APP_DATABASE_URL", "sqlite://from-env.db");
+    let (_, json) = orch_tests::json_of(cmd, &["status"]);
+    assert_eq!(json["stores"][0]["url"], "sqlite://a-staging.db");
+    assert_eq!(json["stores"][1]["url"], "sqlite://from-env.db");
+}
+
+#[test]
+fn help_teaches_every_command() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let output = orchestrator_in(dir.path())
+        .arg("--help")
+        .output()
+        .expect("run");
+    assert_eq!(output.status.code(), Some(0));
+    let help = String::from_utf8_lossy(&output.stdout);
+    for needle in [
+        "status",
+        "migrate",
+        "--auth-url",
+        "AUTH_DATABASE_URL",
+        "Exit codes",
+        "Examples",
+    ] {
+        assert!(help.contains(needle), "--help lacks {needle}: {help}");
+    }
+    for command in ["status", "migrate", "completions"] {
+        let output = orchestrator_in(dir.path())
+            .args([command, "--help"])
+            .output()
+            .expect("run");
+        let help = String::from_utf8_lossy(&output.stdout);
+        assert_eq!(output.status.code(), Some(0), "{command}");
+        assert!(
+            help.contains("Example"),
+            "{command} --help has no example: {help}"
+        );
+    }
+    let output = orchestrator_in(dir.path())
+        .args(["completions", "bash"])
+        .output()
+        .expect("run");
+    assert!(String::from_utf8_lossy(&output.stdout).contains("orchestrator"));
+}
