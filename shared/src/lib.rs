@@ -3,6 +3,7 @@
 
 pub mod catalog;
 pub mod config;
+pub mod contract;
 pub mod db;
 pub mod error;
 pub mod migrations;
