@@ -100,5 +100,8 @@ pub struct StoreArg {
 pub enum Command {
     Status(commands::status::StatusArgs),
     Migrate(commands::migrate::MigrateArgs),
+    Reset(commands::reset::ResetArgs),
+    Backup(commands::backup::BackupArgs),
+    Restore(commands::restore::RestoreArgs),
     Completions(commands::completions::CompletionsArgs),
 }

@@ -1,12 +1,18 @@
 //! The orchestrator: one module per command, composed from the stores' descriptions. It
 //! holds no SQL of its own; the stores and `shared` do.
 
+pub mod backup;
 pub mod cli;
 pub mod commands;
 pub mod context;
 pub mod exit;
+pub mod fault;
+pub mod guard;
+pub mod lock;
 mod logging;
 pub mod output;
+pub mod pgtools;
+pub mod rebuild;
 
 use std::ffi::OsString;
 
@@ -50,6 +56,9 @@ pub fn run(cli: &Cli) -> CliResult {
     match &cli.command {
         Command::Status(args) => commands::status::run(&ctx, args),
         Command::Migrate(args) => commands::migrate::run(&ctx, args),
+        Command::Reset(args) => commands::reset::run(&ctx, args),
+        Command::Backup(args) => commands::backup::run(&ctx, args),
+        Command::Restore(args) => commands::restore::run(&ctx, args),
         Command::Completions(_) => Ok(()),
     }
 }

@@ -1,6 +1,7 @@
 //! What both stores and the orchestrator need: the backend chosen from a URL, the `Store`
 //! description, configuration, connections, catalog introspection and redaction.
 
+pub mod admin;
 pub mod catalog;
 pub mod config;
 pub mod contract;

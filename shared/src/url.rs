@@ -144,6 +144,34 @@ impl DatabaseUrl {
         &self.raw
     }
 
+    /// The password, decoded, for handing to a child process through its environment
+    /// (`PGPASSWORD`), never on its command line where `ps` would show it.
+    pub fn password(&self) -> Option<String> {
+        let parsed = url::Url::parse(&self.raw).ok()?;
+        let pw = parsed.password()?;
+        Some(percent_decode(pw))
+    }
+
+    /// The URL without its password, for a child process's command line.
+    pub fn without_password(&self) -> String {
+        match url::Url::parse(&self.raw) {
+            Ok(mut parsed) if self.backend == Backend::Postgres => {
+                let _ = parsed.set_password(None);
+                let pairs: Vec<(String, String)> = parsed
+                    .query_pairs()
+                    .filter(|(k, _)| !k.eq_ignore_ascii_case("password"))
+                    .map(|(k, v)| (k.into_owned(), v.into_owned()))
+                    .collect();
+                parsed.set_query(None);
+                if !pairs.is_empty() {
+                    parsed.query_pairs_mut().extend_pairs(pairs);
+                }
+                parsed.to_string()
+            }
+            _ => self.raw.clone(),
+        }
+    }
+
     /// The URL with any password replaced by `***`.
     pub fn redacted(&self) -> &str {
         &self.redacted
@@ -396,6 +424,18 @@ mod tests {
         for url in ["postgres://u@db.example.com/d", "postgres://u@10.0.0.5/d"] {
             assert!(!DatabaseUrl::parse(url).expect(url).is_local(), "{url}");
         }
+    }
+
+    #[test]
+    fn password_is_split_off_for_child_processes() {
+        let url =
+            DatabaseUrl::parse("postgres://u:p%40ss@localhost:5432/app?sslmode=disable&password=x")
+                .expect("url");
+        assert_eq!(url.password().as_deref(), Some("p@ss"));
+        assert_eq!(
+            url.without_password(),
+            "postgres://u@localhost:5432/app?sslmode=disable"
+        );
     }
 
     #[test]

@@ -1,5 +1,8 @@
 //! One module per command: its clap arguments (the `--help` text) and its `run`.
 
+pub mod backup;
 pub mod completions;
 pub mod migrate;
+pub mod reset;
+pub mod restore;
 pub mod status;

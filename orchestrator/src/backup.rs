@@ -1,0 +1,235 @@
+//! Backups: `pg_dump` custom format (PostgreSQL) or `VACUUM INTO` (SQLite), one file per
+//! store, plus `manifest.json` naming the store, its backend, redacted URL, database,
+//! applied migrations, rows per table and the file's sha256. A dump is read back
+//! (`pg_restore --list`, SQLite `quick_check`) before anything relies on it.
+
+use std::collections::BTreeMap;
+use std::io::Read;
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+use shared::store::Store;
+use shared::{admin, catalog, Backend, Conn, DatabaseUrl};
+
+use crate::pgtools::{self, PgTools};
+
+pub const MANIFEST: &str = "manifest.json";
+pub const FORMAT: u32 = 1;
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Manifest {
+    pub format: u32,
+    pub created_at: String,
+    pub tool_version: String,
+    pub stores: Vec<StoreBackup>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StoreBackup {
+    pub store: String,
+    pub backend: String,
+    pub url: String,
+    pub database: String,
+    pub file: String,
+    pub sha256: String,
+    pub bytes: u64,
+    pub applied_migrations: Vec<String>,
+    pub row_counts: BTreeMap<String, i64>,
+}
+
+impl StoreBackup {
+    pub fn total_rows(&self) -> i64 {
+        self.row_counts.values().sum()
+    }
+}
+
+/// A fresh folder `<backup_dir>/<UTC time>/` for one backup set.
+pub fn new_backup_dir(base: &Path) -> std::io::Result<PathBuf> {
+    let stamp = chrono::Utc::now().format("%Y%m%dT%H%M%S%.3fZ").to_string();
+    let mut dir = base.join(&stamp);
+    let mut n = 1;
+    while dir.exists() {
+        dir = base.join(format!("{stamp}-{n}"));
+        n += 1;
+    }
+    std::fs::create_dir_all(&dir)?;
+    Ok(dir)
+}
+
+/// Backs up one store into `dir`, returning its manifest entry.
+pub fn backup_store(
+    store: &Store,
+    url: &DatabaseUrl,
+    conn: &mut Conn,
+    dir: &Path,
+) -> Result<StoreBackup, String> {
+    let (file, applied, counts) = match url.backend() {
+        Backend::Postgres => backup_postgres(store, url, conn, dir)?,
+        Backend::Sqlite => backup_sqlite(store, conn, dir)?,
+    };
+    let path = dir.join(&file);
+    let (sha256, bytes) =
+        sha256_of(&path).map_err(|e| format!("cannot read back {}: {e}", path.display()))?;
+    Ok(StoreBackup {
+        store: store.name.to_string(),
+        backend: url.backend().as_str().to_string(),
+        url: url.redacted().to_string(),
+        database: url.database_name(),
+        file,
+        sha256,
+        bytes,
+        applied_migrations: applied,
+        row_counts: counts,
+    })
+}
+
+type Contents = (String, Vec<String>, BTreeMap<String, i64>);
+
+fn read_contents(conn: &mut Conn) -> diesel::QueryResult<(Vec<String>, BTreeMap<String, i64>)> {
+    let tables = catalog::tables(conn)?;
+    let counts = catalog::row_counts(conn, &tables)?.into_iter().collect();
+    Ok((catalog::applied_versions(conn)?, counts))
+}
+
+fn backup_postgres(
+    store: &Store,
+    url: &DatabaseUrl,
+    conn: &mut Conn,
+    dir: &Path,
+) -> Result<Contents, String> {
+    let major = admin::server_major(conn).map_err(|e| e.to_string())?;
+    let tools = PgTools::find(major)?;
+    let file = format!("{}.dump", store.name);
+    let path = dir.join(&file);
+    // The counts in the manifest and the dump come from one exported snapshot, so they
+    // agree even if the application writes meanwhile.
+    conn.batch_execute("BEGIN ISOLATION LEVEL REPEATABLE READ, READ ONLY")
+        .map_err(|e| e.to_string())?;
+    let result = (|| -> Result<_, String> {
+        let snapshot = admin::export_snapshot(conn).map_err(|e| e.to_string())?;
+        let (applied, counts) = read_contents(conn).map_err(|e| e.to_string())?;
+        let mut dump = tools.connected("pg_dump", url);
+        dump.args([
+            "--format=custom",
+            "--no-owner",
+            "--snapshot",
+            &snapshot,
+            "--file",
+        ])
+        .arg(&path);
+        pgtools::run(dump, "pg_dump", url)?;
+        Ok((applied, counts))
+    })();
+    let _ = conn.batch_execute("COMMIT");
+    let (applied, counts) = result?;
+    let mut list = tools.command("pg_restore");
+    list.arg("--list").arg(&path);
+    pgtools::run(list, "pg_restore --list (reading the dump back)", url)?;
+    Ok((file, applied, counts))
+}
+
+fn backup_sqlite(store: &Store, conn: &mut Conn, dir: &Path) -> Result<Contents, String> {
+    let file = format!("{}.sqlite3", store.name);
+    let path = dir.join(&file);
+    let (applied, counts) = read_contents(conn).map_err(|e| e.to_string())?;
+    admin::vacuum_into(conn, &path).map_err(|e| format!("VACUUM INTO {}: {e}", path.display()))?;
+    let copy = DatabaseUrl::parse(&path.to_string_lossy()).map_err(|e| e.to_string())?;
+    let mut check = Conn::establish(store.name, &copy).map_err(|e| e.to_string())?;
+    admin::sqlite_quick_check(&mut check)
+        .map_err(|e| format!("the copy {} is damaged: {e}", path.display()))?;
+    Ok((file, applied, counts))
+}
+
+pub fn sha256_of(path: &Path) -> std::io::Result<(String, u64)> {
+    let mut file = std::fs::File::open(path)?;
+    let mut hasher = Sha256::new();
+    let mut buf = vec![0u8; 1 << 16];
+    let mut bytes = 0u64;
+    loop {
+        let n = file.read(&mut buf)?;
+        if n == 0 {
+            break;
+        }
+        bytes += n as u64;
+        hasher.update(&buf[..n]);
+    }
+    let hex: String = hasher
+        .finalize()
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect();
+    Ok((hex, bytes))
+}
+
+/// Writes the manifest atomically (temp file, fsync, rename).
+pub fn write_manifest(dir: &Path, manifest: &Manifest) -> std::io::Result<()> {
+    let tmp = dir.join(".manifest.json.tmp");
+    let json = serde_json::to_vec_pretty(manifest).map_err(std::io::Error::from)?;
+    {
+        use std::io::Write;
+        let mut f = std::fs::File::create(&tmp)?;
+        f.write_all(&json)?;
+        f.sync_all()?;
+    }
+    std::fs::rename(&tmp, dir.join(MANIFEST))
+}
+
+pub fn new_manifest(stores: Vec<StoreBackup>) -> Manifest {
+    Manifest {
+        format: FORMAT,
+        created_at: chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+        tool_version: env!("CARGO_PKG_VERSION").to_string(),
+        stores,
+    }
+}
+
+/// Reads and checks a backup folder before anything is touched: the manifest parses, it
+/// covers the wanted stores, and every file has the recorded sha256.
+pub fn load_checked(dir: &Path, wanted: &[&str]) -> Result<Manifest, String> {
+    let path = dir.join(MANIFEST);
+    let text = std::fs::read_to_string(&path)
+        .map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+    let manifest: Manifest = serde_json::from_str(&text)
+        .map_err(|e| format!("{} is not a valid manifest: {e}", path.display()))?;
+    if manifest.format != FORMAT {
+        return Err(format!(
+            "{} has format {}, this build reads {FORMAT}",
+            path.display(),
+            manifest.format
+        ));
+    }
+    for name in wanted {
+        let entry = manifest
+            .stores
+            .iter()
+            .find(|s| s.store == *name)
+            .ok_or_else(|| {
+                let has: Vec<&str> = manifest.stores.iter().map(|s| s.store.as_str()).collect();
+                format!(
+                    "{} holds no backup of the {name} store (it holds: {})",
+                    dir.display(),
+                    has.join(", ")
+                )
+            })?;
+        if entry.file.contains('/') || entry.file.contains("..") {
+            return Err(format!(
+                "{}: file name {:?} is not a plain name",
+                path.display(),
+                entry.file
+            ));
+        }
+        let file = dir.join(&entry.file);
+        let (sha, _) =
+            sha256_of(&file).map_err(|e| format!("cannot read {}: {e}", file.display()))?;
+        if sha != entry.sha256 {
+            return Err(format!(
+                "{} is damaged: its sha256 does not match the manifest",
+                file.display()
+            ));
+        }
+    }
+    Ok(manifest)
+}

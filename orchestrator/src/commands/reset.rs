@@ -1,0 +1,298 @@
+//! `orchestrator reset`: drop and rebuild the stores from their migrations, all or
+//! nothing, guarded, locked and backed up. See `rebuild` for the commit protocol.
+
+use std::path::PathBuf;
+use std::time::Instant;
+
+use clap::Args;
+use serde::Serialize;
+use shared::migrations;
+
+use crate::backup::{self, StoreBackup};
+use crate::context::{all_stores, selected_stores, Context};
+use crate::exit::{CliError, CliResult, Exit};
+use crate::guard::{self, Contents};
+use crate::rebuild::{self, Rebuild, Source, StoreOutcome};
+use crate::{lock, output};
+
+/// Drop both stores and rebuild them from their migrations, all or nothing.
+///
+/// Takes each database's lock, refuses stores that hold rows (without --force) or are
+/// protected (without --confirm), backs up what will be wiped, then rebuilds app's and
+/// auth's schemas where nothing is visible until both are migrated and verified.
+#[derive(Debug, Args)]
+#[command(
+    after_help = "Examples:\n  orchestrator reset --dry-run\n  orchestrator reset --force\n  \
+orchestrator --profile production reset --force --confirm auth --confirm app"
+)]
+pub struct ResetArgs {
+    #[command(flatten)]
+    pub store: crate::cli::StoreArg,
+
+    /// Wipe stores that hold rows (they are backed up first unless --no-backup)
+    #[arg(long)]
+    pub force: bool,
+
+    /// Database name of a protected store, once per store, to confirm wiping it
+    #[arg(long, value_name = "NAME")]
+    pub confirm: Vec<String>,
+
+    /// Do not back up rows before wiping them
+    #[arg(long)]
+    pub no_backup: bool,
+
+    /// Where to write the backup (default: backup_dir of the profile, .data/backups)
+    #[arg(long, value_name = "DIR")]
+    pub backup_dir: Option<PathBuf>,
+
+    /// Print the plan (stores, guard result, backup target, migrations) and change nothing
+    #[arg(long)]
+    pub dry_run: bool,
+}
+
+#[derive(Debug, Serialize)]
+struct Report {
+    ok: bool,
+    dry_run: bool,
+    stores: Vec<StoreReport>,
+    backup: Option<PathBuf>,
+    recovered: Vec<String>,
+    timings_ms: Timings,
+}
+
+#[derive(Debug, Serialize)]
+struct StoreReport {
+    store: &'static str,
+    url: String,
+    rows_before: i64,
+    /// For --dry-run: what would be applied.
+    migrations: Vec<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    outcome: Option<StoreOutcome>,
+}
+
+#[derive(Debug, Default, Serialize)]
+struct Timings {
+    lock: u128,
+    guard: u128,
+    backup: u128,
+    rebuild: u128,
+    total: u128,
+}
+
+pub fn run(ctx: &Context, args: &ResetArgs) -> CliResult {
+    let started = Instant::now();
+    let mut timings = Timings::default();
+    let stores = selected_stores(args.store.store);
+
+    // Both databases are locked, whatever --store says: a crashed run may have left
+    // work in either, and it is settled first.
+    let t = Instant::now();
+    let _locks = lock::acquire_all(ctx, &shared::store::dependency_order(&all_stores()))?;
+    let recovered = rebuild::settle(ctx)?;
+    timings.lock = t.elapsed().as_millis();
+
+    let t = Instant::now();
+    let mut contents: Vec<Contents> = Vec::new();
+    let mut pending: Vec<Vec<String>> = Vec::new();
+    for store in &stores {
+        let url = ctx.url(store)?;
+        if url.sqlite_path().is_some_and(|p| !p.exists()) {
+            contents.push(Contents {
+                store: store.name,
+                database: url.database_name(),
+                protected: ctx.settings.protected,
+                rows: Vec::new(),
+            });
+            pending.push(shipped_names(store, url.backend())?);
+            continue;
+        }
+        let mut conn = ctx.connect(store)?;
+        contents.push(guard::inspect(ctx, store, url, &mut conn)?);
+        pending.push(shipped_names(store, url.backend())?);
+    }
+    let guard_result = guard::check(&contents, args.force, &args.confirm, "reset");
+    timings.guard = t.elapsed().as_millis();
+
+    let holds_rows = contents.iter().any(|c| c.total() > 0);
+    let backup_base = args
+        .backup_dir
+        .clone()
+        .unwrap_or_else(|| ctx.settings.backup_dir.clone());
+    let will_back_up = holds_rows && !args.no_backup;
+
+    if args.dry_run {
+        let report = Report {
+            ok: guard_result.is_ok(),
+            dry_run: true,
+            stores: stores
+                .iter()
+                .zip(&contents)
+                .zip(pending)
+                .map(|((store, c), migrations)| StoreReport {
+                    store: store.name,
+                    url: ctx
+                        .url(store)
+                        .map(|u| u.redacted().to_string())
+                        .unwrap_or_default(),
+                    rows_before: c.total(),
+                    migrations,
+                    outcome: None,
+                })
+                .collect(),
+            backup: will_back_up.then(|| backup_base.join("<UTC time>")),
+            recovered,
+            timings_ms: timings,
+        };
+        print(ctx, &report, guard_result.as_ref().err());
+        return guard_result;
+    }
+    guard_result?;
+
+    let t = Instant::now();
+    let backup_dir = if will_back_up {
+        Some(write_backup(ctx, &stores, &backup_base)?)
+    } else {
+        None
+    };
+    timings.backup = t.elapsed().as_millis();
+
+    let t = Instant::now();
+    let engine = Rebuild {
+        ctx,
+        run: rebuild::new_run_id(),
+        stores: stores.clone(),
+        fallback: backup_dir.as_deref(),
+    };
+    let sources = vec![Source::Migrations; stores.len()];
+    let outcomes = engine.execute(&sources)?;
+    timings.rebuild = t.elapsed().as_millis();
+    timings.total = started.elapsed().as_millis();
+
+    let report = Report {
+        ok: true,
+        dry_run: false,
+        stores: outcomes
+            .into_iter()
+            .zip(&contents)
+            .map(|(o, c)| StoreReport {
+                store: o.store,
+                url: o.url.clone(),
+                rows_before: c.total(),
+                migrations: o.applied.iter().map(|a| a.name.clone()).collect(),
+                outcome: Some(o),
+            })
+            .collect(),
+        backup: backup_dir,
+        recovered,
+        timings_ms: timings,
+    };
+    print(ctx, &report, None);
+    Ok(())
+}
+
+fn shipped_names(store: &shared::Store, backend: shared::Backend) -> CliResult<Vec<String>> {
+    migrations::shipped(store, backend)
+        .map(|v| v.into_iter().map(|(_, n)| n).collect())
+        .map_err(|e| {
+            CliError::new(
+                Exit::Usage,
+                anyhow::anyhow!("{} migrations: {e}", store.name),
+            )
+        })
+}
+
+/// Backs up `stores` into a new folder under `base`; returns the folder.
+pub fn write_backup(
+    ctx: &Context,
+    stores: &[&'static shared::Store],
+    base: &std::path::Path,
+) -> CliResult<PathBuf> {
+    let dir = backup::new_backup_dir(base).map_err(|e| {
+        CliError::new(
+            Exit::Database,
+            anyhow::anyhow!(
+                "cannot create a backup folder under {}: {e}",
+                base.display()
+            ),
+        )
+    })?;
+    let mut entries: Vec<StoreBackup> = Vec::new();
+    for store in stores {
+        let url = ctx.url(store)?;
+        ctx.progress(format!("{}: backing up to {}…", store.name, dir.display()));
+        let mut conn = ctx.connect(store)?;
+        let entry = backup::backup_store(store, url, &mut conn, &dir).map_err(|e| {
+            CliError::new(
+                Exit::Database,
+                anyhow::anyhow!(
+                    "{} database at {url}: backup failed: {e}; nothing was changed",
+                    store.name
+                ),
+            )
+        })?;
+        entries.push(entry);
+    }
+    backup::write_manifest(&dir, &backup::new_manifest(entries)).map_err(|e| {
+        CliError::new(
+            Exit::Database,
+            anyhow::anyhow!("cannot write {}: {e}", dir.join(backup::MANIFEST).display()),
+        )
+    })?;
+    Ok(dir)
+}
+
+fn print(ctx: &Context, report: &Report, refused: Option<&CliError>) {
+    if ctx.json() {
+        let _ = output::print_json(report);
+        return;
+    }
+    for line in &report.recovered {
+        println!("recovered: {line}");
+    }
+    if report.dry_run {
+        println!("dry run: nothing will be changed");
+        for s in &report.stores {
+            println!(
+                "  {} ({}): {} rows now; would apply {} migration(s)",
+                s.store,
+                s.url,
+                s.rows_before,
+                s.migrations.len()
+            );
+            for m in &s.migrations {
+                println!("    {m}");
+            }
+        }
+        match &report.backup {
+            Some(dir) => println!("  backup: {}", dir.display()),
+            None => println!("  backup: none (no rows to keep, or --no-backup)"),
+        }
+        match refused {
+            Some(e) => println!("  guard: would refuse: {e}"),
+            None => println!("  guard: would pass"),
+        }
+        return;
+    }
+    for s in &report.stores {
+        if let Some(o) = &s.outcome {
+            println!(
+                "{}: reset ({} rows before, {} table(s) dropped, {} migration(s) applied, verified{}) in {} ms",
+                s.store,
+                s.rows_before,
+                o.dropped.len(),
+                o.applied.len(),
+                if o.two_phase { ", two-phase commit" } else { "" },
+                o.millis
+            );
+        }
+    }
+    if let Some(dir) = &report.backup {
+        println!("backup: {}", dir.display());
+    }
+    let t = &report.timings_ms;
+    println!(
+        "took {} ms (lock {}, guard {}, backup {}, rebuild {})",
+        t.total, t.lock, t.guard, t.backup, t.rebuild
+    );
+}

@@ -1,0 +1,157 @@
+//! `orchestrator restore DIR`: put a backup set back, all or nothing, guarded like reset.
+//! The backup is checked (manifest, sha256, store, backend) before anything is touched,
+//! and each store's row counts are checked against the manifest before it commits.
+
+use std::path::PathBuf;
+
+use clap::Args;
+use serde::Serialize;
+
+use crate::backup;
+use crate::context::{all_stores, selected_stores, Context};
+use crate::exit::{CliError, CliResult, Exit};
+use crate::guard::{self, Contents};
+use crate::rebuild::{self, Rebuild, Source, StoreOutcome};
+use crate::{lock, output};
+
+/// Replace the stores' contents with a backup made by `backup` or `reset`.
+#[derive(Debug, Args)]
+#[command(
+    after_help = "Examples:\n  orchestrator restore .data/backups/20261121T101500.000Z\n  \
+orchestrator restore /var/backups/orchestrator/20261121T101500.000Z --store auth --force"
+)]
+pub struct RestoreArgs {
+    /// The backup folder (the one holding manifest.json)
+    #[arg(value_name = "DIR")]
+    pub dir: PathBuf,
+
+    #[command(flatten)]
+    pub store: crate::cli::StoreArg,
+
+    /// Replace stores that hold rows (they are backed up first)
+    #[arg(long)]
+    pub force: bool,
+
+    /// Database name of a protected store, once per store, to confirm replacing it
+    #[arg(long, value_name = "NAME")]
+    pub confirm: Vec<String>,
+}
+
+#[derive(Debug, Serialize)]
+struct Report {
+    ok: bool,
+    from: PathBuf,
+    safety_backup: Option<PathBuf>,
+    stores: Vec<Restored>,
+}
+
+#[derive(Debug, Serialize)]
+struct Restored {
+    store: &'static str,
+    rows: i64,
+    outcome: StoreOutcome,
+}
+
+pub fn run(ctx: &Context, args: &RestoreArgs) -> CliResult {
+    let stores = selected_stores(args.store.store);
+    let names: Vec<&str> = stores.iter().map(|s| s.name).collect();
+    let manifest = backup::load_checked(&args.dir, &names).map_err(CliError::usage)?;
+    for store in &stores {
+        let url = ctx.url(store)?;
+        let entry = manifest
+            .stores
+            .iter()
+            .find(|e| e.store == store.name)
+            .ok_or_else(|| CliError::usage("unreachable"))?;
+        if entry.backend != url.backend().as_str() {
+            return Err(CliError::usage(format!(
+                "the backup of {} is a {} backup and cannot be restored into {} ({})",
+                store.name,
+                entry.backend,
+                url,
+                url.backend()
+            )));
+        }
+    }
+
+    let _locks = lock::acquire_all(ctx, &shared::store::dependency_order(&all_stores()))?;
+    rebuild::settle(ctx)?;
+
+    let mut contents: Vec<Contents> = Vec::new();
+    for store in &stores {
+        let url = ctx.url(store)?;
+        if url.sqlite_path().is_some_and(|p| !p.exists()) {
+            contents.push(Contents {
+                store: store.name,
+                database: url.database_name(),
+                protected: ctx.settings.protected,
+                rows: Vec::new(),
+            });
+            continue;
+        }
+        let mut conn = ctx.connect(store)?;
+        contents.push(guard::inspect(ctx, store, url, &mut conn)?);
+    }
+    guard::check(&contents, args.force, &args.confirm, "restore over")?;
+
+    let safety = if contents.iter().any(|c| c.total() > 0) {
+        Some(crate::commands::reset::write_backup(
+            ctx,
+            &stores,
+            &ctx.settings.backup_dir,
+        )?)
+    } else {
+        None
+    };
+    let sources: Vec<Source<'_>> = stores
+        .iter()
+        .filter_map(|s| manifest.stores.iter().find(|e| e.store == s.name))
+        .map(|entry| Source::Backup {
+            dir: &args.dir,
+            entry,
+        })
+        .collect();
+    let engine = Rebuild {
+        ctx,
+        run: rebuild::new_run_id(),
+        stores: stores.clone(),
+        fallback: safety.as_deref(),
+    };
+    ctx.progress(format!("restoring from {}…", args.dir.display()));
+    let outcomes = engine.execute(&sources)?;
+
+    let report = Report {
+        ok: true,
+        from: args.dir.clone(),
+        safety_backup: safety,
+        stores: outcomes
+            .into_iter()
+            .map(|o| Restored {
+                store: o.store,
+                rows: manifest
+                    .stores
+                    .iter()
+                    .find(|e| e.store == o.store)
+                    .map(|e| e.total_rows())
+                    .unwrap_or(0),
+                outcome: o,
+            })
+            .collect(),
+    };
+    if ctx.json() {
+        output::print_json(&report).map_err(|e| CliError::new(Exit::Usage, e))?;
+    } else {
+        for s in &report.stores {
+            println!(
+                "{}: restored {} rows from {} (row counts match the manifest)",
+                s.store,
+                s.rows,
+                report.from.display()
+            );
+        }
+        if let Some(dir) = &report.safety_backup {
+            println!("the replaced contents were backed up to {}", dir.display());
+        }
+    }
+    Ok(())
+}

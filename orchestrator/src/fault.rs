@@ -1,0 +1,22 @@
+//! Fault injection for the fault tests: `ORCH_FAULT=<point>:<store>` makes a run fail or
+//! die at a chosen point, so tests can prove what a real failure there leaves behind.
+//! Points: `fail-migrate` (the store's rebuild fails after its migrations ran),
+//! `crash-after-commit` (the process aborts right after the store committed, as a
+//! SIGKILL would), `fail-commit` (the store's commit step fails). Unset in normal use.
+
+pub const ENV: &str = "ORCH_FAULT";
+
+/// Whether `point` is armed for `store`.
+pub fn armed(point: &str, store: &str) -> bool {
+    std::env::var(ENV)
+        .map(|v| v.split(',').any(|f| f.trim() == format!("{point}:{store}")))
+        .unwrap_or(false)
+}
+
+/// Dies at once, like SIGKILL: no destructors, no rollback, no cleanup.
+pub fn crash_if(point: &str, store: &str) {
+    if armed(point, store) {
+        eprintln!("fault injected: {point}:{store}, aborting");
+        std::process::abort();
+    }
+}

@@ -1,0 +1,167 @@
+//! One run at a time per database. PostgreSQL: a session-level advisory lock on a
+//! connection of its own. SQLite: an exclusive `flock` on `<file>.lock`. Both are released
+//! by the operating system or the server when the process dies, even by SIGKILL, so a
+//! crashed run never leaves a lock behind.
+
+use std::fs::{File, OpenOptions};
+use std::io::{Read, Seek, Write};
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use shared::admin;
+use shared::store::Store;
+use shared::{Conn, DbError};
+
+use crate::context::Context;
+use crate::exit::{CliError, CliResult, Exit};
+
+/// A lock held until dropped.
+pub enum StoreLock {
+    Postgres(#[allow(dead_code, reason = "held for its session's advisory lock")] Conn),
+    Sqlite(#[allow(dead_code, reason = "held for its flock")] File),
+}
+
+const POLL: Duration = Duration::from_millis(100);
+
+/// Takes the lock of every store, in dependency order (so two runs cannot deadlock),
+/// waiting up to the configured `lock_timeout_secs` for each.
+pub fn acquire_all(ctx: &Context, stores: &[&'static Store]) -> CliResult<Vec<StoreLock>> {
+    let mut held = Vec::with_capacity(stores.len());
+    for store in stores {
+        held.push(acquire(ctx, store)?);
+    }
+    Ok(held)
+}
+
+fn acquire(ctx: &Context, store: &'static Store) -> CliResult<StoreLock> {
+    let url = ctx.url(store)?;
+    let timeout = ctx.settings.lock_timeout;
+    let started = Instant::now();
+    let mut announced = false;
+    let mut announce = |holder: &str| {
+        if !announced {
+            ctx.progress(format!(
+                "{}: waiting up to {}s for {holder}",
+                store.name,
+                timeout.as_secs()
+            ));
+            announced = true;
+        }
+    };
+    match url.sqlite_path() {
+        None => {
+            let mut conn = ctx.connect(store)?;
+            loop {
+                let got = admin::try_advisory_lock(&mut conn)
+                    .map_err(|e| query_error(store, url, "taking the lock", e))?;
+                if got {
+                    tracing::info!(
+                        store = store.name,
+                        millis = started.elapsed().as_millis() as u64,
+                        "lock taken"
+                    );
+                    return Ok(StoreLock::Postgres(conn));
+                }
+                let holder = admin::advisory_lock_holder(&mut conn)
+                    .ok()
+                    .flatten()
+                    .unwrap_or_else(|| "another run".into());
+                announce(&holder);
+                if started.elapsed() >= timeout {
+                    return Err(locked(store, url.redacted(), &holder, timeout));
+                }
+                std::thread::sleep(POLL);
+            }
+        }
+        Some(path) => {
+            let lock_path = lock_path(path);
+            if let Some(parent) = lock_path.parent().filter(|p| !p.as_os_str().is_empty()) {
+                std::fs::create_dir_all(parent).map_err(|e| io_error(store, &lock_path, e))?;
+            }
+            let mut file = OpenOptions::new()
+                .read(true)
+                .write(true)
+                .create(true)
+                .truncate(false)
+                .open(&lock_path)
+                .map_err(|e| io_error(store, &lock_path, e))?;
+            loop {
+                match file.try_lock() {
+                    Ok(()) => {
+                        // Who holds it, for the message a waiting run prints.
+                        let note = format!("orchestrator process {}", std::process::id());
+                        let _ = file
+                            .set_len(0)
+                            .and_then(|()| file.rewind())
+                            .and_then(|()| file.write_all(note.as_bytes()));
+                        return Ok(StoreLock::Sqlite(file));
+                    }
+                    Err(std::fs::TryLockError::WouldBlock) => {
+                        let mut holder = String::new();
+                        let _ = file
+                            .rewind()
+                            .and_then(|()| file.read_to_string(&mut holder));
+                        let holder = if holder.trim().is_empty() {
+                            "another run".to_string()
+                        } else {
+                            holder
+                        };
+                        announce(&holder);
+                        if started.elapsed() >= timeout {
+                            return Err(locked(store, url.redacted(), &holder, timeout));
+                        }
+                        std::thread::sleep(POLL);
+                    }
+                    Err(std::fs::TryLockError::Error(e)) => {
+                        return Err(io_error(store, &lock_path, e))
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// The lock file beside a SQLite database.
+pub fn lock_path(db: &std::path::Path) -> PathBuf {
+    let mut name = db.as_os_str().to_owned();
+    name.push(".lock");
+    PathBuf::from(name)
+}
+
+fn locked(store: &Store, url: &str, holder: &str, waited: Duration) -> CliError {
+    CliError::new(
+        Exit::Locked,
+        anyhow::anyhow!(
+            "the {} database at {url} is locked by {holder}; gave up after {}s (lock_timeout_secs). \
+             Wait for that run to finish, then try again",
+            store.name,
+            waited.as_secs()
+        ),
+    )
+}
+
+fn query_error(
+    store: &Store,
+    url: &shared::DatabaseUrl,
+    action: &str,
+    e: diesel::result::Error,
+) -> CliError {
+    DbError::Query {
+        store: store.name.into(),
+        url: url.redacted().into(),
+        action: action.into(),
+        reason: e.to_string(),
+    }
+    .into()
+}
+
+fn io_error(store: &Store, path: &std::path::Path, e: std::io::Error) -> CliError {
+    CliError::new(
+        Exit::Database,
+        anyhow::anyhow!(
+            "{}: cannot use the lock file {}: {e}",
+            store.name,
+            path.display()
+        ),
+    )
+}

@@ -1,0 +1,815 @@
+//! The all-or-nothing replacement of one or both stores' contents, shared by `reset`
+//! (fresh migrations) and `restore` (a backup).
+//!
+//! Every store is rebuilt where nothing is visible until its commit: on PostgreSQL inside
+//! one transaction (drop the schema, recreate it with its grants, migrate or load,
+//! verify); on SQLite in a new file beside the live one, swapped in by an atomic rename.
+//! Each rebuilt store also records the run in its journal table, inside that same
+//! transaction or file. Stores commit in dependency order, so once the first store has
+//! committed, its journal row *is* the decision to commit the rest: a run that dies
+//! between two commits is finished by the next run ([`settle`]), and one that dies before
+//! the first commit leaves nothing but leftovers that the next run discards. With
+//! `max_prepared_transactions > 0` every PostgreSQL store is prepared (two-phase commit)
+//! before the first commit, so even a commit that fails at the server cannot lose the
+//! rebuilt state: the next run commits it.
+
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use serde::Serialize;
+use shared::migrations::{self, Applied};
+use shared::store::Store;
+use shared::{admin, contract, Backend, Conn, DatabaseUrl};
+
+use crate::backup::StoreBackup;
+use crate::context::{all_stores, Context};
+use crate::exit::{CliError, CliResult, Exit};
+use crate::fault;
+use crate::pgtools::{self, PgTools};
+
+/// What replaces a store's contents.
+#[derive(Clone, Copy)]
+pub enum Source<'a> {
+    Migrations,
+    Backup {
+        dir: &'a Path,
+        entry: &'a StoreBackup,
+    },
+}
+
+/// A store's failure, named.
+#[derive(Debug)]
+pub struct StoreFailure {
+    pub store: &'static str,
+    pub url: String,
+    pub step: &'static str,
+    pub reason: String,
+}
+
+impl StoreFailure {
+    fn new(
+        store: &Store,
+        url: &DatabaseUrl,
+        step: &'static str,
+        reason: impl std::fmt::Display,
+    ) -> Self {
+        StoreFailure {
+            store: store.name,
+            url: url.redacted().to_string(),
+            step,
+            reason: shared::db::one_line(&shared::db::scrub(url, &reason.to_string())),
+        }
+    }
+}
+
+impl std::fmt::Display for StoreFailure {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "{} database at {}: {} failed: {}",
+            self.store, self.url, self.step, self.reason
+        )
+    }
+}
+
+/// What happened to one store, for the report.
+#[derive(Debug, Clone, Serialize)]
+pub struct StoreOutcome {
+    pub store: &'static str,
+    pub backend: Backend,
+    pub url: String,
+    /// The tables that were dropped (PostgreSQL) or replaced with the old file (SQLite).
+    pub dropped: Vec<String>,
+    pub applied: Vec<Applied>,
+    pub committed: bool,
+    pub two_phase: bool,
+    pub millis: u128,
+}
+
+enum State {
+    /// PostgreSQL: the transaction is open on this connection.
+    Open(Conn),
+    /// PostgreSQL: prepared under this gid; the connection only commits or rolls it back.
+    Prepared(Conn, String),
+    /// SQLite: the new database is complete in this file, not yet swapped in.
+    Staged(PathBuf),
+    /// Committed already (psql restore without two-phase commit) or settled.
+    Done,
+}
+
+struct Stage {
+    store: &'static Store,
+    url: DatabaseUrl,
+    state: State,
+    outcome: StoreOutcome,
+}
+
+/// A run id: sortable, unique per process, safe in a gid and a file name.
+pub fn new_run_id() -> String {
+    format!(
+        "{}_{}",
+        chrono::Utc::now().format("%Y%m%d%H%M%S%3f"),
+        std::process::id()
+    )
+}
+
+pub fn gid(run: &str, store: &str) -> String {
+    format!("{}{run}_{store}", admin::GID_PREFIX)
+}
+
+fn parse_gid(gid: &str) -> Option<(String, String)> {
+    let rest = gid.strip_prefix(admin::GID_PREFIX)?;
+    let (run, store) = rest.rsplit_once('_')?;
+    Some((run.to_string(), store.to_string()))
+}
+
+/// Where a SQLite store's replacement is built before the swap.
+pub fn staged_path(live: &Path, run: &str) -> PathBuf {
+    let mut name = live.as_os_str().to_owned();
+    name.push(format!(".rebuild-{run}"));
+    PathBuf::from(name)
+}
+
+/// Runs the rebuild of `stores` (dependency order) from `sources` (same order).
+pub struct Rebuild<'a> {
+    pub ctx: &'a Context,
+    pub run: String,
+    pub stores: Vec<&'static Store>,
+    /// The backup to put back if a later store's commit fails without two-phase commit.
+    pub fallback: Option<&'a Path>,
+}
+
+impl Rebuild<'_> {
+    pub fn execute(&self, sources: &[Source<'_>]) -> CliResult<Vec<StoreOutcome>> {
+        let names: Vec<&str> = self.stores.iter().map(|s| s.name).collect();
+        let mut stages = Vec::with_capacity(self.stores.len());
+        let two_phase = self.two_phase_everywhere()?;
+
+        // Dependents are opened (and on PostgreSQL their schema dropped) first, then each
+        // store is rebuilt in dependency order: app is dropped before auth, auth is
+        // migrated before app.
+        let mut opened: Vec<Option<Stage>> = Vec::new();
+        for store in self.stores.iter().rev() {
+            match self.open(store) {
+                Ok(stage) => opened.push(Some(stage)),
+                Err(f) => {
+                    abort_all(opened.into_iter().flatten().collect());
+                    return Err(failure_exit(f, "nothing was changed"));
+                }
+            }
+        }
+        opened.reverse();
+        for (slot, source) in opened.iter_mut().zip(sources) {
+            let Some(mut stage) = slot.take() else {
+                continue;
+            };
+            let started = Instant::now();
+            match self.build(&mut stage, *source, &names, two_phase) {
+                Ok(()) => {
+                    stage.outcome.millis += started.elapsed().as_millis();
+                    stages.push(stage);
+                }
+                Err(f) => {
+                    stages.push(stage);
+                    abort_all(stages);
+                    abort_all(opened.into_iter().flatten().collect());
+                    return Err(failure_exit(f, "nothing was changed"));
+                }
+            }
+        }
+        self.commit(stages, two_phase)
+    }
+
+    fn two_phase_everywhere(&self) -> CliResult<bool> {
+        if std::env::var("ORCH_TWO_PHASE").is_ok_and(|v| v == "off") {
+            return Ok(false);
+        }
+        let mut any_pg = false;
+        for store in &self.stores {
+            let url = self.ctx.url(store)?;
+            if url.backend() != Backend::Postgres {
+                continue;
+            }
+            any_pg = true;
+            let mut conn = self.ctx.connect(store)?;
+            let available = admin::two_phase_available(&mut conn).unwrap_or(false);
+            if !available {
+                tracing::info!(
+                    store = store.name,
+                    "max_prepared_transactions = 0: no two-phase commit"
+                );
+                return Ok(false);
+            }
+        }
+        Ok(any_pg)
+    }
+
+    fn open(&self, store: &'static Store) -> Result<Stage, StoreFailure> {
+        let url = self
+            .ctx
+            .url(store)
+            .map_err(|e| StoreFailure {
+                store: store.name,
+                url: String::new(),
+                step: "configuration",
+                reason: e.to_string(),
+            })?
+            .clone();
+        let outcome = StoreOutcome {
+            store: store.name,
+            backend: url.backend(),
+            url: url.redacted().to_string(),
+            dropped: Vec::new(),
+            applied: Vec::new(),
+            committed: false,
+            two_phase: false,
+            millis: 0,
+        };
+        let mut stage = Stage {
+            store,
+            url: url.clone(),
+            state: State::Done,
+            outcome,
+        };
+        let started = Instant::now();
+        let mut conn = self
+            .ctx
+            .connect(store)
+            .map_err(|e| StoreFailure::new(store, &url, "connecting", e))?;
+        stage.outcome.dropped = shared::catalog::tables(&mut conn)
+            .map_err(|e| StoreFailure::new(store, &url, "listing tables", e))?;
+        if url.backend() == Backend::Postgres {
+            admin::begin(&mut conn).map_err(|e| StoreFailure::new(store, &url, "BEGIN", e))?;
+            stage.state = State::Open(conn);
+            let State::Open(conn) = &mut stage.state else {
+                unreachable!("just set")
+            };
+            let secs = self.ctx.settings.lock_timeout.as_secs();
+            admin::set_local_lock_timeout(conn, secs)
+                .map_err(|e| StoreFailure::new(store, &url, "SET lock_timeout", e))?;
+            let (_, sql) = admin::schema_rebuild_sql(conn)
+                .map_err(|e| StoreFailure::new(store, &url, "reading the schema's grants", e))?;
+            conn.batch_execute(&sql).map_err(|e| {
+                let hint = if e.to_string().contains("lock timeout") {
+                    format!("{e} (other sessions hold its tables; stop them or retry)")
+                } else {
+                    e.to_string()
+                };
+                StoreFailure::new(store, &url, "dropping the schema", hint)
+            })?;
+        }
+        stage.outcome.millis += started.elapsed().as_millis();
+        Ok(stage)
+    }
+
+    fn build(
+        &self,
+        stage: &mut Stage,
+        source: Source<'_>,
+        names: &[&str],
+        two_phase: bool,
+    ) -> Result<(), StoreFailure> {
+        let store = stage.store;
+        let url = stage.url.clone();
+        let fail =
+            |step: &'static str, e: &dyn std::fmt::Display| StoreFailure::new(store, &url, step, e);
+        match (&mut stage.state, source) {
+            (State::Open(conn), Source::Migrations) => {
+                stage.outcome.applied = fill_by_migrations(self.ctx, store, conn)
+                    .map_err(|(step, e)| fail(step, &e))?;
+                finish_rebuild(conn, store, &self.run, names)
+                    .map_err(|(step, e)| fail(step, &e))?;
+                if two_phase {
+                    let gid = gid(&self.run, store.name);
+                    admin::prepare(conn, &gid).map_err(|e| fail("PREPARE TRANSACTION", &e))?;
+                    let State::Open(conn) = std::mem::replace(&mut stage.state, State::Done) else {
+                        unreachable!()
+                    };
+                    stage.state = State::Prepared(conn, gid);
+                    stage.outcome.two_phase = true;
+                }
+            }
+            (State::Open(_), Source::Backup { dir, entry }) => {
+                // psql loads the dump; our own open transaction (which only dropped the
+                // schema) is rolled back so it does not wait on psql's locks.
+                if let State::Open(mut conn) = std::mem::replace(&mut stage.state, State::Done) {
+                    let _ = admin::rollback(&mut conn);
+                    let prepared = load_postgres(
+                        self.ctx, store, &url, &mut conn, dir, entry, &self.run, names, two_phase,
+                    )
+                    .map_err(|e| fail("restoring the dump", &e))?;
+                    stage.state = match prepared {
+                        Some(gid) => {
+                            stage.outcome.two_phase = true;
+                            State::Prepared(conn, gid)
+                        }
+                        None => {
+                            stage.outcome.committed = true;
+                            State::Done
+                        }
+                    };
+                }
+            }
+            (State::Done, source) => {
+                let live = url.sqlite_path().map(Path::to_path_buf).unwrap_or_default();
+                let staged = staged_path(&live, &self.run);
+                build_sqlite(
+                    self.ctx,
+                    store,
+                    &staged,
+                    source,
+                    &self.run,
+                    names,
+                    &mut stage.outcome,
+                )
+                .map_err(|(step, e)| {
+                    let _ = std::fs::remove_file(&staged);
+                    fail(step, &e)
+                })?;
+                stage.state = State::Staged(staged);
+            }
+            (State::Prepared(..) | State::Staged(_), _) => {}
+        }
+        if fault::armed("fail-migrate", store.name) {
+            return Err(fail("migrating", &"injected fault (ORCH_FAULT)"));
+        }
+        Ok(())
+    }
+
+    fn commit(&self, mut stages: Vec<Stage>, two_phase: bool) -> CliResult<Vec<StoreOutcome>> {
+        let mut committed: Vec<&'static Store> = Vec::new();
+        let mut outcomes = Vec::new();
+        let mut remaining = std::mem::take(&mut stages).into_iter();
+        while let Some(mut stage) = remaining.next() {
+            let store = stage.store;
+            let result = if fault::armed("fail-commit", store.name) {
+                Err("injected fault (ORCH_FAULT)".to_string())
+            } else {
+                commit_stage(&mut stage)
+            };
+            match result {
+                Ok(()) => {
+                    stage.outcome.committed = true;
+                    committed.push(store);
+                    fault::crash_if("crash-after-commit", store.name);
+                    outcomes.push(stage.outcome);
+                }
+                Err(reason) => {
+                    let failure = StoreFailure::new(store, &stage.url, "committing", reason);
+                    let rest: Vec<Stage> = remaining.collect();
+                    if committed.is_empty() {
+                        abort_all(std::iter::once(stage).chain(rest).collect());
+                        return Err(failure_exit(failure, "nothing was changed"));
+                    }
+                    if two_phase {
+                        // The decision is recorded in the first store; the prepared
+                        // transactions survive, and the next run commits them.
+                        return Err(failure_exit(
+                            failure,
+                            "the stores committed so far hold the decision; the next run of any command completes the commit",
+                        ));
+                    }
+                    abort_all(std::iter::once(stage).chain(rest).collect());
+                    return Err(self.undo_committed(&committed, failure));
+                }
+            }
+        }
+        self.clear_journals();
+        Ok(outcomes)
+    }
+
+    /// Without two-phase commit a later store's commit failed after earlier ones
+    /// committed: put the earlier ones back from the backup taken before the run.
+    fn undo_committed(&self, committed: &[&'static Store], failure: StoreFailure) -> CliError {
+        let Some(dir) = self.fallback else {
+            return failure_exit(
+                failure,
+                "earlier stores were already reset and there is no backup to undo them (no rows were held, or --no-backup); \
+                 the next run completes the reset",
+            );
+        };
+        let wanted: Vec<&str> = committed.iter().map(|s| s.name).collect();
+        let manifest = match crate::backup::load_checked(dir, &wanted) {
+            Ok(m) => m,
+            Err(e) => {
+                return failure_exit(
+                    failure,
+                    &format!("the backup {} cannot be used to undo: {e}", dir.display()),
+                )
+            }
+        };
+        let undo = Rebuild {
+            ctx: self.ctx,
+            run: new_run_id(),
+            stores: committed.to_vec(),
+            fallback: None,
+        };
+        let sources: Vec<Source<'_>> = committed
+            .iter()
+            .filter_map(|s| manifest.stores.iter().find(|e| e.store == s.name))
+            .map(|entry| Source::Backup { dir, entry })
+            .collect();
+        match undo.execute(&sources) {
+            Ok(_) => failure_exit(
+                failure,
+                &format!(
+                    "the stores committed before it were restored from {}",
+                    dir.display()
+                ),
+            ),
+            Err(e) => failure_exit(
+                failure,
+                &format!(
+                    "restoring the earlier stores from {} also failed: {e}",
+                    dir.display()
+                ),
+            ),
+        }
+    }
+
+    fn clear_journals(&self) {
+        for store in &self.stores {
+            if let Ok(mut conn) = self.ctx.connect(store) {
+                if let Err(e) = admin::journal_clear(&mut conn, &self.run) {
+                    tracing::warn!(store = store.name, error = %e, "could not clear the journal; the next run will");
+                }
+            }
+        }
+    }
+}
+
+fn failure_exit(f: StoreFailure, consequence: &str) -> CliError {
+    CliError::new(Exit::Database, anyhow::anyhow!("{f}; {consequence}"))
+}
+
+type StepError = (&'static str, String);
+
+fn fill_by_migrations(
+    ctx: &Context,
+    store: &Store,
+    conn: &mut Conn,
+) -> Result<Vec<Applied>, StepError> {
+    migrations::run_pending(conn, store, |m| {
+        ctx.progress(format!("  {} {} ({} ms)", store.name, m.name, m.millis))
+    })
+    .map_err(|f| {
+        (
+            "migrating",
+            format!("migration {}: {}", f.migration, f.reason),
+        )
+    })
+}
+
+/// Records the run and checks the result against the contract, inside the rebuild.
+fn finish_rebuild(
+    conn: &mut Conn,
+    store: &Store,
+    run: &str,
+    names: &[&str],
+) -> Result<(), StepError> {
+    admin::journal_record(conn, run, names).map_err(|e| ("recording the run", e.to_string()))?;
+    let check = contract::check_schema(conn, store).map_err(|e| ("verifying", e.to_string()))?;
+    if !check.ok() {
+        return Err(("verifying", check.summary()));
+    }
+    Ok(())
+}
+
+fn build_sqlite(
+    ctx: &Context,
+    store: &Store,
+    staged: &Path,
+    source: Source<'_>,
+    run: &str,
+    names: &[&str],
+    outcome: &mut StoreOutcome,
+) -> Result<(), StepError> {
+    let started = Instant::now();
+    let io = |step: &'static str| move |e: std::io::Error| (step, e.to_string());
+    if staged.exists() {
+        std::fs::remove_file(staged).map_err(io("removing an old staging file"))?;
+    }
+    if let Source::Backup { dir, entry } = source {
+        std::fs::copy(dir.join(&entry.file), staged).map_err(io("copying the backup"))?;
+    }
+    let url =
+        DatabaseUrl::parse(&staged.to_string_lossy()).map_err(|e| ("staging", e.to_string()))?;
+    let mut conn = Conn::establish(store.name, &url)
+        .map_err(|e| ("opening the staging file", e.to_string()))?;
+    match source {
+        Source::Migrations => outcome.applied = fill_by_migrations(ctx, store, &mut conn)?,
+        Source::Backup { entry, .. } => {
+            admin::sqlite_quick_check(&mut conn).map_err(|e| ("checking the backup", e))?;
+            check_counts(&mut conn, entry)?;
+        }
+    }
+    if matches!(source, Source::Migrations) {
+        finish_rebuild(&mut conn, store, run, names)?;
+    } else {
+        admin::journal_record(&mut conn, run, names)
+            .map_err(|e| ("recording the run", e.to_string()))?;
+    }
+    drop(conn);
+    std::fs::File::open(staged)
+        .and_then(|f| f.sync_all())
+        .map_err(io("syncing the staging file"))?;
+    outcome.millis += started.elapsed().as_millis();
+    Ok(())
+}
+
+fn check_counts(conn: &mut Conn, entry: &StoreBackup) -> Result<(), StepError> {
+    let tables: Vec<String> = entry.row_counts.keys().cloned().collect();
+    let counts =
+        shared::catalog::row_counts(conn, &tables).map_err(|e| ("counting rows", e.to_string()))?;
+    for (table, n) in counts {
+        let want = entry.row_counts.get(&table).copied().unwrap_or(0);
+        if n != want {
+            return Err((
+                "checking row counts",
+                format!("{table} holds {n} rows, the manifest says {want}"),
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// Loads a PostgreSQL dump with psql in one transaction: drop and recreate the schema,
+/// the dump, the journal row, a check of every table's row count against the manifest,
+/// then `PREPARE TRANSACTION` (returned gid) or `COMMIT` (`None`).
+#[allow(
+    clippy::too_many_arguments,
+    reason = "one call site; the arguments are the rebuild's own context"
+)]
+fn load_postgres(
+    ctx: &Context,
+    store: &Store,
+    url: &DatabaseUrl,
+    conn: &mut Conn,
+    dir: &Path,
+    entry: &StoreBackup,
+    run: &str,
+    names: &[&str],
+    two_phase: bool,
+) -> Result<Option<String>, String> {
+    let major = admin::server_major(conn).map_err(|e| e.to_string())?;
+    let tools = PgTools::find(major)?;
+    let (schema, rebuild) = admin::schema_rebuild_sql(conn).map_err(|e| e.to_string())?;
+    let mut to_sql = tools.command("pg_restore");
+    to_sql
+        .args(["--no-owner", "--file", "-"])
+        .arg(dir.join(&entry.file));
+    let dump_sql = pgtools::run(to_sql, "pg_restore", url)?.stdout;
+
+    let expected: Vec<(String, i64)> = entry
+        .row_counts
+        .iter()
+        .map(|(t, n)| (t.clone(), *n))
+        .collect();
+    let gid = two_phase.then(|| gid(run, store.name));
+    let mut script = Vec::with_capacity(dump_sql.len() + 4096);
+    script.extend_from_slice(b"\\set ON_ERROR_STOP on\nBEGIN;\n");
+    script.extend_from_slice(
+        format!(
+            "SET LOCAL lock_timeout = '{}s';\n",
+            ctx.settings.lock_timeout.as_secs().max(1)
+        )
+        .as_bytes(),
+    );
+    script.extend_from_slice(rebuild.as_bytes());
+    script.extend_from_slice(&dump_sql);
+    script.extend_from_slice(b"\n");
+    // pg_restore's script empties search_path; the bookkeeping goes into the schema.
+    script.extend_from_slice(
+        format!("SET search_path TO {};\n", shared::db::quote_ident(&schema)).as_bytes(),
+    );
+    script.extend_from_slice(admin::journal_record_sql(run, names).as_bytes());
+    script.extend_from_slice(admin::row_count_check_sql(&schema, &expected).as_bytes());
+    match &gid {
+        Some(gid) => script.extend_from_slice(
+            format!("PREPARE TRANSACTION {};\n", shared::db::quote_literal(gid)).as_bytes(),
+        ),
+        None => script.extend_from_slice(b"COMMIT;\n"),
+    }
+
+    let mut psql = tools.connected("psql", url);
+    psql.args(["-X", "-q", "-v", "ON_ERROR_STOP=1", "-f", "-"]);
+    psql.stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped());
+    let mut child = psql.spawn().map_err(|e| format!("cannot run psql: {e}"))?;
+    {
+        use std::io::Write;
+        let mut stdin = child.stdin.take().ok_or("psql has no stdin")?;
+        stdin
+            .write_all(&script)
+            .map_err(|e| format!("writing to psql: {e}"))?;
+    }
+    let output = child.wait_with_output().map_err(|e| format!("psql: {e}"))?;
+    if !output.status.success() {
+        let last = pgtools::last_words(&output.stderr);
+        return Err(shared::db::scrub(url, &format!("psql: {last}")));
+    }
+    Ok(gid)
+}
+
+fn commit_stage(stage: &mut Stage) -> Result<(), String> {
+    match std::mem::replace(&mut stage.state, State::Done) {
+        State::Open(mut conn) => admin::commit(&mut conn).map_err(|e| e.to_string()),
+        State::Prepared(mut conn, gid) => {
+            admin::commit_prepared(&mut conn, &gid).map_err(|e| e.to_string())
+        }
+        State::Staged(staged) => swap_in(&staged, stage.url.sqlite_path().unwrap_or(Path::new(""))),
+        State::Done => Ok(()),
+    }
+}
+
+/// Replaces the live SQLite file by the staged one in one atomic rename.
+fn swap_in(staged: &Path, live: &Path) -> Result<(), String> {
+    std::fs::rename(staged, live)
+        .map_err(|e| format!("renaming {} to {}: {e}", staged.display(), live.display()))?;
+    if let Some(dir) = live.parent().filter(|p| !p.as_os_str().is_empty()) {
+        // The rename is durable once the folder is synced.
+        let _ = std::fs::File::open(dir).and_then(|d| d.sync_all());
+    }
+    Ok(())
+}
+
+fn abort_all(stages: Vec<Stage>) {
+    for mut stage in stages {
+        match std::mem::replace(&mut stage.state, State::Done) {
+            State::Open(mut conn) => {
+                let _ = admin::rollback(&mut conn);
+            }
+            State::Prepared(mut conn, gid) => {
+                let _ = admin::rollback_prepared(&mut conn, &gid);
+            }
+            State::Staged(path) => {
+                let _ = std::fs::remove_file(path);
+            }
+            State::Done => {}
+        }
+    }
+}
+
+/// Settles what a crashed run left, before anything else touches the stores: finishes
+/// runs whose decision was recorded (a journal row committed in some store) and discards
+/// the leftovers of runs that never got that far. Returns what it did, in words.
+pub fn settle(ctx: &Context) -> CliResult<Vec<String>> {
+    let stores = all_stores();
+    let ordered = shared::store::dependency_order(&stores);
+    let mut done = Vec::new();
+    let mut decided: Vec<(String, Vec<String>)> = Vec::new();
+    let mut committed_in: Vec<(String, &'static str)> = Vec::new();
+    let mut prepared: Vec<(String, &'static str, String)> = Vec::new();
+    let mut staged: Vec<(String, &'static str, PathBuf)> = Vec::new();
+
+    for store in &ordered {
+        let url = ctx.url(store)?;
+        if let Some(live) = url.sqlite_path() {
+            for (run, path) in staged_files(live) {
+                staged.push((run, store.name, path));
+            }
+            if !live.exists() {
+                continue;
+            }
+        }
+        let mut conn = ctx.connect(store)?;
+        let entries = admin::journal_entries(&mut conn)
+            .map_err(|e| db_error(store, Some(url), "reading the journal", e))?;
+        for (run, names) in entries {
+            committed_in.push((run.clone(), store.name));
+            if !decided.iter().any(|(r, _)| r == &run) {
+                decided.push((run, names));
+            }
+        }
+        if url.backend() == Backend::Postgres {
+            for gid in admin::prepared_transactions(&mut conn)
+                .map_err(|e| db_error(store, Some(url), "reading prepared transactions", e))?
+            {
+                if let Some((run, _)) = parse_gid(&gid) {
+                    prepared.push((run, store.name, gid));
+                }
+            }
+        }
+    }
+
+    for (run, names) in &decided {
+        for name in names {
+            let Some(store) = ordered.iter().find(|s| s.name == name) else {
+                continue;
+            };
+            if committed_in.iter().any(|(r, s)| r == run && s == name) {
+                continue;
+            }
+            if let Some((_, _, gid)) = prepared.iter().find(|(r, s, _)| r == run && s == name) {
+                let mut conn = ctx.connect(store)?;
+                admin::commit_prepared(&mut conn, gid)
+                    .map_err(|e| db_error(store, ctx.url(store).ok(), "COMMIT PREPARED", e))?;
+                done.push(format!(
+                    "{name}: committed the prepared rebuild of interrupted run {run}"
+                ));
+            } else if let Some((_, _, path)) = staged.iter().find(|(r, s, _)| r == run && s == name)
+            {
+                let live = ctx
+                    .url(store)?
+                    .sqlite_path()
+                    .map(Path::to_path_buf)
+                    .unwrap_or_default();
+                swap_in(path, &live)
+                    .map_err(|e| CliError::new(Exit::Database, anyhow::anyhow!("{name}: {e}")))?;
+                done.push(format!(
+                    "{name}: swapped in the rebuilt file of interrupted run {run}"
+                ));
+            } else {
+                // The decision was made but this store's rebuild is gone with the crash:
+                // finish the reset now, so both stores end in the new state.
+                let redo = Rebuild {
+                    ctx,
+                    run: run.clone(),
+                    stores: vec![store],
+                    fallback: None,
+                };
+                redo.execute(&[Source::Migrations])?;
+                done.push(format!(
+                    "{name}: completed the reset of interrupted run {run}"
+                ));
+            }
+        }
+        for name in names {
+            if let Some(store) = ordered.iter().find(|s| s.name == name) {
+                let mut conn = ctx.connect(store)?;
+                let _ = admin::journal_clear(&mut conn, run);
+            }
+        }
+    }
+    for (run, name, gid) in &prepared {
+        if decided.iter().any(|(r, _)| r == run) {
+            continue;
+        }
+        if let Some(store) = ordered.iter().find(|s| s.name == *name) {
+            let mut conn = ctx.connect(store)?;
+            admin::rollback_prepared(&mut conn, gid)
+                .map_err(|e| db_error(store, ctx.url(store).ok(), "ROLLBACK PREPARED", e))?;
+            done.push(format!(
+                "{name}: rolled back the undecided rebuild of interrupted run {run}"
+            ));
+        }
+    }
+    for (run, name, path) in &staged {
+        if decided.iter().any(|(r, _)| r == run) || !path.exists() {
+            continue;
+        }
+        let _ = std::fs::remove_file(path);
+        done.push(format!(
+            "{name}: discarded the unfinished rebuild file of interrupted run {run}"
+        ));
+    }
+    for line in &done {
+        tracing::warn!("{line}");
+        ctx.progress(format!("recovered: {line}"));
+    }
+    Ok(done)
+}
+
+fn staged_files(live: &Path) -> Vec<(String, PathBuf)> {
+    let Some(name) = live.file_name().map(|n| n.to_string_lossy().into_owned()) else {
+        return Vec::new();
+    };
+    let dir = live
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    let prefix = format!("{name}.rebuild-");
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return Vec::new();
+    };
+    entries
+        .flatten()
+        .filter_map(|e| {
+            let file = e.file_name().to_string_lossy().into_owned();
+            let rest = file.strip_prefix(&prefix)?;
+            if rest.contains('-') {
+                // SQLite's side file (-journal, -wal) of a staging file: a crash while
+                // building, so before any decision; it goes.
+                let _ = std::fs::remove_file(e.path());
+                return None;
+            }
+            Some((rest.to_string(), e.path()))
+        })
+        .collect()
+}
+
+fn db_error(
+    store: &Store,
+    url: Option<&DatabaseUrl>,
+    action: &str,
+    e: impl std::fmt::Display,
+) -> CliError {
+    shared::DbError::Query {
+        store: store.name.into(),
+        url: url.map(|u| u.redacted().to_string()).unwrap_or_default(),
+        action: action.into(),
+        reason: e.to_string(),
+    }
+    .into()
+}

@@ -1,0 +1,290 @@
+//! Administrative SQL the orchestrator needs but no store owns: locks, the schema rebuild
+//! with its grants, two-phase commit, the reset journal and SQLite's `VACUUM INTO`.
+
+use diesel::sql_types::{BigInt, Bool, Nullable, Text};
+use diesel::{QueryableByName, RunQueryDsl};
+
+use crate::db::{quote_ident, quote_literal, Conn};
+
+/// The advisory lock key every orchestrator run takes on a PostgreSQL database
+/// ("orchestr" in ASCII). Advisory locks are per database, so one key serves both stores.
+pub const ADVISORY_LOCK_KEY: i64 = 0x6f72_6368_6573_7472;
+
+/// Prefix of the global ids of our prepared transactions: `orch_<run>_<store>`.
+pub const GID_PREFIX: &str = "orch_";
+
+/// The reset journal: a row per reset run that a store's rebuild took part in, committed
+/// atomically with that store's new schema. The first store to commit thereby records the
+/// decision; a later run reads it to finish what a crash interrupted.
+pub const JOURNAL_TABLE: &str = "__orchestrator_resets";
+
+#[derive(QueryableByName)]
+struct Number {
+    #[diesel(sql_type = BigInt)]
+    v: i64,
+}
+
+#[derive(QueryableByName)]
+struct Flag {
+    #[diesel(sql_type = Bool)]
+    v: bool,
+}
+
+#[derive(QueryableByName)]
+struct TextRow {
+    #[diesel(sql_type = Text)]
+    v: String,
+}
+
+#[derive(QueryableByName)]
+struct HolderRow {
+    #[diesel(sql_type = BigInt)]
+    pid: i64,
+    #[diesel(sql_type = Nullable<Text>)]
+    application_name: Option<String>,
+    #[diesel(sql_type = Nullable<Text>)]
+    client: Option<String>,
+    #[diesel(sql_type = Nullable<Text>)]
+    since: Option<String>,
+}
+
+fn pg(conn: &mut Conn) -> diesel::QueryResult<&mut diesel::PgConnection> {
+    match conn {
+        Conn::Postgres(c) => Ok(c),
+        Conn::Sqlite(_) => Err(diesel::result::Error::QueryBuilderError(
+            "this operation is only defined for PostgreSQL".into(),
+        )),
+    }
+}
+
+/// The server's major version (15 for 15.4).
+pub fn server_major(conn: &mut Conn) -> diesel::QueryResult<u32> {
+    let row: Number =
+        diesel::sql_query("SELECT current_setting('server_version_num')::bigint AS v")
+            .get_result(pg(conn)?)?;
+    Ok(u32::try_from(row.v / 10_000).unwrap_or(0))
+}
+
+/// Whether the server allows `PREPARE TRANSACTION`.
+pub fn two_phase_available(conn: &mut Conn) -> diesel::QueryResult<bool> {
+    let row: Number =
+        diesel::sql_query("SELECT current_setting('max_prepared_transactions')::bigint AS v")
+            .get_result(pg(conn)?)?;
+    Ok(row.v > 0)
+}
+
+pub fn try_advisory_lock(conn: &mut Conn) -> diesel::QueryResult<bool> {
+    let row: Flag = diesel::sql_query(format!(
+        "SELECT pg_try_advisory_lock({ADVISORY_LOCK_KEY}) AS v"
+    ))
+    .get_result(pg(conn)?)?;
+    Ok(row.v)
+}
+
+/// Who holds our advisory lock on this database, in words.
+pub fn advisory_lock_holder(conn: &mut Conn) -> diesel::QueryResult<Option<String>> {
+    let high = ADVISORY_LOCK_KEY >> 32;
+    let low = ADVISORY_LOCK_KEY & 0xffff_ffff;
+    let sql = format!(
+        "SELECT a.pid::bigint AS pid, a.application_name::text AS application_name, \
+                a.client_addr::text AS client, to_char(a.backend_start, 'YYYY-MM-DD HH24:MI:SS TZ') AS since \
+         FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid \
+         WHERE l.locktype = 'advisory' AND l.granted AND l.objsubid = 1 \
+           AND l.database = (SELECT oid FROM pg_database WHERE datname = current_database()) \
+           AND l.classid::bigint = {high} AND l.objid::bigint = {low} LIMIT 1"
+    );
+    let rows: Vec<HolderRow> = diesel::sql_query(sql).load(pg(conn)?)?;
+    Ok(rows.into_iter().next().map(|r| {
+        format!(
+            "server process {} ({}{}, connected since {})",
+            r.pid,
+            r.application_name
+                .filter(|a| !a.is_empty())
+                .unwrap_or_else(|| "unnamed client".into()),
+            r.client.map(|c| format!(" from {c}")).unwrap_or_default(),
+            r.since.unwrap_or_else(|| "?".into())
+        )
+    }))
+}
+
+/// The schema's name and the SQL that drops it with everything in it and recreates it with
+/// the same owner and grants (`DROP SCHEMA public CASCADE` alone would lose both).
+pub fn schema_rebuild_sql(conn: &mut Conn) -> diesel::QueryResult<(String, String)> {
+    let c = pg(conn)?;
+    let schema: TextRow = diesel::sql_query("SELECT current_schema()::text AS v").get_result(c)?;
+    let owner: TextRow = diesel::sql_query(format!(
+        "SELECT nspowner::regrole::text AS v FROM pg_namespace WHERE nspname = {}",
+        quote_literal(&schema.v)
+    ))
+    .get_result(c)?;
+    let grants: Vec<TextRow> = diesel::sql_query(format!(
+        "SELECT format('GRANT %s ON SCHEMA %I TO %s%s', a.privilege_type, n.nspname, \
+                CASE WHEN a.grantee = 0 THEN 'PUBLIC' ELSE quote_ident(a.grantee::regrole::text) END, \
+                CASE WHEN a.is_grantable THEN ' WITH GRANT OPTION' ELSE '' END) AS v \
+         FROM pg_namespace n, aclexplode(n.nspacl) a \
+         WHERE n.nspname = {} AND a.grantee <> n.nspowner ORDER BY 1",
+        quote_literal(&schema.v)
+    ))
+    .load(c)?;
+    let name = quote_ident(&schema.v);
+    // regrole::text is already quoted where it needs to be.
+    let mut sql = format!(
+        "DROP SCHEMA {name} CASCADE;\nCREATE SCHEMA {name};\nALTER SCHEMA {name} OWNER TO {};\n",
+        owner.v
+    );
+    for grant in grants {
+        sql.push_str(&grant.v);
+        sql.push_str(";\n");
+    }
+    Ok((schema.v, sql))
+}
+
+/// Global ids of our prepared transactions on this database.
+pub fn prepared_transactions(conn: &mut Conn) -> diesel::QueryResult<Vec<String>> {
+    let sql = format!(
+        "SELECT gid::text AS v FROM pg_prepared_xacts WHERE database = current_database() AND gid LIKE {} ORDER BY 1",
+        quote_literal(&format!("{GID_PREFIX}%"))
+    );
+    Ok(diesel::sql_query(sql)
+        .load::<TextRow>(pg(conn)?)?
+        .into_iter()
+        .map(|r| r.v)
+        .collect())
+}
+
+pub fn commit_prepared(conn: &mut Conn, gid: &str) -> diesel::QueryResult<()> {
+    conn.batch_execute(&format!("COMMIT PREPARED {}", quote_literal(gid)))
+}
+
+pub fn rollback_prepared(conn: &mut Conn, gid: &str) -> diesel::QueryResult<()> {
+    conn.batch_execute(&format!("ROLLBACK PREPARED {}", quote_literal(gid)))
+}
+
+/// Creates the journal (if needed) and records `run` with the stores it covers.
+pub fn journal_record(conn: &mut Conn, run: &str, stores: &[&str]) -> diesel::QueryResult<()> {
+    conn.batch_execute(&journal_record_sql(run, stores))
+}
+
+/// The SQL of [`journal_record`], for scripts run by `psql`.
+pub fn journal_record_sql(run: &str, stores: &[&str]) -> String {
+    format!(
+        "CREATE TABLE IF NOT EXISTS {JOURNAL_TABLE} (run_id TEXT PRIMARY KEY NOT NULL, stores TEXT NOT NULL, \
+         created_at TIMESTAMP NOT NULL DEFAULT CURRENT_TIMESTAMP);\n\
+         INSERT INTO {JOURNAL_TABLE} (run_id, stores) VALUES ({}, {});\n",
+        quote_literal(run),
+        quote_literal(&stores.join(","))
+    )
+}
+
+/// A `DO` block that aborts the transaction unless each table of `schema` holds the
+/// expected number of rows (restore checks the manifest's counts before committing).
+pub fn row_count_check_sql(schema: &str, expected: &[(String, i64)]) -> String {
+    let mut sql = String::from("DO $orch$ BEGIN\n");
+    for (table, n) in expected {
+        let rel = format!("{}.{}", quote_ident(schema), quote_ident(table));
+        let name = quote_literal(table).replace('%', "%%");
+        sql.push_str(&format!(
+            "IF (SELECT count(*) FROM {rel}) <> {n} THEN RAISE EXCEPTION '% holds % rows, the manifest says {n}', {name}, (SELECT count(*) FROM {rel}); END IF;\n"
+        ));
+    }
+    sql.push_str("END $orch$;\n");
+    sql
+}
+
+/// The runs this database's journal records, with the stores each covered.
+pub fn journal_entries(conn: &mut Conn) -> diesel::QueryResult<Vec<(String, Vec<String>)>> {
+    if !crate::catalog::all_tables(conn)?
+        .iter()
+        .any(|t| t == JOURNAL_TABLE)
+    {
+        return Ok(Vec::new());
+    }
+    #[derive(QueryableByName)]
+    struct Entry {
+        #[diesel(sql_type = Text)]
+        run_id: String,
+        #[diesel(sql_type = Text)]
+        stores: String,
+    }
+    let sql = format!("SELECT run_id, stores FROM {JOURNAL_TABLE} ORDER BY run_id");
+    let rows: Vec<Entry> = crate::with_conn!(conn, |c| diesel::sql_query(sql).load(c))?;
+    Ok(rows
+        .into_iter()
+        .map(|e| (e.run_id, e.stores.split(',').map(str::to_string).collect()))
+        .collect())
+}
+
+/// Forgets a finished run.
+pub fn journal_clear(conn: &mut Conn, run: &str) -> diesel::QueryResult<()> {
+    if !crate::catalog::all_tables(conn)?
+        .iter()
+        .any(|t| t == JOURNAL_TABLE)
+    {
+        return Ok(());
+    }
+    conn.batch_execute(&format!(
+        "DELETE FROM {JOURNAL_TABLE} WHERE run_id = {}",
+        quote_literal(run)
+    ))
+}
+
+/// Writes a consistent copy of a SQLite database to `path` (which must not exist).
+pub fn vacuum_into(conn: &mut Conn, path: &std::path::Path) -> diesel::QueryResult<()> {
+    conn.batch_execute(&format!(
+        "VACUUM INTO {}",
+        quote_literal(&path.to_string_lossy())
+    ))
+}
+
+/// Exports the current transaction's snapshot for `pg_dump --snapshot`.
+pub fn export_snapshot(conn: &mut Conn) -> diesel::QueryResult<String> {
+    let row: TextRow =
+        diesel::sql_query("SELECT pg_export_snapshot()::text AS v").get_result(pg(conn)?)?;
+    Ok(row.v)
+}
+
+/// SQLite's `PRAGMA quick_check`: `Err` with its findings unless the file is sound.
+pub fn sqlite_quick_check(conn: &mut Conn) -> Result<(), String> {
+    let rows: Vec<TextRow> = match conn {
+        Conn::Sqlite(c) => {
+            diesel::sql_query("SELECT quick_check AS v FROM pragma_quick_check").load(c)
+        }
+        Conn::Postgres(_) => return Ok(()),
+    }
+    .map_err(|e| e.to_string())?;
+    match rows.first() {
+        Some(r) if r.v == "ok" => Ok(()),
+        Some(r) => Err(r.v.clone()),
+        None => Err("no answer from quick_check".into()),
+    }
+}
+
+/// Opens a transaction through diesel's own transaction manager, so that migrations run
+/// inside it become savepoints instead of committing it.
+pub fn begin(conn: &mut Conn) -> diesel::QueryResult<()> {
+    use diesel::connection::{AnsiTransactionManager, TransactionManager};
+    crate::with_conn!(conn, |c| AnsiTransactionManager::begin_transaction(c))
+}
+
+pub fn commit(conn: &mut Conn) -> diesel::QueryResult<()> {
+    use diesel::connection::{AnsiTransactionManager, TransactionManager};
+    crate::with_conn!(conn, |c| AnsiTransactionManager::commit_transaction(c))
+}
+
+pub fn rollback(conn: &mut Conn) -> diesel::QueryResult<()> {
+    use diesel::connection::{AnsiTransactionManager, TransactionManager};
+    crate::with_conn!(conn, |c| AnsiTransactionManager::rollback_transaction(c))
+}
+
+/// `PREPARE TRANSACTION`: the transaction survives this session (and a crash of it) until
+/// `COMMIT PREPARED` or `ROLLBACK PREPARED`. The connection is no longer in a transaction
+/// afterwards; it must only be used for those two statements.
+pub fn prepare(conn: &mut Conn, gid: &str) -> diesel::QueryResult<()> {
+    conn.batch_execute(&format!("PREPARE TRANSACTION {}", quote_literal(gid)))
+}
+
+/// Bounds how long the rebuild waits for other sessions' table locks (a database that
+/// others hold open) before failing, instead of hanging.
+pub fn set_local_lock_timeout(conn: &mut Conn, secs: u64) -> diesel::QueryResult<()> {
+    conn.batch_execute(&format!("SET LOCAL lock_timeout = '{}s'", secs.max(1)))
+}
