@@ -2,7 +2,9 @@
 //! die at a chosen point, so tests can prove what a real failure there leaves behind.
 //! Points: `fail-migrate` (the store's rebuild fails after its migrations ran),
 //! `crash-after-commit` (the process aborts right after the store committed, as a
-//! SIGKILL would), `fail-commit` (the store's commit step fails). Unset in normal use.
+//! SIGKILL would), `fail-commit` (the store's commit step fails), `pause-before-commit`
+//! (sleeps 3 s before the store commits, so a test can race another run against it).
+//! Unset in normal use.
 
 pub const ENV: &str = "ORCH_FAULT";
 
@@ -18,5 +20,12 @@ pub fn crash_if(point: &str, store: &str) {
     if armed(point, store) {
         eprintln!("fault injected: {point}:{store}, aborting");
         std::process::abort();
+    }
+}
+
+/// Sleeps when `pause-before-commit` is armed for `store`.
+pub fn pause_if(store: &str) {
+    if armed("pause-before-commit", store) {
+        std::thread::sleep(std::time::Duration::from_secs(3));
     }
 }

@@ -33,9 +33,29 @@ pub fn acquire_all(ctx: &Context, stores: &[&'static Store]) -> CliResult<Vec<St
     Ok(held)
 }
 
+/// Takes every lock only if none is held by another run right now; `None` otherwise. For
+/// read-only commands, which settle a crashed run's leftovers when nobody else is busy.
+pub fn try_acquire_all(
+    ctx: &Context,
+    stores: &[&'static Store],
+) -> CliResult<Option<Vec<StoreLock>>> {
+    let mut held = Vec::with_capacity(stores.len());
+    for store in stores {
+        match acquire_within(ctx, store, Duration::ZERO) {
+            Ok(lock) => held.push(lock),
+            Err(e) if e.exit == Exit::Locked => return Ok(None),
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(Some(held))
+}
+
 fn acquire(ctx: &Context, store: &'static Store) -> CliResult<StoreLock> {
+    acquire_within(ctx, store, ctx.settings.lock_timeout)
+}
+
+fn acquire_within(ctx: &Context, store: &'static Store, timeout: Duration) -> CliResult<StoreLock> {
     let url = ctx.url(store)?;
-    let timeout = ctx.settings.lock_timeout;
     let started = Instant::now();
     let mut announced = false;
     let mut announce = |holder: &str| {

@@ -342,6 +342,7 @@ impl Rebuild<'_> {
         let mut remaining = std::mem::take(&mut stages).into_iter();
         while let Some(mut stage) = remaining.next() {
             let store = stage.store;
+            fault::pause_if(store.name);
             let result = if fault::armed("fail-commit", store.name) {
                 Err("injected fault (ORCH_FAULT)".to_string())
             } else {
@@ -663,6 +664,7 @@ pub fn settle(ctx: &Context) -> CliResult<Vec<String>> {
     let mut prepared: Vec<(String, &'static str, String)> = Vec::new();
     let mut staged: Vec<(String, &'static str, PathBuf)> = Vec::new();
 
+    let mut conns: Vec<(&'static Store, Conn)> = Vec::new();
     for store in &ordered {
         let url = ctx.url(store)?;
         if let Some(live) = url.sqlite_path() {
@@ -674,15 +676,12 @@ pub fn settle(ctx: &Context) -> CliResult<Vec<String>> {
             }
         }
         let mut conn = ctx.connect(store)?;
-        let entries = admin::journal_entries(&mut conn)
-            .map_err(|e| db_error(store, Some(url), "reading the journal", e))?;
-        for (run, names) in entries {
-            committed_in.push((run.clone(), store.name));
-            if !decided.iter().any(|(r, _)| r == &run) {
-                decided.push((run, names));
-            }
-        }
         if url.backend() == Backend::Postgres {
+            // Reading never waits long on locks; a prepared transaction holds some.
+            let _ = conn.batch_execute(&format!(
+                "SET lock_timeout = '{}s'",
+                ctx.settings.lock_timeout.as_secs().max(1)
+            ));
             for gid in admin::prepared_transactions(&mut conn)
                 .map_err(|e| db_error(store, Some(url), "reading prepared transactions", e))?
             {
@@ -691,7 +690,25 @@ pub fn settle(ctx: &Context) -> CliResult<Vec<String>> {
                 }
             }
         }
+        conns.push((store, conn));
     }
+    for (store, conn) in &mut conns {
+        // A store with a prepared rebuild of ours has locked its old tables; its journal
+        // row, if any, is inside that transaction and decides nothing yet.
+        if prepared.iter().any(|(_, s, _)| s == &store.name) {
+            continue;
+        }
+        let url = ctx.url(store)?;
+        let entries = admin::journal_entries(conn)
+            .map_err(|e| db_error(store, Some(url), "reading the journal", e))?;
+        for (run, names) in entries {
+            committed_in.push((run.clone(), store.name));
+            if !decided.iter().any(|(r, _)| r == &run) {
+                decided.push((run, names));
+            }
+        }
+    }
+    drop(conns);
 
     for (run, names) in &decided {
         for name in names {

@@ -26,6 +26,7 @@ pub const DEFAULT_PROFILE: &str = "default";
 pub const ENV_PROFILE: &str = "ORCH_PROFILE";
 pub const ENV_AUTH_URL: &str = "AUTH_DATABASE_URL";
 pub const ENV_APP_URL: &str = "APP_DATABASE_URL";
+pub const ENV_LOCK_TIMEOUT: &str = "ORCH_LOCK_TIMEOUT_SECS";
 
 /// One profile's settings, as written in `orchestrator.toml`.
 #[derive(Debug, Clone, Deserialize, Serialize)]
@@ -145,6 +146,18 @@ impl Settings {
             }
         }
         figment = figment.merge(Serialized::globals(globals));
+        if let Some((secs, origin)) = layered(ENV_LOCK_TIMEOUT) {
+            let secs: u64 = secs.trim().parse().map_err(|_| {
+                ConfigError::Invalid(format!(
+                    "{ENV_LOCK_TIMEOUT} must be a whole number of seconds, got {secs:?}"
+                ))
+            })?;
+            figment = figment.merge(Serialized::global("lock_timeout_secs", secs));
+            sources.push((
+                "lock_timeout_secs".into(),
+                format!("{origin} {ENV_LOCK_TIMEOUT}"),
+            ));
+        }
 
         let raw: ProfileSettings = figment
             .extract()

@@ -72,6 +72,17 @@ impl TestDb {
 impl Drop for TestDb {
     fn drop(&mut self) {
         if let Some(name) = &self.pg_name {
+            // A prepared transaction pins its database: settle any a test left behind.
+            if let Ok(mut own) = PgConnection::establish(self.url.expose_secret()) {
+                let gids: Vec<String> = prepared_gids(&mut own);
+                for gid in gids {
+                    let _ = diesel::sql_query(format!(
+                        "ROLLBACK PREPARED {}",
+                        crate::db::quote_literal(&gid)
+                    ))
+                    .execute(&mut own);
+                }
+            }
             if let Ok(mut admin) = PgConnection::establish(&pg_admin_url()) {
                 // WITH (FORCE) ends sessions a failed test left open (PostgreSQL 13+).
                 let sql = format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", quote_ident(name));
@@ -81,6 +92,20 @@ impl Drop for TestDb {
             }
         }
     }
+}
+
+fn prepared_gids(conn: &mut PgConnection) -> Vec<String> {
+    #[derive(diesel::QueryableByName)]
+    struct Gid {
+        #[diesel(sql_type = diesel::sql_types::Text)]
+        gid: String,
+    }
+    diesel::sql_query(
+        "SELECT gid::text AS gid FROM pg_prepared_xacts WHERE database = current_database()",
+    )
+    .load::<Gid>(conn)
+    .map(|rows| rows.into_iter().map(|r| r.gid).collect())
+    .unwrap_or_default()
 }
 
 /// A test's own pair of stores plus a working folder (the binary's current directory).

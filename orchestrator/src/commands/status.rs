@@ -26,6 +26,8 @@ pub struct StatusArgs {
 #[derive(Debug, Serialize)]
 pub struct StatusReport {
     pub ok: bool,
+    /// What this run settled of a crashed run (only when no other run was busy).
+    pub recovered: Vec<String>,
     pub profile: String,
     pub stores: Vec<StoreStatus>,
 }
@@ -53,6 +55,7 @@ pub struct TableRows {
 
 pub fn run(ctx: &Context, args: &StatusArgs) -> CliResult {
     let stores = selected_stores(args.store.store);
+    let recovered = settle_if_idle(ctx);
     // Both stores are read at once: the slowest connection sets the time, not the sum.
     let statuses: Vec<StoreStatus> = std::thread::scope(|scope| {
         let handles: Vec<_> = stores
@@ -69,6 +72,7 @@ pub fn run(ctx: &Context, args: &StatusArgs) -> CliResult {
     .collect::<CliResult<Vec<_>>>()?;
 
     let report = StatusReport {
+        recovered,
         ok: statuses.iter().all(|s| s.reachable),
         profile: ctx.settings.profile.clone(),
         stores: statuses,
@@ -91,6 +95,27 @@ pub fn run(ctx: &Context, args: &StatusArgs) -> CliResult {
             Exit::Database,
             anyhow::anyhow!("{}", failed.join("; ")),
         ))
+    }
+}
+
+/// Settles a crashed run's leftovers when every store is reachable and no other run holds
+/// a lock; otherwise leaves them to the next locking command. Never creates a SQLite file.
+fn settle_if_idle(ctx: &Context) -> Vec<String> {
+    let stores = shared::store::dependency_order(&crate::context::all_stores());
+    let all_exist = stores.iter().all(|s| {
+        ctx.url(s)
+            .map(|u| u.sqlite_path().is_none_or(|p| p.exists()))
+            .unwrap_or(false)
+    });
+    if !all_exist {
+        return Vec::new();
+    }
+    match crate::lock::try_acquire_all(ctx, &stores) {
+        Ok(Some(_locks)) => crate::rebuild::settle(ctx).unwrap_or_else(|e| {
+            tracing::warn!(error = %e, "could not settle an interrupted run");
+            Vec::new()
+        }),
+        _ => Vec::new(),
     }
 }
 
@@ -149,6 +174,9 @@ fn store_status(ctx: &Context, store: &'static Store) -> CliResult<StoreStatus> 
 }
 
 fn print_text(report: &StatusReport) {
+    for line in &report.recovered {
+        println!("recovered: {line}");
+    }
     println!("profile: {}", report.profile);
     for s in &report.stores {
         let state = if !s.reachable {

@@ -1,0 +1,561 @@
+//! `reset`, `backup` and `restore` through the real binary, on both backends: the guard,
+//! dry runs, failures halfway, crashes between commits, concurrent runs, protected stores,
+//! and a backup that restore brings back row for row.
+
+use std::process::{Command as StdCommand, Stdio};
+use std::time::Duration;
+
+use orch_tests::{exec, for_each_backend, json_of, orchestrator, TestPair};
+use shared::{catalog, contract, Backend, Conn};
+
+/// Everything that must survive a refused or failed run: per store, every table's rows
+/// (as sorted text), the columns and the foreign keys.
+#[derive(Debug, PartialEq)]
+struct Snapshot {
+    tables: Vec<(String, i64)>,
+    columns: Vec<catalog::LiveColumn>,
+    fks: Vec<catalog::LiveForeignKey>,
+    user_ids: Vec<String>,
+}
+
+fn snapshot(conn: &mut Conn) -> Snapshot {
+    let tables = catalog::tables(conn).expect("tables");
+    let counts = catalog::row_counts(conn, &tables).expect("counts");
+    let ids_of = |conn: &mut Conn, table: &str| -> Vec<String> {
+        if !tables.iter().any(|t| t == table) {
+            return Vec::new();
+        }
+        #[derive(diesel::QueryableByName)]
+        struct Id {
+            #[diesel(sql_type = diesel::sql_types::Text)]
+            id: String,
+        }
+        let sql = format!("SELECT id FROM {table} ORDER BY id");
+        let rows: Vec<Id> = shared::with_conn!(conn, |c| diesel::RunQueryDsl::load(
+            diesel::sql_query(sql),
+            c
+        ))
+        .expect("ids");
+        rows.into_iter().map(|r| r.id).collect()
+    };
+    let mut user_ids = ids_of(conn, "users");
+    user_ids.extend(ids_of(conn, "datasets"));
+    Snapshot {
+        tables: counts,
+        columns: catalog::columns(conn).expect("columns"),
+        fks: catalog::foreign_keys(conn).expect("fks"),
+        user_ids,
+    }
+}
+
+fn seed(pair: &TestPair) {
+    orchestrator(pair).arg("migrate").assert().success();
+    let mut auth = pair.auth.connect();
+    exec(
+        &mut auth,
+        "INSERT INTO users (id, email) VALUES ('u1', 'a@x'), ('u2', 'b@x'), ('u3', 'c@x');
+         INSERT INTO teams (id, name, owner_id) VALUES ('t1', 'team', 'u1');
+         INSERT INTO user_credits (id, user_id, credits) VALUES ('c1', 'u1', 50);
+         INSERT INTO credit_transactions (id, user_id, amount) VALUES ('x1', 'u1', 50);",
+    );
+    let mut app = pair.app.connect();
+    exec(
+        &mut app,
+        "INSERT INTO datasets (id, owner_id, team_id, name) VALUES ('d1', 'u1', 't1', 'one'), ('d2', 'u2', NULL, 'two');
+         INSERT INTO documents (id, dataset_id, filename) VALUES ('doc1', 'd1', 'a.pdf');
+         INSERT INTO processing_jobs (id, document_id) VALUES ('j1', 'doc1');",
+    );
+}
+
+fn snapshots(pair: &TestPair) -> (Snapshot, Snapshot) {
+    (
+        snapshot(&mut pair.auth.connect()),
+        snapshot(&mut pair.app.connect()),
+    )
+}
+
+fn assert_clean_and_verified(pair: &TestPair) {
+    for (store, mut conn) in [
+        (&auth_db::STORE, pair.auth.connect()),
+        (&app_db::STORE, pair.app.connect()),
+    ] {
+        let check = contract::check_schema(&mut conn, store).expect("check");
+        assert!(
+            check.ok(),
+            "{} on {}: {}",
+            store.name,
+            pair.backend,
+            check.summary()
+        );
+        let tables = catalog::tables(&mut conn).expect("tables");
+        for (table, n) in catalog::row_counts(&mut conn, &tables).expect("counts") {
+            assert_eq!(
+                n, 0,
+                "{}.{table} must be empty after a reset on {}",
+                store.name, pair.backend
+            );
+        }
+        let journal = shared::admin::journal_entries(&mut conn).expect("journal");
+        assert!(journal.is_empty(), "journal must be cleared: {journal:?}");
+        if pair.backend == Backend::Postgres {
+            assert!(shared::admin::prepared_transactions(&mut conn)
+                .expect("prepared")
+                .is_empty());
+        }
+    }
+}
+
+fn stderr_of(output: &std::process::Output) -> String {
+    String::from_utf8_lossy(&output.stderr).into_owned()
+}
+
+#[test]
+fn the_guard_refuses_and_keeps_every_row() {
+    for_each_backend("reset_guard", |pair| {
+        seed(pair);
+        let before = snapshots(pair);
+        let output = orchestrator(pair).arg("reset").output().expect("run");
+        assert_eq!(output.status.code(), Some(3), "{}", stderr_of(&output));
+        let stderr = stderr_of(&output);
+        assert!(
+            stderr.contains("users: 3") && stderr.contains("datasets: 2"),
+            "{stderr}"
+        );
+        assert!(stderr.contains("--force"), "{stderr}");
+        assert_eq!(
+            snapshots(pair),
+            before,
+            "a refused reset must change nothing"
+        );
+        assert!(
+            !pair.path().join(".data/backups").exists(),
+            "no backup for a refused run"
+        );
+    });
+}
+
+#[test]
+fn dry_run_prints_the_plan_and_changes_nothing() {
+    for_each_backend("reset_dry_run", |pair| {
+        seed(pair);
+        let before = snapshots(pair);
+        let (code, plan) = json_of(orchestrator(pair), &["reset", "--force", "--dry-run"]);
+        assert_eq!(code, 0, "{plan}");
+        assert_eq!(plan["dry_run"], true);
+        assert_eq!(plan["stores"][0]["rows_before"], 6, "{plan}");
+        assert_eq!(
+            plan["stores"][0]["migrations"].as_array().map(Vec::len),
+            Some(3)
+        );
+        assert!(plan["backup"].is_string(), "{plan}");
+        assert_eq!(snapshots(pair), before);
+        assert!(
+            !pair.path().join(".data/backups").exists(),
+            "a dry run writes no backup"
+        );
+    });
+}
+
+#[test]
+fn a_failure_inside_app_after_auth_was_rebuilt_leaves_both_as_before() {
+    for_each_backend("reset_fail_app", |pair| {
+        seed(pair);
+        let before = snapshots(pair);
+        for (mode, fault) in [
+            ("on", "fail-migrate:app"),
+            ("off", "fail-migrate:app"),
+            ("off", "fail-commit:app"),
+        ] {
+            {
+                let output = orchestrator(pair)
+                    .env("ORCH_FAULT", fault)
+                    .env("ORCH_TWO_PHASE", mode)
+                    .args(["reset", "--force"])
+                    .output()
+                    .expect("run");
+                let stderr = stderr_of(&output);
+                assert_eq!(output.status.code(), Some(4), "{fault}: {stderr}");
+                assert!(
+                    stderr.contains("app database"),
+                    "{fault}: names the store: {stderr}"
+                );
+                assert_eq!(
+                    snapshots(pair),
+                    before,
+                    "{fault} ({mode}) on {}: both stores as before",
+                    pair.backend
+                );
+            }
+        }
+        // The next run succeeds.
+        orchestrator(pair)
+            .args(["reset", "--force"])
+            .assert()
+            .success();
+        assert_clean_and_verified(pair);
+    });
+}
+
+#[test]
+fn with_two_phase_commit_a_failed_second_commit_is_completed_by_the_next_run() {
+    let Some(pair) = TestPair::new(Backend::Postgres, "reset_2pc_commit") else {
+        return;
+    };
+    let mut probe = pair.auth.connect();
+    if !shared::admin::two_phase_available(&mut probe).expect("max_prepared_transactions") {
+        eprintln!("SKIPPED: the server has max_prepared_transactions = 0 (.ci/run enables it)");
+        return;
+    }
+    seed(&pair);
+    let output = orchestrator(&pair)
+        .env("ORCH_FAULT", "fail-commit:app")
+        .args(["reset", "--force"])
+        .output()
+        .expect("run");
+    assert_eq!(output.status.code(), Some(4), "{}", stderr_of(&output));
+    assert!(
+        stderr_of(&output).contains("next run"),
+        "{}",
+        stderr_of(&output)
+    );
+    // auth committed and recorded the decision; app is prepared. The next run commits it.
+    let (code, status) = json_of(orchestrator(&pair), &["status"]);
+    assert_eq!(code, 0, "{status}");
+    assert!(
+        status["recovered"][0]
+            .as_str()
+            .is_some_and(|l| l.contains("committed the prepared")),
+        "{status}"
+    );
+    assert_clean_and_verified(&pair);
+}
+
+#[test]
+fn a_forced_reset_backs_up_and_restore_brings_every_row_back() {
+    for_each_backend("reset_backup_restore", |pair| {
+        seed(pair);
+        let before = snapshots(pair);
+        let (code, report) = json_of(orchestrator(pair), &["reset", "--force"]);
+        assert_eq!(code, 0, "{report}");
+        assert_eq!(report["ok"], true);
+        assert_eq!(
+            report["stores"][0]["outcome"]["dropped"]
+                .as_array()
+                .map(Vec::len),
+            Some(9),
+            "{report}"
+        );
+        assert_clean_and_verified(pair);
+
+        let dir = report["backup"].as_str().expect("backup path").to_string();
+        let manifest: serde_json::Value = serde_json::from_slice(
+            &std::fs::read(pair.path().join(&dir).join("manifest.json")).expect("manifest"),
+        )
+        .expect("json");
+        assert_eq!(manifest["stores"][0]["row_counts"]["users"], 3);
+        assert_eq!(manifest["stores"][1]["row_counts"]["datasets"], 2);
+        assert_eq!(
+            manifest["stores"][0]["sha256"].as_str().map(str::len),
+            Some(64)
+        );
+
+        let (code, restored) = json_of(orchestrator(pair), &["restore", &dir]);
+        assert_eq!(code, 0, "{restored}");
+        assert_eq!(
+            snapshots(pair),
+            before,
+            "restore must bring back every row on {}",
+            pair.backend
+        );
+
+        // Restoring over rows needs --force, and then it keeps a safety backup.
+        let output = orchestrator(pair)
+            .args(["restore", &dir])
+            .output()
+            .expect("run");
+        assert_eq!(output.status.code(), Some(3), "{}", stderr_of(&output));
+        let (code, again) = json_of(orchestrator(pair), &["restore", &dir, "--force"]);
+        assert_eq!(code, 0, "{again}");
+        assert!(again["safety_backup"].is_string(), "{again}");
+        assert_eq!(snapshots(pair), before);
+    });
+}
+
+#[test]
+fn restore_rejects_damaged_or_mismatched_backups_before_touching_anything() {
+    for_each_backend("restore_rejects", |pair| {
+        seed(pair);
+        let (code, made) = json_of(orchestrator(pair), &["backup", "--store", "auth"]);
+        assert_eq!(code, 0, "{made}");
+        let dir = pair.path().join(made["dir"].as_str().expect("dir"));
+        orchestrator(pair)
+            .args(["reset", "--force", "--no-backup"])
+            .assert()
+            .success();
+        let empty = snapshots(pair);
+
+        // A backup of auth is no backup of app.
+        let output = orchestrator(pair)
+            .args(["restore", dir.to_str().expect("utf8"), "--store", "app"])
+            .output()
+            .expect("run");
+        assert_eq!(output.status.code(), Some(2), "{}", stderr_of(&output));
+        assert!(
+            stderr_of(&output).contains("no backup of the app store"),
+            "{}",
+            stderr_of(&output)
+        );
+
+        // A damaged file (sha256 mismatch).
+        let manifest_path = dir.join("manifest.json");
+        let manifest_text = std::fs::read_to_string(&manifest_path).expect("manifest");
+        let file = dir.join(if pair.backend == Backend::Postgres {
+            "auth.dump"
+        } else {
+            "auth.sqlite3"
+        });
+        let original = std::fs::read(&file).expect("backup file");
+        let mut damaged = original.clone();
+        let middle = damaged.len() / 2;
+        damaged[middle] ^= 0xff;
+        std::fs::write(&file, &damaged).expect("damage");
+        let output = orchestrator(pair)
+            .args(["restore", dir.to_str().expect("utf8"), "--store", "auth"])
+            .output()
+            .expect("run");
+        assert_eq!(output.status.code(), Some(2), "{}", stderr_of(&output));
+        assert!(
+            stderr_of(&output).contains("damaged"),
+            "{}",
+            stderr_of(&output)
+        );
+        std::fs::write(&file, &original).expect("undamage");
+
+        // A manifest that is not JSON, and a missing folder.
+        std::fs::write(&manifest_path, "{ not json").expect("break manifest");
+        let output = orchestrator(pair)
+            .args(["restore", dir.to_str().expect("utf8"), "--store", "auth"])
+            .output()
+            .expect("run");
+        assert_eq!(output.status.code(), Some(2), "{}", stderr_of(&output));
+        std::fs::write(&manifest_path, manifest_text).expect("restore manifest");
+        let output = orchestrator(pair)
+            .args(["restore", "/nonexistent/backup"])
+            .output()
+            .expect("run");
+        assert_eq!(output.status.code(), Some(2), "{}", stderr_of(&output));
+        assert_eq!(snapshots(pair), empty, "rejected restores change nothing");
+
+        // The intact backup restores.
+        orchestrator(pair)
+            .args(["restore", dir.to_str().expect("utf8"), "--store", "auth"])
+            .assert()
+            .success();
+        assert_eq!(
+            snapshot(&mut pair.auth.connect())
+                .tables
+                .iter()
+                .find(|(t, _)| t == "users")
+                .map(|(_, n)| *n),
+            Some(3)
+        );
+    });
+}
+
+#[test]
+fn a_crash_between_the_two_commits_is_finished_by_the_next_run() {
+    for_each_backend("reset_crash_between", |pair| {
+        for mode in ["off", "on"] {
+            seed_again(pair);
+            let output = orchestrator(pair)
+                .env("ORCH_FAULT", "crash-after-commit:auth")
+                .env("ORCH_TWO_PHASE", mode)
+                .args(["reset", "--force"])
+                .output()
+                .expect("run");
+            assert!(!output.status.success(), "the run must have died");
+            // The next command settles: app is finished, not left with its old rows.
+            let (code, status) = json_of(orchestrator(pair), &["status"]);
+            assert_eq!(code, 0, "{status}");
+            assert!(
+                !status["recovered"]
+                    .as_array()
+                    .map(Vec::is_empty)
+                    .unwrap_or(true),
+                "{status}"
+            );
+            assert_clean_and_verified(pair);
+        }
+    });
+}
+
+/// Seeds rows again (after an earlier reset) so that the next reset has rows to wipe.
+fn seed_again(pair: &TestPair) {
+    orchestrator(pair)
+        .args(["reset", "--force", "--no-backup"])
+        .assert()
+        .success();
+    seed(pair);
+}
+
+#[test]
+fn two_resets_at_once_never_interleave() {
+    for_each_backend("reset_concurrent", |pair| {
+        seed(pair);
+        let binary = assert_cmd::cargo::cargo_bin("orchestrator-e2e");
+        let spawn = |fault: Option<&str>, timeout: &str| {
+            let mut cmd = StdCommand::new(&binary);
+            cmd.current_dir(pair.path())
+                .args([
+                    "--auth-url",
+                    &pair.auth.url_string(),
+                    "--app-url",
+                    &pair.app.url_string(),
+                    "reset",
+                    "--force",
+                ])
+                .env("ORCH_LOCK_TIMEOUT_SECS", timeout)
+                .env_remove("ORCH_FAULT")
+                .stdout(Stdio::piped())
+                .stderr(Stdio::piped());
+            if let Some(f) = fault {
+                cmd.env("ORCH_FAULT", f);
+            }
+            cmd.spawn().expect("spawn")
+        };
+        // The first run pauses before committing auth, holding both locks.
+        let first = spawn(Some("pause-before-commit:auth"), "30");
+        std::thread::sleep(Duration::from_millis(1200));
+        let impatient = spawn(None, "1").wait_with_output().expect("second");
+        assert_eq!(
+            impatient.status.code(),
+            Some(5),
+            "{}",
+            stderr_of(&impatient)
+        );
+        assert!(
+            stderr_of(&impatient).contains("locked by"),
+            "{}",
+            stderr_of(&impatient)
+        );
+        let patient = spawn(None, "60");
+        let first = first.wait_with_output().expect("first");
+        assert!(first.status.success(), "{}", stderr_of(&first));
+        let patient = patient.wait_with_output().expect("patient");
+        assert!(
+            patient.status.success(),
+            "the waiting run goes after: {}",
+            stderr_of(&patient)
+        );
+        assert_clean_and_verified(pair);
+    });
+}
+
+#[test]
+fn a_protected_store_needs_confirm_even_when_empty() {
+    for_each_backend("reset_protected", |pair| {
+        std::fs::write(
+            pair.path().join("orchestrator.toml"),
+            "[default]\nprotected = true\n",
+        )
+        .expect("toml");
+        let output = orchestrator(pair).arg("reset").output().expect("run");
+        assert_eq!(output.status.code(), Some(3), "{}", stderr_of(&output));
+        let auth_name = pair.auth.url.database_name();
+        let app_name = pair.app.url.database_name();
+        assert!(
+            stderr_of(&output).contains(&format!("--confirm {auth_name}")),
+            "{}",
+            stderr_of(&output)
+        );
+        let output = orchestrator(pair)
+            .args(["reset", "--confirm", &auth_name])
+            .output()
+            .expect("run");
+        assert_eq!(
+            output.status.code(),
+            Some(3),
+            "app still unconfirmed: {}",
+            stderr_of(&output)
+        );
+        let output = orchestrator(pair)
+            .args(["reset", "--confirm", ""])
+            .output()
+            .expect("run");
+        assert_eq!(output.status.code(), Some(2), "{}", stderr_of(&output));
+        orchestrator(pair)
+            .args(["reset", "--confirm", &auth_name, "--confirm", &app_name])
+            .assert()
+            .success();
+        assert_clean_and_verified(pair);
+    });
+}
+
+#[test]
+fn postgres_failures_leave_both_databases_as_they_were() {
+    let Some(pair) = TestPair::new(Backend::Postgres, "reset_pg_failures") else {
+        return;
+    };
+    seed(&pair);
+    let before = snapshots(&pair);
+
+    // Another session holds app's table open in a transaction: the drop cannot get its
+    // lock within the lock timeout.
+    let mut holder = pair.app.connect();
+    exec(&mut holder, "BEGIN; SELECT count(*) FROM datasets;");
+    let output = orchestrator(&pair)
+        .env("ORCH_LOCK_TIMEOUT_SECS", "1")
+        .args(["reset", "--force"])
+        .output()
+        .expect("run");
+    assert_eq!(output.status.code(), Some(4), "{}", stderr_of(&output));
+    assert!(
+        stderr_of(&output).contains("app database"),
+        "{}",
+        stderr_of(&output)
+    );
+    exec(&mut holder, "ROLLBACK");
+    drop(holder);
+    assert_eq!(snapshots(&pair), before);
+
+    // A role that may use the databases but does not own the schema cannot drop it.
+    let role = format!("orch_weak_{}", std::process::id());
+    let mut admin = pair.auth.connect();
+    exec(&mut admin, &format!("DROP ROLE IF EXISTS {role}; CREATE ROLE {role} LOGIN; GRANT SELECT ON ALL TABLES IN SCHEMA public TO {role};"));
+    let mut app_admin = pair.app.connect();
+    exec(
+        &mut app_admin,
+        &format!("GRANT SELECT ON ALL TABLES IN SCHEMA public TO {role};"),
+    );
+    let weak = |url: &shared::DatabaseUrl| {
+        url.expose_secret()
+            .replacen("postgres://postgres@", &format!("postgres://{role}@"), 1)
+    };
+    let output = orch_tests::orchestrator_in(pair.path())
+        .args([
+            "--auth-url",
+            &weak(&pair.auth.url),
+            "--app-url",
+            &weak(&pair.app.url),
+            "reset",
+            "--force",
+            "--no-backup",
+        ])
+        .output()
+        .expect("run");
+    assert_eq!(output.status.code(), Some(4), "{}", stderr_of(&output));
+    assert!(
+        stderr_of(&output).contains("dropping the schema"),
+        "{}",
+        stderr_of(&output)
+    );
+    assert_eq!(snapshots(&pair), before);
+    exec(
+        &mut admin,
+        &format!("REVOKE ALL ON ALL TABLES IN SCHEMA public FROM {role};"),
+    );
+    exec(
+        &mut app_admin,
+        &format!("REVOKE ALL ON ALL TABLES IN SCHEMA public FROM {role}; DROP ROLE {role};"),
+    );
+}
