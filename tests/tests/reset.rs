@@ -559,3 +559,69 @@ fn postgres_failures_leave_both_databases_as_they_were() {
         &format!("REVOKE ALL ON ALL TABLES IN SCHEMA public FROM {role}; DROP ROLE {role};"),
     );
 }
+
+#[test]
+fn losing_the_app_connection_mid_reset_leaves_old_data_or_a_clean_reset() {
+    let Some(pair) = TestPair::new(Backend::Postgres, "reset_conn_lost") else {
+        return;
+    };
+    seed(&pair);
+    let before = snapshots(&pair);
+    let binary = assert_cmd::cargo::cargo_bin("orchestrator-e2e");
+    for mode in ["off", "on"] {
+        let child = StdCommand::new(&binary)
+            .current_dir(pair.path())
+            .args([
+                "--auth-url",
+                &pair.auth.url_string(),
+                "--app-url",
+                &pair.app.url_string(),
+                "reset",
+                "--force",
+            ])
+            .env("ORCH_FAULT", "pause-before-commit:auth")
+            .env("ORCH_TWO_PHASE", mode)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("spawn");
+        std::thread::sleep(Duration::from_millis(1500));
+        // The server ends every session of ours on the app database, as a restart would.
+        let mut admin = pair.auth.connect();
+        exec(
+            &mut admin,
+            &format!(
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity \
+                 WHERE datname = '{}' AND application_name = 'orchestrator'",
+                pair.app.url.database_name()
+            ),
+        );
+        let output = child.wait_with_output().expect("wait");
+        let stderr = stderr_of(&output);
+        // Let any later command settle, then the stores are old or new, never mixed.
+        orchestrator(&pair).arg("status").assert().success();
+        let now = snapshots(&pair);
+        if output.status.success() {
+            assert_clean_and_verified(&pair);
+        } else {
+            assert_eq!(output.status.code(), Some(4), "{mode}: {stderr}");
+            assert!(stderr.contains("app database"), "{mode}: {stderr}");
+            assert_eq!(
+                now, before,
+                "{mode}: a failed reset leaves both as before: {stderr}"
+            );
+        }
+        if mode == "off" {
+            assert!(
+                !output.status.success(),
+                "without two-phase commit app's transaction died with its session"
+            );
+        }
+        // Start the next mode from the seeded state again.
+        orchestrator(&pair)
+            .args(["reset", "--force", "--no-backup"])
+            .assert()
+            .success();
+        seed(&pair);
+    }
+}
