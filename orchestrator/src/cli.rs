@@ -96,6 +96,18 @@ pub struct StoreArg {
     pub store: Option<StoreName>,
 }
 
+/// The safety flags of destructive commands.
+#[derive(Debug, Clone, Args)]
+pub struct GuardArgs {
+    /// Replace stores that hold rows (backed up first, unless reset --no-backup)
+    #[arg(long)]
+    pub force: bool,
+
+    /// Database name of a protected store, once per store, to confirm replacing it
+    #[arg(long, value_name = "NAME")]
+    pub confirm: Vec<String>,
+}
+
 #[derive(Debug, Subcommand)]
 pub enum Command {
     Status(commands::status::StatusArgs),

@@ -36,6 +36,19 @@ pub fn orchestrator(pair: &TestPair) -> Command {
     cmd
 }
 
+/// The binary as a plain process pointed at a test pair (for tests that spawn, race or
+/// kill it), with none of the caller's configuration.
+pub fn process(pair: &TestPair) -> std::process::Command {
+    let mut cmd = std::process::Command::new(assert_cmd::cargo::cargo_bin("orchestrator-e2e"));
+    cmd.current_dir(pair.path());
+    for var in ISOLATE {
+        cmd.env_remove(var);
+    }
+    cmd.arg("--auth-url").arg(pair.auth.url_string());
+    cmd.arg("--app-url").arg(pair.app.url_string());
+    cmd
+}
+
 /// Runs the binary with `args` and parses its stdout as one JSON document.
 pub fn json_of(mut cmd: Command, args: &[&str]) -> (i32, serde_json::Value) {
     let output = cmd

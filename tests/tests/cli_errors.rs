@@ -176,7 +176,14 @@ fn help_teaches_every_command() {
     ] {
         assert!(help.contains(needle), "--help lacks {needle}: {help}");
     }
-    for command in ["status", "migrate", "reset", "backup", "restore", "completions"] {
+    for command in [
+        "status",
+        "migrate",
+        "reset",
+        "backup",
+        "restore",
+        "completions",
+    ] {
         let output = orchestrator_in(dir.path())
             .args([command, "--help"])
             .output()

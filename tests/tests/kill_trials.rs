@@ -6,7 +6,7 @@
 //! (`scripts/kill-trials.sh`: 20 trials, 200,000 rows a store) sets
 //! `ORCH_KILL_TRIALS` and `ORCH_KILL_ROWS`.
 
-use std::process::{Command as StdCommand, Stdio};
+use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 use orch_tests::{exec, for_each_backend, orchestrator, TestPair};
@@ -104,20 +104,11 @@ fn classify(pair: &TestPair, rows: i64, trial: u64) -> Outcome {
 fn sigkill_during_a_forced_reset_leaves_old_data_or_a_clean_reset() {
     let trials = env_number("ORCH_KILL_TRIALS", 3);
     let rows = env_number("ORCH_KILL_ROWS", 20_000);
-    let binary = assert_cmd::cargo::cargo_bin("orchestrator-e2e");
     for_each_backend("kill_trials", |pair| {
         orchestrator(pair).arg("migrate").assert().success();
         let reset = |pair: &TestPair| {
-            let mut cmd = StdCommand::new(&binary);
-            cmd.current_dir(pair.path())
-                .args([
-                    "--auth-url",
-                    &pair.auth.url_string(),
-                    "--app-url",
-                    &pair.app.url_string(),
-                    "reset",
-                    "--force",
-                ])
+            let mut cmd = orch_tests::process(pair);
+            cmd.args(["reset", "--force"])
                 .stdout(Stdio::null())
                 .stderr(Stdio::null());
             cmd

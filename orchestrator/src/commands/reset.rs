@@ -29,13 +29,8 @@ pub struct ResetArgs {
     #[command(flatten)]
     pub store: crate::cli::StoreArg,
 
-    /// Wipe stores that hold rows (they are backed up first unless --no-backup)
-    #[arg(long)]
-    pub force: bool,
-
-    /// Database name of a protected store, once per store, to confirm wiping it
-    #[arg(long, value_name = "NAME")]
-    pub confirm: Vec<String>,
+    #[command(flatten)]
+    pub guard: crate::cli::GuardArgs,
 
     /// Do not back up rows before wiping them
     #[arg(long)]
@@ -111,7 +106,7 @@ pub fn run(ctx: &Context, args: &ResetArgs) -> CliResult {
         contents.push(guard::inspect(ctx, store, url, &mut conn)?);
         pending.push(shipped_names(store, url.backend())?);
     }
-    let guard_result = guard::check(&contents, args.force, &args.confirm, "reset");
+    let guard_result = guard::check(&contents, args.guard.force, &args.guard.confirm, "reset");
     timings.guard = t.elapsed().as_millis();
 
     let holds_rows = contents.iter().any(|c| c.total() > 0);

@@ -28,13 +28,8 @@ pub struct RestoreArgs {
     #[command(flatten)]
     pub store: crate::cli::StoreArg,
 
-    /// Replace stores that hold rows (they are backed up first)
-    #[arg(long)]
-    pub force: bool,
-
-    /// Database name of a protected store, once per store, to confirm replacing it
-    #[arg(long, value_name = "NAME")]
-    pub confirm: Vec<String>,
+    #[command(flatten)]
+    pub guard: crate::cli::GuardArgs,
 }
 
 #[derive(Debug, Serialize)]
@@ -92,7 +87,12 @@ pub fn run(ctx: &Context, args: &RestoreArgs) -> CliResult {
         let mut conn = ctx.connect(store)?;
         contents.push(guard::inspect(ctx, store, url, &mut conn)?);
     }
-    guard::check(&contents, args.force, &args.confirm, "restore over")?;
+    guard::check(
+        &contents,
+        args.guard.force,
+        &args.guard.confirm,
+        "restore over",
+    )?;
 
     let safety = if contents.iter().any(|c| c.total() > 0) {
         Some(crate::commands::reset::write_backup(
