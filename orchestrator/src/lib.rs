@@ -13,6 +13,7 @@ mod logging;
 pub mod output;
 pub mod pgtools;
 pub mod rebuild;
+pub mod recovery;
 
 use std::ffi::OsString;
 

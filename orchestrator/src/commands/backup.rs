@@ -8,7 +8,7 @@ use serde::Serialize;
 
 use crate::context::{all_stores, selected_stores, Context};
 use crate::exit::{CliError, CliResult, Exit};
-use crate::{backup, lock, output, rebuild};
+use crate::{backup, lock, output};
 
 /// Back up the stores: pg_dump (custom format) or a SQLite copy, plus manifest.json.
 #[derive(Debug, Args)]
@@ -34,7 +34,7 @@ struct Report {
 pub fn run(ctx: &Context, args: &BackupArgs) -> CliResult {
     let stores = selected_stores(args.store.store);
     let _locks = lock::acquire_all(ctx, &shared::store::dependency_order(&all_stores()))?;
-    rebuild::settle(ctx)?;
+    crate::recovery::settle(ctx)?;
     let base = args
         .out
         .clone()

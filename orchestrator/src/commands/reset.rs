@@ -84,7 +84,7 @@ pub fn run(ctx: &Context, args: &ResetArgs) -> CliResult {
     // work in either, and it is settled first.
     let t = Instant::now();
     let _locks = lock::acquire_all(ctx, &shared::store::dependency_order(&all_stores()))?;
-    let recovered = rebuild::settle(ctx)?;
+    let recovered = crate::recovery::settle(ctx)?;
     timings.lock = t.elapsed().as_millis();
 
     let t = Instant::now();

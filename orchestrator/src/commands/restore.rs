@@ -70,7 +70,7 @@ pub fn run(ctx: &Context, args: &RestoreArgs) -> CliResult {
     }
 
     let _locks = lock::acquire_all(ctx, &shared::store::dependency_order(&all_stores()))?;
-    rebuild::settle(ctx)?;
+    crate::recovery::settle(ctx)?;
 
     let mut contents: Vec<Contents> = Vec::new();
     for store in &stores {

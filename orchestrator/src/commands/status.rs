@@ -111,7 +111,7 @@ fn settle_if_idle(ctx: &Context) -> Vec<String> {
         return Vec::new();
     }
     match crate::lock::try_acquire_all(ctx, &stores) {
-        Ok(Some(_locks)) => crate::rebuild::settle(ctx).unwrap_or_else(|e| {
+        Ok(Some(_locks)) => crate::recovery::settle(ctx).unwrap_or_else(|e| {
             tracing::warn!(error = %e, "could not settle an interrupted run");
             Vec::new()
         }),
