@@ -1,7 +1,13 @@
 //! The app database: datasets, documents and processing jobs. Its owners live in the auth
 //! database, so the references into auth are declared here for the orchestrator to check.
 
+pub mod datasets;
+pub mod error;
+pub mod jobs;
+pub mod models;
 pub mod schema;
+
+pub use error::AppError;
 
 use diesel_migrations::{embed_migrations, EmbeddedMigrations};
 use shared::store::{CrossReference, ForeignKey, Migrations, OnDelete, Store};

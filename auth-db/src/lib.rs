@@ -3,7 +3,16 @@
 //! itself as a [`Store`] so the orchestrator can migrate and check it without naming its
 //! tables.
 
+pub mod credits;
+pub mod directory;
+pub mod error;
+pub mod models;
 pub mod schema;
+pub mod teams;
+pub mod users;
+
+pub use directory::AuthDirectory;
+pub use error::AuthError;
 
 use diesel_migrations::{embed_migrations, EmbeddedMigrations};
 use shared::store::{ForeignKey, Migrations, OnDelete, Store};

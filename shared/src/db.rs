@@ -25,6 +25,19 @@ macro_rules! with_conn {
     };
 }
 
+/// Runs `$body` in a write transaction on either backend. On SQLite the transaction is
+/// `BEGIN IMMEDIATE`: it takes the write lock up front, so concurrent writers queue on the
+/// busy timeout instead of failing when a reader would upgrade to a writer.
+#[macro_export]
+macro_rules! with_write_txn {
+    ($conn:expr, |$c:ident| $body:expr) => {
+        match $conn {
+            $crate::db::Conn::Postgres(pg) => diesel::Connection::transaction(pg, |$c| $body),
+            $crate::db::Conn::Sqlite(lite) => lite.immediate_transaction(|$c| $body),
+        }
+    };
+}
+
 /// A connection to one store's database.
 pub enum Conn {
     Postgres(PgConnection),

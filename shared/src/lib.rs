@@ -6,6 +6,7 @@ pub mod catalog;
 pub mod config;
 pub mod contract;
 pub mod db;
+pub mod directory;
 pub mod error;
 pub mod migrations;
 pub mod store;
