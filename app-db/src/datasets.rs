@@ -16,7 +16,11 @@ pub struct NewDataset<'a> {
     pub description: Option<&'a str>,
 }
 
-pub fn create_dataset(conn: &mut Conn, owners: &mut dyn OwnerDirectory, new: &NewDataset<'_>) -> Result<Dataset> {
+pub fn create_dataset(
+    conn: &mut Conn,
+    owners: &mut dyn OwnerDirectory,
+    new: &NewDataset<'_>,
+) -> Result<Dataset> {
     if !owners.user_exists(new.owner_id).map_err(AppError::Lookup)? {
         return Err(AppError::UnknownOwner(new.owner_id.to_string()));
     }
@@ -39,7 +43,11 @@ pub fn create_dataset(conn: &mut Conn, owners: &mut dyn OwnerDirectory, new: &Ne
                 datasets::updated_at.eq(at),
             ))
             .execute(c)?;
-        datasets::table.find(&id).select(Dataset::as_select()).first(c).map_err(AppError::from)
+        datasets::table
+            .find(&id)
+            .select(Dataset::as_select())
+            .first(c)
+            .map_err(AppError::from)
     })
 }
 
@@ -62,12 +70,17 @@ pub fn add_document(
                 documents::created_at.eq(now()),
             ))
             .execute(c)?;
-        documents::table.find(&id).select(Document::as_select()).first(c).map_err(AppError::from)
+        documents::table
+            .find(&id)
+            .select(Document::as_select())
+            .first(c)
+            .map_err(AppError::from)
     })
 }
 
 /// Deletes a dataset; its documents and their jobs go with it (CASCADE).
 pub fn delete_dataset(conn: &mut Conn, dataset_id: &str) -> Result<bool> {
-    let deleted = with_conn!(conn, |c| diesel::delete(datasets::table.find(dataset_id)).execute(c))?;
+    let deleted = with_conn!(conn, |c| diesel::delete(datasets::table.find(dataset_id))
+        .execute(c))?;
     Ok(deleted == 1)
 }

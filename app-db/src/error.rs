@@ -14,7 +14,11 @@ pub enum AppError {
     NotFound { what: &'static str, id: String },
 
     #[error("job {job} is {from}; it cannot become {to}")]
-    InvalidTransition { job: String, from: String, to: &'static str },
+    InvalidTransition {
+        job: String,
+        from: String,
+        to: &'static str,
+    },
 
     #[error("looking up the owner failed: {0}")]
     Lookup(shared::directory::LookupError),

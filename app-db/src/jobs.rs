@@ -21,7 +21,11 @@ pub fn enqueue(conn: &mut Conn, document_id: &str) -> Result<Job> {
                 processing_jobs::updated_at.eq(at),
             ))
             .execute(c)?;
-        processing_jobs::table.find(&id).select(Job::as_select()).first(c).map_err(AppError::from)
+        processing_jobs::table
+            .find(&id)
+            .select(Job::as_select())
+            .first(c)
+            .map_err(AppError::from)
     })
 }
 
@@ -45,7 +49,13 @@ pub fn retry(conn: &mut Conn, job_id: &str) -> Result<Job> {
     transition(conn, job_id, "failed", "queued", None)
 }
 
-fn transition(conn: &mut Conn, job_id: &str, from: &str, to: &'static str, error: Option<&str>) -> Result<Job> {
+fn transition(
+    conn: &mut Conn,
+    job_id: &str,
+    from: &str,
+    to: &'static str,
+    error: Option<&str>,
+) -> Result<Job> {
     let attempts_step = if to == "running" { 1 } else { 0 };
     let moved: Option<Job> = with_conn!(conn, |c| diesel::update(
         processing_jobs::table
@@ -70,8 +80,15 @@ fn transition(conn: &mut Conn, job_id: &str, from: &str, to: &'static str, error
         .first(c)
         .optional())?;
     Err(match current {
-        None => AppError::NotFound { what: "job", id: job_id.to_string() },
-        Some(status) => AppError::InvalidTransition { job: job_id.to_string(), from: status, to },
+        None => AppError::NotFound {
+            what: "job",
+            id: job_id.to_string(),
+        },
+        Some(status) => AppError::InvalidTransition {
+            job: job_id.to_string(),
+            from: status,
+            to,
+        },
     })
 }
 

@@ -37,14 +37,15 @@ fn positive(amount: i64) -> Result<()> {
 pub fn grant(conn: &mut Conn, user_id: &str, amount: i64, reason: &str) -> Result<i64> {
     positive(amount)?;
     with_write_txn!(conn, |c| {
-        let balance: Option<i64> = diesel::update(user_credits::table.filter(user_credits::user_id.eq(user_id)))
-            .set((
-                user_credits::credits.eq(user_credits::credits + amount),
-                user_credits::updated_at.eq(now()),
-            ))
-            .returning(user_credits::credits)
-            .get_result(c)
-            .optional()?;
+        let balance: Option<i64> =
+            diesel::update(user_credits::table.filter(user_credits::user_id.eq(user_id)))
+                .set((
+                    user_credits::credits.eq(user_credits::credits + amount),
+                    user_credits::updated_at.eq(now()),
+                ))
+                .returning(user_credits::credits)
+                .get_result(c)
+                .optional()?;
         let balance = balance.ok_or_else(|| AuthError::not_found("credits of user", user_id))?;
         record!(c, user_id, amount, reason)?;
         Ok(balance)
@@ -100,7 +101,8 @@ pub fn balance(conn: &mut Conn, user_id: &str) -> Result<i64> {
 /// The sum of a user's ledger: equals [`balance`] at every commit.
 pub fn ledger_sum(conn: &mut Conn, user_id: &str) -> Result<i64> {
     // SUM(BIGINT) is NUMERIC in PostgreSQL; cast back so both backends give an i64.
-    let total = diesel::dsl::sql::<diesel::sql_types::BigInt>("CAST(COALESCE(SUM(amount), 0) AS BIGINT)");
+    let total =
+        diesel::dsl::sql::<diesel::sql_types::BigInt>("CAST(COALESCE(SUM(amount), 0) AS BIGINT)");
     let sum: i64 = with_conn!(conn, |c| credit_transactions::table
         .filter(credit_transactions::user_id.eq(user_id))
         .select(total.clone())
@@ -159,7 +161,11 @@ pub fn consume_api_key_credits(conn: &mut Conn, id: &str, amount: i64) -> Result
                 .optional())?;
             match current {
                 None => Err(AuthError::not_found("API-key credits", id)),
-                Some((user_id, balance)) => Err(AuthError::InsufficientCredits { user_id, balance, requested: amount }),
+                Some((user_id, balance)) => Err(AuthError::InsufficientCredits {
+                    user_id,
+                    balance,
+                    requested: amount,
+                }),
             }
         }
     }

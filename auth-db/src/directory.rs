@@ -19,14 +19,20 @@ impl<'a> AuthDirectory<'a> {
 
 impl OwnerDirectory for AuthDirectory<'_> {
     fn user_exists(&mut self, user_id: &str) -> Result<bool, LookupError> {
-        let found: Option<String> =
-            with_conn!(&mut *self.conn, |c| users::table.find(user_id).select(users::id).first(c).optional())?;
+        let found: Option<String> = with_conn!(&mut *self.conn, |c| users::table
+            .find(user_id)
+            .select(users::id)
+            .first(c)
+            .optional())?;
         Ok(found.is_some())
     }
 
     fn team_exists(&mut self, team_id: &str) -> Result<bool, LookupError> {
-        let found: Option<String> =
-            with_conn!(&mut *self.conn, |c| teams::table.find(team_id).select(teams::id).first(c).optional())?;
+        let found: Option<String> = with_conn!(&mut *self.conn, |c| teams::table
+            .find(team_id)
+            .select(teams::id)
+            .first(c)
+            .optional())?;
         Ok(found.is_some())
     }
 }

@@ -5,7 +5,11 @@ use thiserror::Error;
 #[derive(Debug, Error)]
 pub enum AuthError {
     #[error("user {user_id} has {balance} credits, {requested} were requested")]
-    InsufficientCredits { user_id: String, balance: i64, requested: i64 },
+    InsufficientCredits {
+        user_id: String,
+        balance: i64,
+        requested: i64,
+    },
 
     #[error("{what} {id} does not exist")]
     NotFound { what: &'static str, id: String },
@@ -22,7 +26,10 @@ pub enum AuthError {
 
 impl AuthError {
     pub(crate) fn not_found(what: &'static str, id: &str) -> Self {
-        AuthError::NotFound { what, id: id.to_string() }
+        AuthError::NotFound {
+            what,
+            id: id.to_string(),
+        }
     }
 }
 

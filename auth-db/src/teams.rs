@@ -18,15 +18,21 @@ pub fn create_team(conn: &mut Conn, name: &str, owner_id: &str) -> Result<Team> 
                 teams::created_at.eq(now()),
             ))
             .execute(c)?;
-        teams::table.find(&id).select(Team::as_select()).first(c).map_err(AuthError::from)
+        teams::table
+            .find(&id)
+            .select(Team::as_select())
+            .first(c)
+            .map_err(AuthError::from)
     })
 }
 
 /// Puts a user's credits into a team's pool (`Some`) or takes them out (`None`).
 pub fn pool_credits(conn: &mut Conn, user_id: &str, team_id: Option<&str>) -> Result<()> {
-    let updated = with_conn!(conn, |c| diesel::update(user_credits::table.filter(user_credits::user_id.eq(user_id)))
-        .set(user_credits::team_id.eq(team_id))
-        .execute(c))?;
+    let updated = with_conn!(conn, |c| diesel::update(
+        user_credits::table.filter(user_credits::user_id.eq(user_id))
+    )
+    .set(user_credits::team_id.eq(team_id))
+    .execute(c))?;
     if updated == 0 {
         return Err(AuthError::not_found("credits of user", user_id));
     }
@@ -44,6 +50,7 @@ pub fn delete_team(conn: &mut Conn, team_id: &str) -> Result<bool> {
     if pooled > 0 {
         return Err(AuthError::TeamInUse(team_id.to_string()));
     }
-    let deleted = with_conn!(conn, |c| diesel::delete(teams::table.find(team_id)).execute(c))?;
+    let deleted = with_conn!(conn, |c| diesel::delete(teams::table.find(team_id))
+        .execute(c))?;
     Ok(deleted == 1)
 }

@@ -49,7 +49,11 @@ pub fn sign_up(conn: &mut Conn, new: &NewUser<'_>, initial_credits: i64) -> Resu
                 ))
                 .execute(c)?;
         }
-        users::table.find(&id).select(User::as_select()).first(c).map_err(AuthError::from)
+        users::table
+            .find(&id)
+            .select(User::as_select())
+            .first(c)
+            .map_err(AuthError::from)
     })
 }
 
@@ -65,6 +69,7 @@ pub fn find_user(conn: &mut Conn, user_id: &str) -> Result<Option<User>> {
 /// Deletes a user; the contract's foreign keys take their sessions, accounts, credits,
 /// ledger, API-key credits and the teams they own with them. False if there was none.
 pub fn delete_user(conn: &mut Conn, user_id: &str) -> Result<bool> {
-    let deleted = with_conn!(conn, |c| diesel::delete(users::table.find(user_id)).execute(c))?;
+    let deleted = with_conn!(conn, |c| diesel::delete(users::table.find(user_id))
+        .execute(c))?;
     Ok(deleted == 1)
 }

@@ -115,5 +115,6 @@ pub enum Command {
     Reset(commands::reset::ResetArgs),
     Backup(commands::backup::BackupArgs),
     Restore(commands::restore::RestoreArgs),
+    Smoke(commands::smoke::SmokeArgs),
     Completions(commands::completions::CompletionsArgs),
 }

@@ -60,6 +60,7 @@ pub fn run(cli: &Cli) -> CliResult {
         Command::Reset(args) => commands::reset::run(&ctx, args),
         Command::Backup(args) => commands::backup::run(&ctx, args),
         Command::Restore(args) => commands::restore::run(&ctx, args),
+        Command::Smoke(args) => commands::smoke::run(&ctx, args),
         Command::Completions(_) => Ok(()),
     }
 }

@@ -33,9 +33,29 @@ macro_rules! with_write_txn {
     ($conn:expr, |$c:ident| $body:expr) => {
         match $conn {
             $crate::db::Conn::Postgres(pg) => diesel::Connection::transaction(pg, |$c| $body),
-            $crate::db::Conn::Sqlite(lite) => lite.immediate_transaction(|$c| $body),
+            $crate::db::Conn::Sqlite(lite) => {
+                if $crate::db::in_transaction(lite) {
+                    // Inside a caller's transaction (a smoke run, say): a savepoint.
+                    diesel::Connection::transaction(lite, |$c| $body)
+                } else {
+                    lite.immediate_transaction(|$c| $body)
+                }
+            }
         }
     };
+}
+
+/// Whether diesel has a transaction open on this connection.
+pub fn in_transaction<C>(conn: &mut C) -> bool
+where
+    C: Connection<TransactionManager = diesel::connection::AnsiTransactionManager>,
+{
+    use diesel::connection::TransactionManager;
+    diesel::connection::AnsiTransactionManager::transaction_manager_status_mut(conn)
+        .transaction_depth()
+        .ok()
+        .flatten()
+        .is_some()
 }
 
 /// A connection to one store's database.

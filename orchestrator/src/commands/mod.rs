@@ -5,4 +5,5 @@ pub mod completions;
 pub mod migrate;
 pub mod reset;
 pub mod restore;
+pub mod smoke;
 pub mod status;
