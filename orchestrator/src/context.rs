@@ -25,6 +25,9 @@ pub fn selected_stores(only: Option<StoreName>) -> Vec<&'static Store> {
 }
 
 pub struct Context {
+    /// One idle connection per store, reused by the steps of a run (each new connection
+    /// costs a TCP and TLS handshake).
+    idle: std::sync::Mutex<Vec<(&'static str, Conn)>>,
     pub settings: Settings,
     pub format: Format,
     pub verbose: u8,
@@ -54,6 +57,7 @@ impl Context {
             "configuration resolved"
         );
         Ok(Context {
+            idle: std::sync::Mutex::new(Vec::new()),
             settings,
             format: global.format,
             verbose: global.verbose,
@@ -81,6 +85,33 @@ impl Context {
         Ok(conn)
     }
 
+    /// A connection to `store` that goes back to this run's pool when dropped; reuse it
+    /// for plain statements outside transactions, or [`Session::detach`] it.
+    pub fn session(&self, store: &'static Store) -> Result<Session<'_>, DbError> {
+        let parked = self.idle.lock().ok().and_then(|mut idle| {
+            idle.iter()
+                .position(|(name, _)| *name == store.name)
+                .map(|i| idle.swap_remove(i).1)
+        });
+        let conn = match parked {
+            Some(conn) => conn,
+            None => self.connect(store)?,
+        };
+        Ok(Session {
+            ctx: self,
+            store: store.name,
+            conn: Some(conn),
+        })
+    }
+
+    /// Closes the pooled connection of `store`: a SQLite file swapped by a rename must be
+    /// opened anew (an open connection still sees the replaced file).
+    pub fn evict(&self, store: &str) {
+        if let Ok(mut idle) = self.idle.lock() {
+            idle.retain(|(name, _)| *name != store);
+        }
+    }
+
     pub fn json(&self) -> bool {
         self.format == Format::Json
     }
@@ -90,6 +121,50 @@ impl Context {
     pub fn progress(&self, line: impl AsRef<str>) {
         if !self.json() && !self.quiet && std::io::stderr().is_terminal() {
             eprintln!("{}", line.as_ref());
+        }
+    }
+}
+
+/// A pooled connection; see [`Context::session`].
+pub struct Session<'a> {
+    ctx: &'a Context,
+    store: &'static str,
+    conn: Option<Conn>,
+}
+
+impl Session<'_> {
+    /// Keeps the connection out of the pool (for a transaction of the caller's own).
+    pub fn detach(mut self) -> Conn {
+        match self.conn.take() {
+            Some(conn) => conn,
+            None => unreachable!("a session holds its connection until dropped or detached"),
+        }
+    }
+}
+
+impl std::ops::Deref for Session<'_> {
+    type Target = Conn;
+    fn deref(&self) -> &Conn {
+        match &self.conn {
+            Some(conn) => conn,
+            None => unreachable!("a session holds its connection until dropped or detached"),
+        }
+    }
+}
+
+impl std::ops::DerefMut for Session<'_> {
+    fn deref_mut(&mut self) -> &mut Conn {
+        match &mut self.conn {
+            Some(conn) => conn,
+            None => unreachable!("a session holds its connection until dropped or detached"),
+        }
+    }
+}
+
+impl Drop for Session<'_> {
+    fn drop(&mut self) {
+        if let (Some(conn), Ok(mut idle)) = (self.conn.take(), self.ctx.idle.lock()) {
+            idle.push((self.store, conn));
         }
     }
 }

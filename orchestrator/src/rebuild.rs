@@ -192,7 +192,7 @@ impl Rebuild<'_> {
                 continue;
             }
             any_pg = true;
-            let mut conn = self.ctx.connect(store)?;
+            let mut conn = self.ctx.session(store)?;
             let available = admin::two_phase_available(&mut conn).unwrap_or(false);
             if !available {
                 tracing::info!(
@@ -233,10 +233,12 @@ impl Rebuild<'_> {
             outcome,
         };
         let started = Instant::now();
+        // The run's pooled connection becomes this store's rebuild transaction.
         let mut conn = self
             .ctx
-            .connect(store)
-            .map_err(|e| StoreFailure::new(store, &url, "connecting", e))?;
+            .session(store)
+            .map_err(|e| StoreFailure::new(store, &url, "connecting", e))?
+            .detach();
         stage.outcome.dropped = shared::catalog::tables(&mut conn)
             .map_err(|e| StoreFailure::new(store, &url, "listing tables", e))?;
         if url.backend() == Backend::Postgres {
@@ -351,6 +353,7 @@ impl Rebuild<'_> {
             };
             match result {
                 Ok(()) => {
+                    self.ctx.evict(store.name);
                     stage.outcome.committed = true;
                     committed.push(store);
                     fault::crash_if("crash-after-commit", store.name);
@@ -431,7 +434,7 @@ impl Rebuild<'_> {
 
     fn clear_journals(&self) {
         for store in &self.stores {
-            if let Ok(mut conn) = self.ctx.connect(store) {
+            if let Ok(mut conn) = self.ctx.session(store) {
                 if let Err(e) = admin::journal_clear(&mut conn, &self.run) {
                     tracing::warn!(store = store.name, error = %e, "could not clear the journal; the next run will");
                 }

@@ -5,7 +5,7 @@
 use std::path::{Path, PathBuf};
 
 use shared::store::Store;
-use shared::{admin, Backend, Conn, DatabaseUrl};
+use shared::{admin, Backend, DatabaseUrl};
 
 use crate::context::{all_stores, Context};
 use crate::exit::{CliError, CliResult, Exit};
@@ -23,7 +23,7 @@ pub fn settle(ctx: &Context) -> CliResult<Vec<String>> {
     let mut prepared: Vec<(String, &'static str, String)> = Vec::new();
     let mut staged: Vec<(String, &'static str, PathBuf)> = Vec::new();
 
-    let mut conns: Vec<(&'static Store, Conn)> = Vec::new();
+    let mut conns: Vec<(&'static Store, crate::context::Session<'_>)> = Vec::new();
     for store in &ordered {
         let url = ctx.url(store)?;
         if let Some(live) = url.sqlite_path() {
@@ -34,7 +34,7 @@ pub fn settle(ctx: &Context) -> CliResult<Vec<String>> {
                 continue;
             }
         }
-        let mut conn = ctx.connect(store)?;
+        let mut conn = ctx.session(store)?;
         if url.backend() == Backend::Postgres {
             // Reading never waits long on locks; a prepared transaction holds some.
             let _ = conn.batch_execute(&format!(
@@ -78,7 +78,7 @@ pub fn settle(ctx: &Context) -> CliResult<Vec<String>> {
                 continue;
             }
             if let Some((_, _, gid)) = prepared.iter().find(|(r, s, _)| r == run && s == name) {
-                let mut conn = ctx.connect(store)?;
+                let mut conn = ctx.session(store)?;
                 admin::commit_prepared(&mut conn, gid)
                     .map_err(|e| db_error(store, ctx.url(store).ok(), "COMMIT PREPARED", e))?;
                 done.push(format!(
@@ -93,6 +93,7 @@ pub fn settle(ctx: &Context) -> CliResult<Vec<String>> {
                     .unwrap_or_default();
                 swap_in(path, &live)
                     .map_err(|e| CliError::new(Exit::Database, anyhow::anyhow!("{name}: {e}")))?;
+                ctx.evict(store.name);
                 done.push(format!(
                     "{name}: swapped in the rebuilt file of interrupted run {run}"
                 ));
@@ -113,7 +114,7 @@ pub fn settle(ctx: &Context) -> CliResult<Vec<String>> {
         }
         for name in names {
             if let Some(store) = ordered.iter().find(|s| s.name == name) {
-                let mut conn = ctx.connect(store)?;
+                let mut conn = ctx.session(store)?;
                 let _ = admin::journal_clear(&mut conn, run);
             }
         }
@@ -123,7 +124,7 @@ pub fn settle(ctx: &Context) -> CliResult<Vec<String>> {
             continue;
         }
         if let Some(store) = ordered.iter().find(|s| s.name == *name) {
-            let mut conn = ctx.connect(store)?;
+            let mut conn = ctx.session(store)?;
             admin::rollback_prepared(&mut conn, gid)
                 .map_err(|e| db_error(store, ctx.url(store).ok(), "ROLLBACK PREPARED", e))?;
             done.push(format!(

@@ -47,7 +47,7 @@ pub fn run(ctx: &Context, args: &MigrateArgs) -> CliResult {
     // Sequential on purpose: app may only move once auth is at its latest schema.
     for store in selected_stores(args.store.store) {
         let url = ctx.url(store)?;
-        let mut conn = ctx.connect(store)?;
+        let mut conn = ctx.session(store)?;
         let before = migrations::state(&mut conn, store).map_err(|e| DbError::Query {
             store: store.name.to_string(),
             url: url.redacted().to_string(),

@@ -102,7 +102,7 @@ pub fn run(ctx: &Context, args: &ResetArgs) -> CliResult {
             pending.push(shipped_names(store, url.backend())?);
             continue;
         }
-        let mut conn = ctx.connect(store)?;
+        let mut conn = ctx.session(store)?;
         contents.push(guard::inspect(ctx, store, url, &mut conn)?);
         pending.push(shipped_names(store, url.backend())?);
     }
@@ -216,7 +216,7 @@ pub fn write_backup(
     for store in stores {
         let url = ctx.url(store)?;
         ctx.progress(format!("{}: backing up to {}…", store.name, dir.display()));
-        let mut conn = ctx.connect(store)?;
+        let mut conn = ctx.session(store)?;
         let entry = backup::backup_store(store, url, &mut conn, &dir).map_err(|e| {
             CliError::new(
                 Exit::Database,

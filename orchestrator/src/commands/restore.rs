@@ -84,7 +84,7 @@ pub fn run(ctx: &Context, args: &RestoreArgs) -> CliResult {
             });
             continue;
         }
-        let mut conn = ctx.connect(store)?;
+        let mut conn = ctx.session(store)?;
         contents.push(guard::inspect(ctx, store, url, &mut conn)?);
     }
     guard::check(
