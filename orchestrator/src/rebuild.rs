@@ -143,40 +143,67 @@ pub struct Rebuild<'a> {
 impl Rebuild<'_> {
     pub fn execute(&self, sources: &[Source<'_>]) -> CliResult<Vec<StoreOutcome>> {
         let names: Vec<&str> = self.stores.iter().map(|s| s.name).collect();
-        let mut stages = Vec::with_capacity(self.stores.len());
         let two_phase = self.two_phase_everywhere()?;
 
-        // Dependents are opened (and on PostgreSQL their schema dropped) first, then each
-        // store is rebuilt in dependency order: app is dropped before auth, auth is
-        // migrated before app.
-        let mut opened: Vec<Option<Stage>> = Vec::new();
-        for store in self.stores.iter().rev() {
-            match self.open(store) {
-                Ok(stage) => opened.push(Some(stage)),
-                Err(f) => {
-                    abort_all(opened.into_iter().flatten().collect());
-                    return Err(failure_exit(f, "nothing was changed"));
+        // Each store is dropped and rebuilt on its own connection, all stores at once:
+        // nothing of a rebuild is visible before its commit, so the dependency order
+        // (app dropped before auth, auth migrated before app) only matters where it can
+        // be observed, at the commits, which follow it strictly.
+        let results: Vec<Result<Stage, (Option<Stage>, StoreFailure)>> =
+            std::thread::scope(|scope| {
+                let workers: Vec<_> = self
+                    .stores
+                    .iter()
+                    .zip(sources)
+                    .map(|(store, source)| {
+                        let names = &names;
+                        scope.spawn(move || {
+                            let mut stage = self.open(store).map_err(|f| (None, f))?;
+                            let started = Instant::now();
+                            match self.build(&mut stage, *source, names, two_phase) {
+                                Ok(()) => {
+                                    stage.outcome.millis += started.elapsed().as_millis();
+                                    Ok(stage)
+                                }
+                                Err(f) => Err((Some(stage), f)),
+                            }
+                        })
+                    })
+                    .collect();
+                workers
+                    .into_iter()
+                    .zip(&self.stores)
+                    .map(|(w, store)| {
+                        w.join().unwrap_or_else(|_| {
+                            Err((
+                                None,
+                                StoreFailure {
+                                    store: store.name,
+                                    url: String::new(),
+                                    step: "rebuilding",
+                                    reason: "the worker thread panicked".into(),
+                                },
+                            ))
+                        })
+                    })
+                    .collect()
+            });
+
+        let mut stages = Vec::with_capacity(results.len());
+        let mut first_failure = None;
+        for result in results {
+            match result {
+                Ok(stage) => stages.push(stage),
+                Err((stage, failure)) => {
+                    stages.extend(stage);
+                    // Reported in dependency order: the first store's failure first.
+                    first_failure.get_or_insert(failure);
                 }
             }
         }
-        opened.reverse();
-        for (slot, source) in opened.iter_mut().zip(sources) {
-            let Some(mut stage) = slot.take() else {
-                continue;
-            };
-            let started = Instant::now();
-            match self.build(&mut stage, *source, &names, two_phase) {
-                Ok(()) => {
-                    stage.outcome.millis += started.elapsed().as_millis();
-                    stages.push(stage);
-                }
-                Err(f) => {
-                    stages.push(stage);
-                    abort_all(stages);
-                    abort_all(opened.into_iter().flatten().collect());
-                    return Err(failure_exit(f, "nothing was changed"));
-                }
-            }
+        if let Some(failure) = first_failure {
+            abort_all(stages);
+            return Err(failure_exit(failure, "nothing was changed"));
         }
         self.commit(stages, two_phase)
     }
