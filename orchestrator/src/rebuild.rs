@@ -149,45 +149,46 @@ impl Rebuild<'_> {
         // nothing of a rebuild is visible before its commit, so the dependency order
         // (app dropped before auth, auth migrated before app) only matters where it can
         // be observed, at the commits, which follow it strictly.
-        let results: Vec<Result<Stage, (Option<Stage>, StoreFailure)>> =
-            std::thread::scope(|scope| {
-                let workers: Vec<_> = self
-                    .stores
-                    .iter()
-                    .zip(sources)
-                    .map(|(store, source)| {
-                        let names = &names;
-                        scope.spawn(move || {
-                            let mut stage = self.open(store).map_err(|f| (None, f))?;
-                            let started = Instant::now();
-                            match self.build(&mut stage, *source, names, two_phase) {
-                                Ok(()) => {
-                                    stage.outcome.millis += started.elapsed().as_millis();
-                                    Ok(stage)
-                                }
-                                Err(f) => Err((Some(stage), f)),
+        // A failed store's stage (to roll back) travels boxed: it is large.
+        type Failed = (Option<Box<Stage>>, StoreFailure);
+        let results: Vec<Result<Stage, Failed>> = std::thread::scope(|scope| {
+            let workers: Vec<_> = self
+                .stores
+                .iter()
+                .zip(sources)
+                .map(|(store, source)| {
+                    let names = &names;
+                    scope.spawn(move || {
+                        let mut stage = self.open(store).map_err(|f| (None, f))?;
+                        let started = Instant::now();
+                        match self.build(&mut stage, *source, names, two_phase) {
+                            Ok(()) => {
+                                stage.outcome.millis += started.elapsed().as_millis();
+                                Ok(stage)
                             }
-                        })
+                            Err(f) => Err((Some(Box::new(stage)), f)),
+                        }
                     })
-                    .collect();
-                workers
-                    .into_iter()
-                    .zip(&self.stores)
-                    .map(|(w, store)| {
-                        w.join().unwrap_or_else(|_| {
-                            Err((
-                                None,
-                                StoreFailure {
-                                    store: store.name,
-                                    url: String::new(),
-                                    step: "rebuilding",
-                                    reason: "the worker thread panicked".into(),
-                                },
-                            ))
-                        })
+                })
+                .collect();
+            workers
+                .into_iter()
+                .zip(&self.stores)
+                .map(|(w, store)| {
+                    w.join().unwrap_or_else(|_| {
+                        Err((
+                            None,
+                            StoreFailure {
+                                store: store.name,
+                                url: String::new(),
+                                step: "rebuilding",
+                                reason: "the worker thread panicked".into(),
+                            },
+                        ))
                     })
-                    .collect()
-            });
+                })
+                .collect()
+        });
 
         let mut stages = Vec::with_capacity(results.len());
         let mut first_failure = None;
@@ -195,7 +196,7 @@ impl Rebuild<'_> {
             match result {
                 Ok(stage) => stages.push(stage),
                 Err((stage, failure)) => {
-                    stages.extend(stage);
+                    stages.extend(stage.map(|s| *s));
                     // Reported in dependency order: the first store's failure first.
                     first_failure.get_or_insert(failure);
                 }
