@@ -56,6 +56,26 @@ pub fn inspect(
     })
 }
 
+/// What every store of `stores` holds; a SQLite file that does not exist yet is empty.
+pub fn inspect_all(ctx: &Context, stores: &[&'static Store]) -> CliResult<Vec<Contents>> {
+    let mut all = Vec::with_capacity(stores.len());
+    for store in stores {
+        let url = ctx.url(store)?;
+        if url.sqlite_path().is_some_and(|p| !p.exists()) {
+            all.push(Contents {
+                store: store.name,
+                database: url.database_name(),
+                protected: ctx.settings.protected,
+                rows: Vec::new(),
+            });
+            continue;
+        }
+        let mut conn = ctx.session(store)?;
+        all.push(inspect(ctx, store, url, &mut conn)?);
+    }
+    Ok(all)
+}
+
 /// Refuses (exit 3) unless every store may be wiped; `verb` names the command.
 pub fn check(contents: &[Contents], force: bool, confirms: &[String], verb: &str) -> CliResult {
     if let Some(empty) = confirms.iter().find(|c| c.trim().is_empty()) {

@@ -11,6 +11,15 @@ use crate::context::{all_stores, Context};
 use crate::exit::{CliError, CliResult, Exit};
 use crate::rebuild::{parse_gid, swap_in, Rebuild, Source};
 
+/// Takes every store's lock (in dependency order, whatever part of them a command
+/// covers) and settles what a crashed run left; the locks are held until dropped.
+pub fn lock_and_settle(ctx: &Context) -> CliResult<(Vec<crate::lock::StoreLock>, Vec<String>)> {
+    let stores = shared::store::dependency_order(&all_stores());
+    let locks = crate::lock::acquire_all(ctx, &stores)?;
+    let settled = settle(ctx)?;
+    Ok((locks, settled))
+}
+
 /// Settles what a crashed run left, before anything else touches the stores: finishes
 /// runs whose decision was recorded (a journal row committed in some store) and discards
 /// the leftovers of runs that never got that far. Returns what it did, in words.

@@ -6,9 +6,9 @@ use std::path::PathBuf;
 use clap::Args;
 use serde::Serialize;
 
-use crate::context::{all_stores, selected_stores, Context};
+use crate::context::{selected_stores, Context};
 use crate::exit::{CliError, CliResult, Exit};
-use crate::{backup, lock, output};
+use crate::{backup, output};
 
 /// Back up the stores: pg_dump (custom format) or a SQLite copy, plus manifest.json.
 #[derive(Debug, Args)]
@@ -33,8 +33,7 @@ struct Report {
 
 pub fn run(ctx: &Context, args: &BackupArgs) -> CliResult {
     let stores = selected_stores(args.store.store);
-    let _locks = lock::acquire_all(ctx, &shared::store::dependency_order(&all_stores()))?;
-    crate::recovery::settle(ctx)?;
+    let (_locks, _) = crate::recovery::lock_and_settle(ctx)?;
     let base = args
         .out
         .clone()

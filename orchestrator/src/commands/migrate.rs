@@ -41,9 +41,7 @@ pub fn run(ctx: &Context, args: &MigrateArgs) -> CliResult {
         stores: Vec::new(),
     };
     // One run at a time per database, and whatever a crashed run left is settled first.
-    let all = shared::store::dependency_order(&crate::context::all_stores());
-    let _locks = crate::lock::acquire_all(ctx, &all)?;
-    crate::recovery::settle(ctx)?;
+    let (_locks, _) = crate::recovery::lock_and_settle(ctx)?;
     // Sequential on purpose: app may only move once auth is at its latest schema.
     for store in selected_stores(args.store.store) {
         let url = ctx.url(store)?;

@@ -9,11 +9,11 @@ use serde::Serialize;
 use shared::migrations;
 
 use crate::backup::{self, StoreBackup};
-use crate::context::{all_stores, selected_stores, Context};
+use crate::context::{selected_stores, Context};
 use crate::exit::{CliError, CliResult, Exit};
 use crate::guard::{self, Contents};
+use crate::output;
 use crate::rebuild::{self, Rebuild, Source, StoreOutcome};
-use crate::{lock, output};
 
 /// Drop both stores and rebuild them from their migrations, all or nothing.
 ///
@@ -83,28 +83,14 @@ pub fn run(ctx: &Context, args: &ResetArgs) -> CliResult {
     // Both databases are locked, whatever --store says: a crashed run may have left
     // work in either, and it is settled first.
     let t = Instant::now();
-    let _locks = lock::acquire_all(ctx, &shared::store::dependency_order(&all_stores()))?;
-    let recovered = crate::recovery::settle(ctx)?;
+    let (_locks, recovered) = crate::recovery::lock_and_settle(ctx)?;
     timings.lock = t.elapsed().as_millis();
 
     let t = Instant::now();
-    let mut contents: Vec<Contents> = Vec::new();
+    let contents: Vec<Contents> = guard::inspect_all(ctx, &stores)?;
     let mut pending: Vec<Vec<String>> = Vec::new();
     for store in &stores {
-        let url = ctx.url(store)?;
-        if url.sqlite_path().is_some_and(|p| !p.exists()) {
-            contents.push(Contents {
-                store: store.name,
-                database: url.database_name(),
-                protected: ctx.settings.protected,
-                rows: Vec::new(),
-            });
-            pending.push(shipped_names(store, url.backend())?);
-            continue;
-        }
-        let mut conn = ctx.session(store)?;
-        contents.push(guard::inspect(ctx, store, url, &mut conn)?);
-        pending.push(shipped_names(store, url.backend())?);
+        pending.push(shipped_names(store, ctx.url(store)?.backend())?);
     }
     let guard_result = guard::check(&contents, args.guard.force, &args.guard.confirm, "reset");
     timings.guard = t.elapsed().as_millis();

@@ -8,11 +8,11 @@ use clap::Args;
 use serde::Serialize;
 
 use crate::backup;
-use crate::context::{all_stores, selected_stores, Context};
+use crate::context::{selected_stores, Context};
 use crate::exit::{CliError, CliResult, Exit};
 use crate::guard::{self, Contents};
+use crate::output;
 use crate::rebuild::{self, Rebuild, Source, StoreOutcome};
-use crate::{lock, output};
 
 /// Replace the stores' contents with a backup made by `backup` or `reset`.
 #[derive(Debug, Args)]
@@ -69,24 +69,9 @@ pub fn run(ctx: &Context, args: &RestoreArgs) -> CliResult {
         }
     }
 
-    let _locks = lock::acquire_all(ctx, &shared::store::dependency_order(&all_stores()))?;
-    crate::recovery::settle(ctx)?;
+    let (_locks, _) = crate::recovery::lock_and_settle(ctx)?;
 
-    let mut contents: Vec<Contents> = Vec::new();
-    for store in &stores {
-        let url = ctx.url(store)?;
-        if url.sqlite_path().is_some_and(|p| !p.exists()) {
-            contents.push(Contents {
-                store: store.name,
-                database: url.database_name(),
-                protected: ctx.settings.protected,
-                rows: Vec::new(),
-            });
-            continue;
-        }
-        let mut conn = ctx.session(store)?;
-        contents.push(guard::inspect(ctx, store, url, &mut conn)?);
-    }
+    let contents: Vec<Contents> = guard::inspect_all(ctx, &stores)?;
     guard::check(
         &contents,
         args.guard.force,

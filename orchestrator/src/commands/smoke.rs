@@ -12,9 +12,9 @@ use serde::Serialize;
 use shared::directory::OwnerDirectory;
 use shared::{admin, catalog, Conn};
 
-use crate::context::{all_stores, Context};
+use crate::context::Context;
 use crate::exit::{CliError, CliResult, Exit};
-use crate::{lock, output};
+use crate::output;
 
 /// Run the post-migration checklist on the configured stores, leaving nothing behind.
 ///
@@ -45,9 +45,7 @@ struct Report {
 type StepResult = Result<String, String>;
 
 pub fn run(ctx: &Context, _args: &SmokeArgs) -> CliResult {
-    let stores = shared::store::dependency_order(&all_stores());
-    let _locks = lock::acquire_all(ctx, &stores)?;
-    crate::recovery::settle(ctx)?;
+    let (_locks, _) = crate::recovery::lock_and_settle(ctx)?;
     let mut auth = ctx.connect(&auth_db::STORE)?;
     let mut app = ctx.connect(&app_db::STORE)?;
     let before = (rows(&mut auth)?, rows(&mut app)?);
