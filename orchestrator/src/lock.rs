@@ -10,14 +10,15 @@ use std::time::{Duration, Instant};
 
 use shared::admin;
 use shared::store::Store;
-use shared::{Conn, DbError};
+use shared::DbError;
 
 use crate::context::Context;
 use crate::exit::{CliError, CliResult, Exit};
 
 /// A lock held until dropped.
 pub enum StoreLock {
-    Postgres(#[allow(dead_code, reason = "held for its session's advisory lock")] Conn),
+    /// Held by the run's pooled session of the store.
+    Postgres,
     Sqlite(#[allow(dead_code, reason = "held for its flock")] File),
 }
 
@@ -70,9 +71,12 @@ fn acquire_within(ctx: &Context, store: &'static Store, timeout: Duration) -> Cl
     };
     match url.sqlite_path() {
         None => {
-            let mut conn = ctx.connect(store)?;
+            // The lock lives on the run's pooled session of this store, which the later
+            // steps reuse; it ends with that connection, at the latest with the process.
+            let mut conn = ctx.session(store)?;
+            let key = admin::lock_key(store.name);
             loop {
-                let got = admin::try_advisory_lock(&mut conn)
+                let got = admin::try_advisory_lock(&mut conn, key)
                     .map_err(|e| query_error(store, url, "taking the lock", e))?;
                 if got {
                     tracing::info!(
@@ -80,9 +84,9 @@ fn acquire_within(ctx: &Context, store: &'static Store, timeout: Duration) -> Cl
                         millis = started.elapsed().as_millis() as u64,
                         "lock taken"
                     );
-                    return Ok(StoreLock::Postgres(conn));
+                    return Ok(StoreLock::Postgres);
                 }
-                let holder = admin::advisory_lock_holder(&mut conn)
+                let holder = admin::advisory_lock_holder(&mut conn, key)
                     .ok()
                     .flatten()
                     .unwrap_or_else(|| "another run".into());

@@ -460,14 +460,19 @@ impl Rebuild<'_> {
         }
     }
 
+    /// Forgets the finished run in every store, all at once.
     fn clear_journals(&self) {
-        for store in &self.stores {
-            if let Ok(mut conn) = self.ctx.session(store) {
-                if let Err(e) = admin::journal_clear(&mut conn, &self.run) {
-                    tracing::warn!(store = store.name, error = %e, "could not clear the journal; the next run will");
-                }
+        std::thread::scope(|scope| {
+            for store in &self.stores {
+                scope.spawn(move || {
+                    if let Ok(mut conn) = self.ctx.session(store) {
+                        if let Err(e) = admin::journal_clear(&mut conn, &self.run) {
+                            tracing::warn!(store = store.name, error = %e, "could not clear the journal; the next run will");
+                        }
+                    }
+                });
             }
-        }
+        });
     }
 }
 

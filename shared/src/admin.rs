@@ -6,9 +6,17 @@ use diesel::{QueryableByName, RunQueryDsl};
 
 use crate::db::{quote_ident, quote_literal, Conn};
 
-/// The advisory lock key every orchestrator run takes on a PostgreSQL database
-/// ("orchestr" in ASCII). Advisory locks are per database, so one key serves both stores.
+/// The base of the advisory lock keys orchestrator runs take ("orchestr" in ASCII).
 pub const ADVISORY_LOCK_KEY: i64 = 0x6f72_6368_6573_7472;
+
+/// The advisory lock key of one store. Advisory locks are per database; a key per store
+/// keeps two stores that share a database from locking each other out.
+pub fn lock_key(store: &str) -> i64 {
+    let tag = store
+        .bytes()
+        .fold(0u16, |h, b| h.wrapping_mul(31).wrapping_add(u16::from(b)));
+    ADVISORY_LOCK_KEY ^ i64::from(tag)
+}
 
 /// Prefix of the global ids of our prepared transactions: `orch_<run>_<store>`.
 pub const GID_PREFIX: &str = "orch_";
@@ -73,18 +81,16 @@ pub fn two_phase_available(conn: &mut Conn) -> diesel::QueryResult<bool> {
     Ok(row.v > 0)
 }
 
-pub fn try_advisory_lock(conn: &mut Conn) -> diesel::QueryResult<bool> {
-    let row: Flag = diesel::sql_query(format!(
-        "SELECT pg_try_advisory_lock({ADVISORY_LOCK_KEY}) AS v"
-    ))
-    .get_result(pg(conn)?)?;
+pub fn try_advisory_lock(conn: &mut Conn, key: i64) -> diesel::QueryResult<bool> {
+    let row: Flag = diesel::sql_query(format!("SELECT pg_try_advisory_lock({key}) AS v"))
+        .get_result(pg(conn)?)?;
     Ok(row.v)
 }
 
 /// Who holds our advisory lock on this database, in words.
-pub fn advisory_lock_holder(conn: &mut Conn) -> diesel::QueryResult<Option<String>> {
-    let high = ADVISORY_LOCK_KEY >> 32;
-    let low = ADVISORY_LOCK_KEY & 0xffff_ffff;
+pub fn advisory_lock_holder(conn: &mut Conn, key: i64) -> diesel::QueryResult<Option<String>> {
+    let high = key >> 32;
+    let low = key & 0xffff_ffff;
     let sql = format!(
         "SELECT a.pid::bigint AS pid, a.application_name::text AS application_name, \
                 a.client_addr::text AS client, to_char(a.backend_start, 'YYYY-MM-DD HH24:MI:SS TZ') AS since \
@@ -222,10 +228,18 @@ pub fn journal_clear(conn: &mut Conn, run: &str) -> diesel::QueryResult<()> {
     {
         return Ok(());
     }
-    conn.batch_execute(&format!(
+    // Losing this delete in a crash only leaves a row the next run clears, so it need
+    // not wait for its commit record to reach the disk.
+    let delete = format!(
         "DELETE FROM {JOURNAL_TABLE} WHERE run_id = {}",
         quote_literal(run)
-    ))
+    );
+    match conn {
+        Conn::Postgres(_) => conn.batch_execute(&format!(
+            "BEGIN; SET LOCAL synchronous_commit = off; {delete}; COMMIT;"
+        )),
+        Conn::Sqlite(_) => conn.batch_execute(&delete),
+    }
 }
 
 /// Writes a consistent copy of a SQLite database to `path` (which must not exist).
