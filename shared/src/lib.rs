@@ -7,6 +7,7 @@ pub mod contract;
 pub mod db;
 pub mod error;
 pub mod migrations;
+pub mod references;
 pub mod store;
 #[cfg(feature = "testing")]
 pub mod testing;
