@@ -50,6 +50,7 @@ pub fn run(cli: &Cli) -> CliResult {
     match &cli.command {
         Command::Status(args) => commands::status::run(&ctx, args),
         Command::Migrate(args) => commands::migrate::run(&ctx, args),
+        Command::Verify(args) => commands::verify::run(&ctx, args),
         Command::Completions(_) => Ok(()),
     }
 }

@@ -3,3 +3,4 @@
 pub mod completions;
 pub mod migrate;
 pub mod status;
+pub mod verify;
