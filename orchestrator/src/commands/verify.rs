@@ -11,7 +11,7 @@ use shared::contract::{self, ForeignKeyCheck, TableCheck};
 use shared::migrations;
 use shared::references::{self, ReferenceCheck, StreamError};
 use shared::store::Store;
-use shared::{catalog, Conn, DbError};
+use shared::{catalog, Conn, CrossReference, DbError};
 
 use crate::context::{all_stores, selected_stores, Context};
 use crate::exit::{CliError, CliResult, Exit};
@@ -159,20 +159,44 @@ pub fn run(ctx: &Context, args: &VerifyArgs) -> CliResult {
     })
     .map_err(|_| CliError::new(Exit::Database, anyhow::anyhow!("a verify worker panicked")))?;
 
-    let mut conns: HashMap<&'static str, (Conn, Vec<String>)> = HashMap::new();
+    let mut conns: HashMap<&'static str, Conn> = HashMap::new();
+    let mut tables: HashMap<&'static str, Vec<String>> = HashMap::new();
     let mut stores = Vec::new();
     for ((store, _), result) in needed.iter().zip(opened) {
-        let (conn, verified, tables) = result?;
-        conns.insert(store.name, (conn, tables));
+        let (conn, verified, live) = result?;
+        conns.insert(store.name, conn);
+        tables.insert(store.name, live);
         stores.extend(verified);
     }
 
-    let mut refs = Vec::new();
-    for store in &selected {
-        for r in store.references {
-            refs.push(check_reference(ctx, store, r, &mut conns)?);
-        }
-    }
+    // The references are checked at once, each with a pair of connections of its own:
+    // the first reuses the ones above, the others open theirs while it streams.
+    let pending: Vec<(&'static Store, &'static CrossReference)> = selected
+        .iter()
+        .flat_map(|store| store.references.iter().map(move |r| (*store, r)))
+        .collect();
+    let mut first = pending.first().and_then(|(store, r)| {
+        let source = conns.remove(store.name)?;
+        let target = conns.remove(r.target_store)?;
+        Some((source, target))
+    });
+    let tables = &tables;
+    let refs = std::thread::scope(|scope| {
+        let handles: Vec<_> = pending
+            .iter()
+            .map(|(store, r)| {
+                let given = first.take();
+                scope.spawn(move || check_reference(ctx, store, r, given, tables))
+            })
+            .collect();
+        handles
+            .into_iter()
+            .map(|h| h.join())
+            .collect::<Result<Vec<_>, _>>()
+    })
+    .map_err(|_| CliError::new(Exit::Database, anyhow::anyhow!("a verify worker panicked")))?
+    .into_iter()
+    .collect::<CliResult<Vec<_>>>()?;
 
     let report = VerifyReport::new(stores, refs);
     let problems = report.problems();
@@ -194,43 +218,37 @@ pub fn run(ctx: &Context, args: &VerifyArgs) -> CliResult {
 fn check_reference(
     ctx: &Context,
     store: &'static Store,
-    r: &shared::CrossReference,
-    conns: &mut HashMap<&'static str, (Conn, Vec<String>)>,
+    r: &'static CrossReference,
+    given: Option<(Conn, Conn)>,
+    tables: &HashMap<&'static str, Vec<String>>,
 ) -> CliResult<ReferenceCheck> {
     let mut result = ReferenceCheck::new(store.name, r);
     let target_store = all_stores()
         .into_iter()
         .find(|s| s.name == r.target_store)
         .ok_or_else(|| CliError::usage(format!("{} refers to an unknown store", result.from)))?;
-    let (Some((mut source, source_tables)), Some((mut target, target_tables))) =
-        (conns.remove(store.name), conns.remove(r.target_store))
-    else {
-        return Err(CliError::usage(format!(
-            "{} → {}: both stores must be connected",
-            result.from, result.to
-        )));
-    };
-    let missing: Vec<String> = [
-        (store.name, r.table, &source_tables),
-        (r.target_store, r.target_table, &target_tables),
-    ]
-    .iter()
-    .filter(|(_, table, live)| !live.iter().any(|t| t == table))
-    .map(|(s, table, _)| format!("{s}.{table}"))
-    .collect();
-    let outcome = if missing.is_empty() {
-        ctx.progress(format!("verify: {} → {}…", result.from, result.to));
-        let started = Instant::now();
-        let checked = references::check(store.name, r, &mut source, &mut target);
-        tracing::info!(from = %result.from, to = %result.to, millis = started.elapsed().as_millis() as u64, "reference checked");
-        checked
-    } else {
+    let missing: Vec<String> = [(store.name, r.table), (r.target_store, r.target_table)]
+        .iter()
+        .filter(|(s, table)| {
+            !tables
+                .get(s)
+                .is_some_and(|live| live.iter().any(|t| t == table))
+        })
+        .map(|(s, table)| format!("{s}.{table}"))
+        .collect();
+    if !missing.is_empty() {
         result.skipped = Some(format!("missing table {}", missing.join(", ")));
-        Ok(result.clone())
+        return Ok(result);
+    }
+    let (mut source, mut target) = match given {
+        Some(pair) => pair,
+        None => (ctx.connect(store)?, ctx.connect(target_store)?),
     };
-    conns.insert(store.name, (source, source_tables));
-    conns.insert(r.target_store, (target, target_tables));
-    outcome.map_err(|e| match e {
+    ctx.progress(format!("verify: {} → {}…", result.from, result.to));
+    let started = Instant::now();
+    let checked = references::check(store.name, r, &mut source, &mut target);
+    tracing::info!(from = %result.from, to = %result.to, millis = started.elapsed().as_millis() as u64, "reference checked");
+    checked.map_err(|e| match e {
         StreamError::Source { .. } => query_error(ctx, store, "streaming a reference", e),
         StreamError::Target { .. } | StreamError::Panicked => {
             query_error(ctx, target_store, "streaming a reference", e)
