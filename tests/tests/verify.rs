@@ -324,3 +324,55 @@ fn an_unreachable_store_is_a_database_error() {
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(!stderr.contains("secret"), "{stderr}");
 }
+
+/// PostgreSQL orders text by the column's collation; in a locale such as en-US `alice`
+/// sorts before `Zed`, in byte order after it. verify must merge in byte order whatever
+/// the collation, or matching ids become orphans.
+#[test]
+fn a_locale_collation_does_not_make_orphans_on_postgres() {
+    for_each_backend("e2e_verify_collation", |pair| {
+        if pair.backend != Backend::Postgres {
+            return;
+        }
+        migrated(pair);
+        let mut auth = pair.auth.connect();
+        let mut app = pair.app.connect();
+        let icu = count_rows(&mut auth, "pg_collation WHERE collname = 'en-US-x-icu'");
+        if icu == 0 {
+            eprintln!("skipped: this PostgreSQL has no ICU en-US collation");
+            return;
+        }
+        exec(
+            &mut auth,
+            "ALTER TABLE users ALTER COLUMN id TYPE TEXT COLLATE \"en-US-x-icu\";
+             INSERT INTO users (id, email) VALUES ('Zed', 'z@x'), ('alice', 'a@x'), ('bob', 'b@x');",
+        );
+        exec(
+            &mut app,
+            "ALTER TABLE datasets ALTER COLUMN owner_id TYPE TEXT COLLATE \"en-US-x-icu\";
+             INSERT INTO datasets (id, owner_id, name) VALUES
+               ('d1', 'alice', 'a'), ('d2', 'Zed', 'b'), ('d3', 'bob', 'c'), ('d4', 'Bob', 'd');",
+        );
+        let (code, report) = verify(pair, &[]);
+        assert_eq!(code, 1, "{report}");
+        let owners = reference(&report, "app.datasets.owner_id");
+        assert_eq!(owners["orphans"], 1, "{owners}");
+        assert_eq!(owners["sample"], json!(["Bob"]), "{owners}");
+    });
+}
+
+fn count_rows(conn: &mut shared::Conn, from: &str) -> i64 {
+    use diesel::RunQueryDsl;
+    #[derive(diesel::QueryableByName)]
+    struct N {
+        #[diesel(sql_type = diesel::sql_types::BigInt)]
+        n: i64,
+    }
+    let sql = format!("SELECT COUNT(*) AS n FROM {from}");
+    let rows: Vec<N> = match conn {
+        shared::Conn::Postgres(c) => diesel::sql_query(sql).load(c),
+        shared::Conn::Sqlite(c) => diesel::sql_query(sql).load(c),
+    }
+    .expect("count");
+    rows.first().map(|r| r.n).unwrap_or(0)
+}
