@@ -15,6 +15,10 @@ use shared::store::{CrossReference, ForeignKey, Migrations, OnDelete, Store};
 const POSTGRES: EmbeddedMigrations = embed_migrations!("migrations/postgres");
 const SQLITE: EmbeddedMigrations = embed_migrations!("migrations/sqlite");
 
+mod migration_sql {
+    include!(concat!(env!("OUT_DIR"), "/migration_sql.rs"));
+}
+
 /// The app store as the contract describes it.
 pub static STORE: Store = Store {
     name: "app",
@@ -22,6 +26,8 @@ pub static STORE: Store = Store {
     migrations: Migrations {
         postgres: POSTGRES,
         sqlite: SQLITE,
+        postgres_sql: migration_sql::POSTGRES_SQL,
+        sqlite_sql: migration_sql::SQLITE_SQL,
     },
     migrations_dir: concat!(env!("CARGO_MANIFEST_DIR"), "/migrations"),
     tables: &["datasets", "documents", "processing_jobs"],

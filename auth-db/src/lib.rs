@@ -20,6 +20,10 @@ use shared::store::{ForeignKey, Migrations, OnDelete, Store};
 const POSTGRES: EmbeddedMigrations = embed_migrations!("migrations/postgres");
 const SQLITE: EmbeddedMigrations = embed_migrations!("migrations/sqlite");
 
+mod migration_sql {
+    include!(concat!(env!("OUT_DIR"), "/migration_sql.rs"));
+}
+
 const fn fk(
     table: &'static str,
     column: &'static str,
@@ -42,6 +46,8 @@ pub static STORE: Store = Store {
     migrations: Migrations {
         postgres: POSTGRES,
         sqlite: SQLITE,
+        postgres_sql: migration_sql::POSTGRES_SQL,
+        sqlite_sql: migration_sql::SQLITE_SQL,
     },
     migrations_dir: concat!(env!("CARGO_MANIFEST_DIR"), "/migrations"),
     tables: &[

@@ -11,6 +11,7 @@ const EXAMPLES: &str = "\
 Examples:
   orchestrator migrate                         # the embedded SQLite pair under .data/
   orchestrator status --format json
+  orchestrator verify                          # tables, foreign keys, migrations, references
   AUTH_DATABASE_URL=postgres://postgres@127.0.0.1/auth \\
   APP_DATABASE_URL=postgres://postgres@127.0.0.1/app orchestrator migrate
 
@@ -112,6 +113,7 @@ pub struct GuardArgs {
 pub enum Command {
     Status(commands::status::StatusArgs),
     Migrate(commands::migrate::MigrateArgs),
+    Verify(commands::verify::VerifyArgs),
     Reset(commands::reset::ResetArgs),
     Backup(commands::backup::BackupArgs),
     Restore(commands::restore::RestoreArgs),

@@ -224,6 +224,35 @@ pub fn applied_versions(conn: &mut Conn) -> diesel::QueryResult<Vec<String>> {
         .collect())
 }
 
+/// The orchestrator's own bookkeeping table: the checksum of each migration's `up.sql`
+/// as it was when the migration was applied, so that a file edited afterwards is caught.
+pub const ORCHESTRATOR_MIGRATIONS_TABLE: &str = "__orchestrator_migrations";
+
+#[derive(QueryableByName)]
+struct ChecksumRow {
+    #[diesel(sql_type = Text)]
+    version: String,
+    #[diesel(sql_type = Text)]
+    checksum: String,
+}
+
+/// `(version, checksum)` recorded for each applied migration, read without creating the
+/// table when it is absent (a database migrated before checksums existed has none).
+pub fn recorded_checksums(conn: &mut Conn) -> diesel::QueryResult<Vec<(String, String)>> {
+    if !all_tables(conn)?
+        .iter()
+        .any(|t| t == ORCHESTRATOR_MIGRATIONS_TABLE)
+    {
+        return Ok(Vec::new());
+    }
+    let sql =
+        format!("SELECT version, checksum FROM {ORCHESTRATOR_MIGRATIONS_TABLE} ORDER BY version");
+    Ok(load::<ChecksumRow>(conn, &sql)?
+        .into_iter()
+        .map(|r| (r.version, r.checksum))
+        .collect())
+}
+
 /// Names a column type the same way on both backends, so that the two histories can be
 /// compared (`int8` and `BIGINT` are both `bigint`).
 pub fn logical_type(declared: &str) -> String {

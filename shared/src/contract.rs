@@ -174,6 +174,8 @@ mod tests {
         migrations: Migrations {
             postgres: EMPTY,
             sqlite: EMPTY,
+            postgres_sql: &[],
+            sqlite_sql: &[],
         },
         migrations_dir: "",
         tables: &["users", "teams"],

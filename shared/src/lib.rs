@@ -9,6 +9,7 @@ pub mod db;
 pub mod directory;
 pub mod error;
 pub mod migrations;
+pub mod references;
 pub mod store;
 #[cfg(feature = "testing")]
 pub mod testing;

@@ -76,10 +76,22 @@ pub struct CrossReference {
     pub nullable: bool,
 }
 
+/// The text of one migration's `up.sql`, embedded by the store crate's build script
+/// (diesel keeps an embedded migration's SQL private); its checksum is what verify
+/// compares with the one recorded when the migration was applied.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct MigrationSql {
+    /// The migration's folder name, `2025-01-01-000001_identity`.
+    pub name: &'static str,
+    pub up: &'static str,
+}
+
 /// Each backend's migration history, embedded into the binary.
 pub struct Migrations {
     pub postgres: EmbeddedMigrations,
     pub sqlite: EmbeddedMigrations,
+    pub postgres_sql: &'static [MigrationSql],
+    pub sqlite_sql: &'static [MigrationSql],
 }
 
 impl Migrations {
@@ -87,6 +99,14 @@ impl Migrations {
         match backend {
             Backend::Postgres => &self.postgres,
             Backend::Sqlite => &self.sqlite,
+        }
+    }
+
+    /// The `up.sql` texts of a backend's history, oldest first.
+    pub fn sql_for(&self, backend: Backend) -> &'static [MigrationSql] {
+        match backend {
+            Backend::Postgres => self.postgres_sql,
+            Backend::Sqlite => self.sqlite_sql,
         }
     }
 }
@@ -158,6 +178,8 @@ mod tests {
             migrations: Migrations {
                 postgres: EMPTY,
                 sqlite: EMPTY,
+                postgres_sql: &[],
+                sqlite_sql: &[],
             },
             migrations_dir: "",
             tables: &[],

@@ -295,8 +295,14 @@ pub fn assert_migrates_to_contract(conn: &mut Conn, store: &crate::store::Store)
     );
     let state = crate::migrations::state(conn, store).unwrap_or_else(|e| panic!("state: {e}"));
     assert!(
-        state.pending.is_empty() && state.unknown.is_empty(),
+        state.pending.is_empty() && state.unknown.is_empty() && state.modified.is_empty(),
         "{state:?}"
+    );
+    assert_eq!(
+        count(conn, crate::catalog::ORCHESTRATOR_MIGRATIONS_TABLE) as usize,
+        state.applied.len(),
+        "{} on {backend}: every applied migration has its checksum recorded",
+        store.name
     );
 }
 

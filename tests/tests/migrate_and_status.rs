@@ -65,7 +65,7 @@ fn migrate_yields_exactly_the_contract_and_twice_is_a_no_op() {
         assert_eq!(first["stores"][1]["store"], "app");
         assert_eq!(
             first["stores"][0]["applied"].as_array().map(Vec::len),
-            Some(3)
+            Some(4)
         );
 
         let mut auth = pair.auth.connect();
@@ -99,7 +99,7 @@ fn migrate_yields_exactly_the_contract_and_twice_is_a_no_op() {
                 "{store}"
             );
         }
-        assert_eq!(second["stores"][0]["already_applied"], 3);
+        assert_eq!(second["stores"][0]["already_applied"], 4);
     });
 }
 
@@ -117,7 +117,7 @@ fn migrate_of_one_store_leaves_the_other_alone() {
         );
         assert_eq!(
             status["stores"][1]["pending"].as_array().map(Vec::len),
-            Some(2),
+            Some(3),
             "{status}"
         );
     });
@@ -130,7 +130,7 @@ fn status_reports_backend_migrations_and_row_counts() {
         assert_eq!(code, 0, "{before}");
         assert_eq!(
             before["stores"][0]["pending"].as_array().map(Vec::len),
-            Some(3),
+            Some(4),
             "{before}"
         );
 
@@ -146,7 +146,7 @@ fn status_reports_backend_migrations_and_row_counts() {
         let auth_status = &after["stores"][0];
         assert_eq!(auth_status["backend"], pair.backend.as_str());
         assert_eq!(auth_status["reachable"], true);
-        assert_eq!(auth_status["applied"].as_array().map(Vec::len), Some(3));
+        assert_eq!(auth_status["applied"].as_array().map(Vec::len), Some(4));
         assert_eq!(auth_status["pending"].as_array().map(Vec::len), Some(0));
         let users = auth_status["tables"]
             .as_array()
@@ -195,7 +195,7 @@ fn embedded_default_needs_no_configuration() {
     let (_, status) = json_of(orchestrator_in(dir.path()), &["status"]);
     assert_eq!(
         status["stores"][1]["applied"].as_array().map(Vec::len),
-        Some(2),
+        Some(3),
         "{status}"
     );
 }

@@ -7,3 +7,4 @@ pub mod reset;
 pub mod restore;
 pub mod smoke;
 pub mod status;
+pub mod verify;

@@ -13,7 +13,7 @@ use crate::context::{selected_stores, Context};
 use crate::exit::{CliError, CliResult, Exit};
 use crate::output::{self, paint, Tone};
 
-/// Show reachability, applied and pending migrations, and row counts per table.
+/// Show reachability, applied, pending, unknown and modified migrations, and row counts per table.
 #[derive(Debug, Args)]
 #[command(
     after_help = "Example:\n  orchestrator status\n  orchestrator --format json status | jq '.stores[].pending'"
@@ -183,7 +183,10 @@ fn print_text(report: &StatusReport) {
             paint("unreachable", Tone::Bad)
         } else if !s.exists {
             paint("not created yet", Tone::Dim)
-        } else if s.migrations.pending.is_empty() && s.migrations.unknown.is_empty() {
+        } else if s.migrations.pending.is_empty()
+            && s.migrations.unknown.is_empty()
+            && s.migrations.modified.is_empty()
+        {
             paint("up to date", Tone::Good)
         } else {
             paint("needs attention", Tone::Bad)
@@ -194,16 +197,20 @@ fn print_text(report: &StatusReport) {
             continue;
         }
         println!(
-            "  migrations: {} applied, {} pending, {} unknown",
+            "  migrations: {} applied, {} pending, {} unknown, {} modified",
             s.migrations.applied.len(),
             s.migrations.pending.len(),
-            s.migrations.unknown.len()
+            s.migrations.unknown.len(),
+            s.migrations.modified.len()
         );
         for name in &s.migrations.pending {
             println!("    pending  {name}");
         }
         for version in &s.migrations.unknown {
             println!("    unknown  {version} (applied here, not shipped by this build)");
+        }
+        for name in &s.migrations.modified {
+            println!("    modified {name} (up.sql changed since it was applied)");
         }
         if !s.tables.is_empty() {
             let rows: Vec<Vec<String>> = s

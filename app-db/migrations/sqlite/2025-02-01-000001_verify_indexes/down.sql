@@ -1,0 +1,1 @@
+DROP INDEX datasets_team_id_nn_idx;

@@ -1,0 +1,2 @@
+DROP INDEX teams_id_c_idx;
+DROP INDEX users_id_c_idx;

@@ -1,0 +1,350 @@
+//! `orchestrator verify`: does each store hold exactly the contract's tables and foreign
+//! keys (with their ON DELETE actions), is its migration history complete and unedited,
+//! and does every cross-store reference point at a row that exists? Exit 1 when not.
+
+use std::collections::HashMap;
+use std::time::Instant;
+
+use clap::Args;
+use serde::Serialize;
+use shared::contract::{self, ForeignKeyCheck, TableCheck};
+use shared::migrations;
+use shared::references::{self, ReferenceCheck, StreamError};
+use shared::store::Store;
+use shared::{catalog, Conn, CrossReference, DbError};
+
+use crate::context::{all_stores, selected_stores, Context};
+use crate::exit::{CliError, CliResult, Exit};
+use crate::output::{self, paint, Tone};
+
+/// Check tables, foreign keys with their ON DELETE actions, migrations and cross-store
+/// references; exit 1 when anything is off.
+#[derive(Debug, Args)]
+#[command(
+    after_help = "Examples:\n  orchestrator verify\n  orchestrator verify --store app --format json | jq '.references'\n\nExit codes: 0 everything holds, 1 a problem was found, 2 bad usage, 4 database error."
+)]
+pub struct VerifyArgs {
+    #[command(flatten)]
+    pub store: crate::cli::StoreArg,
+}
+
+#[derive(Debug, Serialize)]
+pub struct VerifyReport {
+    pub ok: bool,
+    pub stores: Vec<StoreVerify>,
+    pub references: Vec<ReferenceCheck>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct StoreVerify {
+    pub store: &'static str,
+    pub tables: TableCheck,
+    pub foreign_keys: ForeignKeyCheck,
+    pub migrations: MigrationCheck,
+}
+
+#[derive(Debug, Default, Serialize)]
+pub struct MigrationCheck {
+    pub pending: Vec<String>,
+    pub unknown: Vec<String>,
+    pub modified: Vec<String>,
+}
+
+impl StoreVerify {
+    fn problems(&self) -> usize {
+        let (t, f, m) = (&self.tables, &self.foreign_keys, &self.migrations);
+        t.missing.len()
+            + t.unexpected.len()
+            + f.missing.len()
+            + f.mismatched.len()
+            + f.unexpected.len()
+            + m.pending.len()
+            + m.unknown.len()
+            + m.modified.len()
+    }
+}
+
+impl VerifyReport {
+    fn new(stores: Vec<StoreVerify>, references: Vec<ReferenceCheck>) -> Self {
+        let mut report = VerifyReport {
+            ok: false,
+            stores,
+            references,
+        };
+        report.ok = report.problems() == 0;
+        report
+    }
+
+    pub fn problems(&self) -> usize {
+        self.stores.iter().map(StoreVerify::problems).sum::<usize>()
+            + self.references.iter().filter(|r| !r.ok()).count()
+    }
+}
+
+fn query_error(ctx: &Context, store: &Store, action: &str, e: impl std::fmt::Display) -> CliError {
+    let url = ctx
+        .url(store)
+        .map(|u| u.redacted().to_string())
+        .unwrap_or_default();
+    DbError::Query {
+        store: store.name.to_string(),
+        url,
+        action: action.to_string(),
+        reason: shared::db::one_line(&e.to_string()),
+    }
+    .into()
+}
+
+/// Connects to a store and, when it is one the command covers, checks its schema and
+/// migrations.
+fn open_and_check(
+    ctx: &Context,
+    store: &'static Store,
+    check: bool,
+) -> CliResult<(Conn, Option<StoreVerify>, Vec<String>)> {
+    let mut conn = ctx.connect(store)?;
+    let tables =
+        catalog::tables(&mut conn).map_err(|e| query_error(ctx, store, "listing tables", e))?;
+    if !check {
+        return Ok((conn, None, tables));
+    }
+    let started = Instant::now();
+    let schema = contract::check_schema(&mut conn, store)
+        .map_err(|e| query_error(ctx, store, "reading the catalog", e))?;
+    let state = migrations::state(&mut conn, store)
+        .map_err(|e| query_error(ctx, store, "reading migrations", e))?;
+    tracing::info!(
+        store = store.name,
+        millis = started.elapsed().as_millis() as u64,
+        "schema and migrations checked"
+    );
+    let verified = StoreVerify {
+        store: store.name,
+        tables: schema.tables,
+        foreign_keys: schema.foreign_keys,
+        migrations: MigrationCheck {
+            pending: state.pending,
+            unknown: state.unknown,
+            modified: state.modified,
+        },
+    };
+    Ok((conn, Some(verified), tables))
+}
+
+pub fn run(ctx: &Context, args: &VerifyArgs) -> CliResult {
+    let selected = selected_stores(args.store.store);
+    // The stores to connect to: the ones checked, plus the targets of their references.
+    let mut needed: Vec<(&'static Store, bool)> = selected.iter().map(|s| (*s, true)).collect();
+    for store in &selected {
+        for r in store.references {
+            if !needed.iter().any(|(s, _)| s.name == r.target_store) {
+                if let Some(target) = all_stores().into_iter().find(|s| s.name == r.target_store) {
+                    needed.push((target, false));
+                }
+            }
+        }
+    }
+
+    ctx.progress("verify: reading catalogs and migration histories…");
+    // Every store is connected to and checked at once.
+    let opened = std::thread::scope(|scope| {
+        let handles: Vec<_> = needed
+            .iter()
+            .map(|(store, check)| scope.spawn(move || open_and_check(ctx, store, *check)))
+            .collect();
+        handles
+            .into_iter()
+            .map(|h| h.join())
+            .collect::<Result<Vec<_>, _>>()
+    })
+    .map_err(|_| CliError::new(Exit::Database, anyhow::anyhow!("a verify worker panicked")))?;
+
+    let mut conns: HashMap<&'static str, Conn> = HashMap::new();
+    let mut tables: HashMap<&'static str, Vec<String>> = HashMap::new();
+    let mut stores = Vec::new();
+    for ((store, _), result) in needed.iter().zip(opened) {
+        let (conn, verified, live) = result?;
+        conns.insert(store.name, conn);
+        tables.insert(store.name, live);
+        stores.extend(verified);
+    }
+
+    // The references are checked at once, each with a pair of connections of its own:
+    // the first reuses the ones above, the others open theirs while it streams.
+    let pending: Vec<(&'static Store, &'static CrossReference)> = selected
+        .iter()
+        .flat_map(|store| store.references.iter().map(move |r| (*store, r)))
+        .collect();
+    let mut first = pending.first().and_then(|(store, r)| {
+        let source = conns.remove(store.name)?;
+        let target = conns.remove(r.target_store)?;
+        Some((source, target))
+    });
+    let tables = &tables;
+    let refs = std::thread::scope(|scope| {
+        let handles: Vec<_> = pending
+            .iter()
+            .map(|(store, r)| {
+                let given = first.take();
+                scope.spawn(move || check_reference(ctx, store, r, given, tables))
+            })
+            .collect();
+        handles
+            .into_iter()
+            .map(|h| h.join())
+            .collect::<Result<Vec<_>, _>>()
+    })
+    .map_err(|_| CliError::new(Exit::Database, anyhow::anyhow!("a verify worker panicked")))?
+    .into_iter()
+    .collect::<CliResult<Vec<_>>>()?;
+
+    let report = VerifyReport::new(stores, refs);
+    let problems = report.problems();
+    if ctx.json() {
+        output::print_json(&report).map_err(|e| CliError::new(Exit::Usage, e))?;
+    } else {
+        print_text(&report);
+    }
+    if report.ok {
+        Ok(())
+    } else {
+        Err(CliError::new(
+            Exit::CheckFailed,
+            anyhow::anyhow!("verify found {problems} problem(s)"),
+        ))
+    }
+}
+
+fn check_reference(
+    ctx: &Context,
+    store: &'static Store,
+    r: &'static CrossReference,
+    given: Option<(Conn, Conn)>,
+    tables: &HashMap<&'static str, Vec<String>>,
+) -> CliResult<ReferenceCheck> {
+    let mut result = ReferenceCheck::new(store.name, r);
+    let target_store = all_stores()
+        .into_iter()
+        .find(|s| s.name == r.target_store)
+        .ok_or_else(|| CliError::usage(format!("{} refers to an unknown store", result.from)))?;
+    let missing: Vec<String> = [(store.name, r.table), (r.target_store, r.target_table)]
+        .iter()
+        .filter(|(s, table)| {
+            !tables
+                .get(s)
+                .is_some_and(|live| live.iter().any(|t| t == table))
+        })
+        .map(|(s, table)| format!("{s}.{table}"))
+        .collect();
+    if !missing.is_empty() {
+        result.skipped = Some(format!("missing table {}", missing.join(", ")));
+        return Ok(result);
+    }
+    let (mut source, mut target) = match given {
+        Some(pair) => pair,
+        None => (ctx.connect(store)?, ctx.connect(target_store)?),
+    };
+    ctx.progress(format!("verify: {} → {}…", result.from, result.to));
+    let started = Instant::now();
+    let checked = references::check(store.name, r, &mut source, &mut target);
+    tracing::info!(from = %result.from, to = %result.to, millis = started.elapsed().as_millis() as u64, "reference checked");
+    checked.map_err(|e| match e {
+        StreamError::Source { .. } => query_error(ctx, store, "streaming a reference", e),
+        StreamError::Target { .. } | StreamError::Panicked => {
+            query_error(ctx, target_store, "streaming a reference", e)
+        }
+    })
+}
+
+fn print_text(report: &VerifyReport) {
+    for s in &report.stores {
+        let n = s.problems();
+        if n == 0 {
+            println!("{}: {}", s.store, paint("ok", Tone::Good));
+            continue;
+        }
+        println!(
+            "{}: {}",
+            s.store,
+            paint(&format!("{n} problem(s)"), Tone::Bad)
+        );
+        let mut lines: Vec<(&str, String)> = Vec::new();
+        lines.extend(
+            s.tables
+                .missing
+                .iter()
+                .map(|t| ("missing table", t.clone())),
+        );
+        lines.extend(
+            s.tables
+                .unexpected
+                .iter()
+                .map(|t| ("unexpected table", t.clone())),
+        );
+        lines.extend(
+            s.foreign_keys
+                .missing
+                .iter()
+                .map(|f| ("missing foreign key", f.clone())),
+        );
+        lines.extend(s.foreign_keys.mismatched.iter().map(|m| {
+            (
+                "mismatched foreign key",
+                format!("{}: expected {}, found {}", m.column, m.expected, m.found),
+            )
+        }));
+        lines.extend(
+            s.foreign_keys
+                .unexpected
+                .iter()
+                .map(|f| ("unexpected foreign key", f.clone())),
+        );
+        lines.extend(
+            s.migrations
+                .pending
+                .iter()
+                .map(|m| ("pending migration", m.clone())),
+        );
+        lines.extend(s.migrations.unknown.iter().map(|m| {
+            (
+                "unknown migration",
+                format!("{m} (applied here, not shipped by this build)"),
+            )
+        }));
+        lines.extend(s.migrations.modified.iter().map(|m| {
+            (
+                "modified migration",
+                format!("{m} (up.sql changed since it was applied)"),
+            )
+        }));
+        let width = lines.iter().map(|(k, _)| k.len()).max().unwrap_or(0);
+        for (kind, what) in lines {
+            println!("  {kind:<width$}  {what}");
+        }
+    }
+    if !report.references.is_empty() {
+        println!("references:");
+        for r in &report.references {
+            let state = if let Some(why) = &r.skipped {
+                paint(&format!("not checked: {why}"), Tone::Bad)
+            } else if r.orphans == 0 {
+                paint("ok", Tone::Good)
+            } else {
+                paint(
+                    &format!("{} orphan(s), e.g. {}", r.orphans, r.sample.join(", ")),
+                    Tone::Bad,
+                )
+            };
+            println!("  {} → {}: {state}", r.from, r.to);
+        }
+    }
+    let problems = report.problems();
+    if problems == 0 {
+        println!("verify: {}", paint("everything holds", Tone::Good));
+    } else {
+        println!(
+            "verify: {}",
+            paint(&format!("{problems} problem(s) found"), Tone::Bad)
+        );
+    }
+}

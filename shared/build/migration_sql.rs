@@ -1,0 +1,35 @@
+// Included by the store crates' build scripts: lists each backend's `up.sql` files so that
+// the crate can embed their text next to diesel's embedded migrations. diesel keeps the
+// SQL of an embedded migration private, and verify needs it to checksum what was applied.
+
+/// Writes `$OUT_DIR/migration_sql.rs` with `POSTGRES_SQL` and `SQLITE_SQL`, each a slice
+/// of `shared::store::MigrationSql`, oldest first.
+fn write_migration_sql() -> std::io::Result<()> {
+    let manifest = std::path::PathBuf::from(std::env::var("CARGO_MANIFEST_DIR").map_err(std::io::Error::other)?);
+    let out = std::path::PathBuf::from(std::env::var("OUT_DIR").map_err(std::io::Error::other)?);
+    let mut code = String::new();
+    for (constant, backend) in [("POSTGRES_SQL", "postgres"), ("SQLITE_SQL", "sqlite")] {
+        let dir = manifest.join("migrations").join(backend);
+        let mut entries: Vec<(String, std::path::PathBuf)> = Vec::new();
+        for entry in std::fs::read_dir(&dir)? {
+            let entry = entry?;
+            let up = entry.path().join("up.sql");
+            if entry.file_type()?.is_dir() && up.is_file() {
+                entries.push((entry.file_name().to_string_lossy().into_owned(), up));
+            }
+        }
+        entries.sort();
+        code.push_str(&format!(
+            "/// The `up.sql` text of each {backend} migration, oldest first.\n\
+             pub const {constant}: &[shared::store::MigrationSql] = &[\n"
+        ));
+        for (name, up) in entries {
+            code.push_str(&format!(
+                "    shared::store::MigrationSql {{ name: {name:?}, up: include_str!({:?}) }},\n",
+                up.display().to_string()
+            ));
+        }
+        code.push_str("];\n");
+    }
+    std::fs::write(out.join("migration_sql.rs"), code)
+}
