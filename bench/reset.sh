@@ -4,7 +4,12 @@
 #   manual  what people run today: psql DROP SCHEMA/CREATE SCHEMA/GRANT on each database,
 #           `diesel migration run` for each crate, psql catalog queries for tables and FKs
 #   floor   psql -1 replaying each store's concatenated migration SQL (after the drop)
-# Usage: bench/reset.sh [ROUNDS]   (PG_URL=postgres://postgres@127.0.0.1:5432 by default)
+#   sqlite  the embedded default's reset, absolute; status against two `psql -c 'select 1'`
+#   scale   reset --force (backup included) of stores holding 0 … 1M rows each, with its
+#           breakdown, written to bench/results/reset-scale.csv and plotted to
+#           bench/results/reset-vs-rows.png
+# Usage: bench/reset.sh [ROUNDS]   (PG_URL=postgres://postgres@127.0.0.1:5432 by default;
+#        SCALE_ROWS="0 100000 300000 1000000" to choose the sizes)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROUNDS="${1:-15}"
@@ -58,3 +63,69 @@ median() { grep "^$1 " "$WORK/times" | awk '{print $2}' | sort -n | awk '{a[NR]=
 O=$(median ours) M=$(median manual) F=$(median floor)
 echo "rounds=$ROUNDS ours_ms=$O manual_ms=$M floor_ms=$F"
 awk -v o="$O" -v m="$M" -v f="$F" 'BEGIN { printf "ours/manual=%.2f (target <= 0.5)  ours/floor=%.2f (target <= 1.2)\n", o/m, o/f }'
+
+echo "== status against two psql 'select 1' connections"
+: > "$WORK/times2"
+status() { (cd "$WORK" && "$ORCH" --auth-url "$AUTH_URL" --app-url "$APP_URL" status --format json >/dev/null); }
+two_selects() { psql -qAtc 'select 1' "$AUTH_URL" >/dev/null; psql -qAtc 'select 1' "$APP_URL" >/dev/null; }
+for i in $(seq 1 "$ROUNDS"); do
+  echo "status $(ms status)" >> "$WORK/times2"
+  echo "selects $(ms two_selects)" >> "$WORK/times2"
+done
+median2() { grep "^$1 " "$WORK/times2" | awk '{print $2}' | sort -n | awk '{a[NR]=$1} END {print (NR%2 ? a[(NR+1)/2] : (a[NR/2]+a[NR/2+1])/2)}'; }
+S=$(median2 status) Q=$(median2 selects)
+awk -v s="$S" -v q="$Q" 'BEGIN { printf "status_ms=%d two_psql_select1_ms=%d ratio=%.2f\n", s, q, s/q }'
+
+echo "== SQLite (embedded default) reset --force --no-backup, absolute"
+LITE="$WORK/lite"; mkdir -p "$LITE"
+(cd "$LITE" && "$ORCH" migrate >/dev/null)
+: > "$WORK/times3"
+for i in $(seq 1 "$ROUNDS"); do
+  echo "lite $(ms bash -c "cd '$LITE' && '$ORCH' reset --force --no-backup >/dev/null")" >> "$WORK/times3"
+done
+echo "sqlite_reset_ms=$(grep '^lite ' "$WORK/times3" | awk '{print $2}' | sort -n | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}')"
+
+echo "== reset --force (backup included) against rows per store"
+mkdir -p bench/results
+CSV=bench/results/reset-scale.csv
+echo "rows_per_store,total_ms,lock_ms,guard_ms,backup_ms,rebuild_ms,drop_ms,migrate_ms,verify_ms,commit_ms" > "$CSV"
+for rows in ${SCALE_ROWS:-0 100000 300000 1000000}; do
+  ours >/dev/null   # empty, migrated
+  if [ "$rows" -gt 0 ]; then
+    psql -q "$AUTH_URL" -c "INSERT INTO users (id, email) SELECT 'u' || n, 'u' || n || '@example.com' FROM generate_series(1, $rows) n"
+    psql -q "$APP_URL" -c "INSERT INTO datasets (id, owner_id, name) SELECT 'd' || n, 'u' || n, 'dataset ' || n FROM generate_series(1, $rows) n"
+    psql -q "$AUTH_URL" -c "VACUUM ANALYZE" ; psql -q "$APP_URL" -c "VACUUM ANALYZE"
+  fi
+  json=$(cd "$WORK" && "$ORCH" --auth-url "$AUTH_URL" --app-url "$APP_URL" reset --force --backup-dir "$WORK/backups" --format json)
+  rm -rf "$WORK/backups"
+  echo "$json" | python3 -c '
+import json, sys
+r = json.load(sys.stdin); t = r["timings_ms"]; rows = int(sys.argv[1])
+# Per-store phases run in parallel; the slower store sets the pace.
+ph = {k: max(s["outcome"]["phases"][k] for s in r["stores"]) for k in ("drop", "migrate", "verify", "commit")}
+print(",".join(str(x) for x in [rows, t["total"], t["lock"], t["guard"], t["backup"], t["rebuild"], ph["drop"], ph["migrate"], ph["verify"], ph["commit"]]))
+' "$rows" >> "$CSV"
+done
+column -s, -t < "$CSV"
+python3 -c 'import matplotlib' 2>/dev/null || pip install --quiet matplotlib >/dev/null 2>&1 || echo "matplotlib unavailable: no plot" >&2
+python3 - "$CSV" bench/results/reset-vs-rows.png <<'PY' || true
+import csv, sys
+import matplotlib
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt
+rows = list(csv.DictReader(open(sys.argv[1])))
+x = [int(r["rows_per_store"]) for r in rows]
+fig, ax = plt.subplots(figsize=(7, 4))
+bottom = [0] * len(rows)
+for key, label in [("lock_ms", "lock+settle"), ("guard_ms", "guard"), ("backup_ms", "backup"), ("rebuild_ms", "drop+migrate+verify+commit")]:
+    vals = [int(r[key]) / 1000 for r in rows]
+    ax.bar([str(v) for v in x], vals, bottom=bottom, label=label)
+    bottom = [b + v for b, v in zip(bottom, vals)]
+ax.set_xlabel("rows per store (users in auth, datasets in app)")
+ax.set_ylabel("seconds")
+ax.set_title("orchestrator reset --force (PostgreSQL, backup included)")
+ax.legend()
+fig.tight_layout()
+fig.savefig(sys.argv[2], dpi=110)
+print("plot:", sys.argv[2])
+PY

@@ -85,6 +85,24 @@ pub struct StoreOutcome {
     pub committed: bool,
     pub two_phase: bool,
     pub millis: u128,
+    pub phases: Phases,
+}
+
+/// Where a store's rebuild spent its time, in milliseconds.
+#[derive(Debug, Clone, Copy, Default, Serialize)]
+pub struct Phases {
+    pub drop: u128,
+    pub migrate: u128,
+    pub verify: u128,
+    pub commit: u128,
+}
+
+/// Runs `f`, adding its duration to `slot`.
+fn timed<T>(slot: &mut u128, f: impl FnOnce() -> T) -> T {
+    let started = Instant::now();
+    let out = f();
+    *slot += started.elapsed().as_millis();
+    out
 }
 
 enum State {
@@ -253,6 +271,7 @@ impl Rebuild<'_> {
             committed: false,
             two_phase: false,
             millis: 0,
+            phases: Phases::default(),
         };
         let mut stage = Stage {
             store,
@@ -280,7 +299,7 @@ impl Rebuild<'_> {
                 .map_err(|e| StoreFailure::new(store, &url, "SET lock_timeout", e))?;
             let (_, sql) = admin::schema_rebuild_sql(conn)
                 .map_err(|e| StoreFailure::new(store, &url, "reading the schema's grants", e))?;
-            conn.batch_execute(&sql).map_err(|e| {
+            timed(&mut stage.outcome.phases.drop, || conn.batch_execute(&sql)).map_err(|e| {
                 let hint = if e.to_string().contains("lock timeout") {
                     format!("{e} (other sessions hold its tables; stop them or retry)")
                 } else {
@@ -306,9 +325,10 @@ impl Rebuild<'_> {
             |step: &'static str, e: &dyn std::fmt::Display| StoreFailure::new(store, &url, step, e);
         match (&mut stage.state, source) {
             (State::Open(conn), Source::Migrations) => {
-                stage.outcome.applied = fill_by_migrations(self.ctx, store, conn)
+                let phases = &mut stage.outcome.phases;
+                stage.outcome.applied = timed(&mut phases.migrate, || fill_by_migrations(self.ctx, store, conn))
                     .map_err(|(step, e)| fail(step, &e))?;
-                finish_rebuild(conn, store, &self.run, names)
+                timed(&mut phases.verify, || finish_rebuild(conn, store, &self.run, names))
                     .map_err(|(step, e)| fail(step, &e))?;
                 if two_phase {
                     let gid = gid(&self.run, store.name);
@@ -377,7 +397,10 @@ impl Rebuild<'_> {
             let result = if fault::armed("fail-commit", store.name) {
                 Err("injected fault (ORCH_FAULT)".to_string())
             } else {
-                commit_stage(&mut stage)
+                let mut spent = 0;
+                let result = timed(&mut spent, || commit_stage(&mut stage));
+                stage.outcome.phases.commit += spent;
+                result
             };
             match result {
                 Ok(()) => {
@@ -522,7 +545,6 @@ fn build_sqlite(
     names: &[&str],
     outcome: &mut StoreOutcome,
 ) -> Result<(), StepError> {
-    let started = Instant::now();
     let io = |step: &'static str| move |e: std::io::Error| (step, e.to_string());
     if staged.exists() {
         std::fs::remove_file(staged).map_err(io("removing an old staging file"))?;
@@ -535,14 +557,16 @@ fn build_sqlite(
     let mut conn = Conn::establish(store.name, &url)
         .map_err(|e| ("opening the staging file", e.to_string()))?;
     match source {
-        Source::Migrations => outcome.applied = fill_by_migrations(ctx, store, &mut conn)?,
+        Source::Migrations => {
+            outcome.applied = timed(&mut outcome.phases.migrate, || fill_by_migrations(ctx, store, &mut conn))?
+        }
         Source::Backup { entry, .. } => {
             admin::sqlite_quick_check(&mut conn).map_err(|e| ("checking the backup", e))?;
             check_counts(&mut conn, entry)?;
         }
     }
     if matches!(source, Source::Migrations) {
-        finish_rebuild(&mut conn, store, run, names)?;
+        timed(&mut outcome.phases.verify, || finish_rebuild(&mut conn, store, run, names))?;
     } else {
         admin::journal_record(&mut conn, run, names)
             .map_err(|e| ("recording the run", e.to_string()))?;
@@ -551,7 +575,6 @@ fn build_sqlite(
     std::fs::File::open(staged)
         .and_then(|f| f.sync_all())
         .map_err(io("syncing the staging file"))?;
-    outcome.millis += started.elapsed().as_millis();
     Ok(())
 }
 

@@ -198,22 +198,37 @@ pub fn write_backup(
             ),
         )
     })?;
-    let mut entries: Vec<StoreBackup> = Vec::new();
-    for store in stores {
-        let url = ctx.url(store)?;
-        ctx.progress(format!("{}: backing up to {}…", store.name, dir.display()));
-        let mut conn = ctx.session(store)?;
-        let entry = backup::backup_store(store, url, &mut conn, &dir).map_err(|e| {
-            CliError::new(
-                Exit::Database,
-                anyhow::anyhow!(
-                    "{} database at {url}: backup failed: {e}; nothing was changed",
-                    store.name
-                ),
-            )
-        })?;
-        entries.push(entry);
-    }
+    // The stores are dumped at once, each on its own connection (and pg_dump process).
+    let dir_ref = &dir;
+    let entries: Vec<StoreBackup> = std::thread::scope(|scope| {
+        let workers: Vec<_> = stores
+            .iter()
+            .map(|store| {
+                scope.spawn(move || -> CliResult<StoreBackup> {
+                    let url = ctx.url(store)?;
+                    ctx.progress(format!("{}: backing up to {}…", store.name, dir_ref.display()));
+                    let mut conn = ctx.session(store)?;
+                    backup::backup_store(store, url, &mut conn, dir_ref).map_err(|e| {
+                        CliError::new(
+                            Exit::Database,
+                            anyhow::anyhow!(
+                                "{} database at {url}: backup failed: {e}; nothing was changed",
+                                store.name
+                            ),
+                        )
+                    })
+                })
+            })
+            .collect();
+        workers
+            .into_iter()
+            .map(|w| {
+                w.join().unwrap_or_else(|_| {
+                    Err(CliError::new(Exit::Database, anyhow::anyhow!("a backup worker panicked")))
+                })
+            })
+            .collect::<CliResult<Vec<_>>>()
+    })?;
     backup::write_manifest(&dir, &backup::new_manifest(entries)).map_err(|e| {
         CliError::new(
             Exit::Database,
@@ -258,13 +273,18 @@ fn print(ctx: &Context, report: &Report, refused: Option<&CliError>) {
     for s in &report.stores {
         if let Some(o) = &s.outcome {
             println!(
-                "{}: reset ({} rows before, {} table(s) dropped, {} migration(s) applied, verified{}) in {} ms",
+                "{}: reset ({} rows before, {} table(s) dropped, {} migration(s) applied, verified{}) \
+                 in {} ms (drop {}, migrate {}, verify {}, commit {})",
                 s.store,
                 s.rows_before,
                 o.dropped.len(),
                 o.applied.len(),
                 if o.two_phase { ", two-phase commit" } else { "" },
-                o.millis
+                o.millis + o.phases.commit,
+                o.phases.drop,
+                o.phases.migrate,
+                o.phases.verify,
+                o.phases.commit
             );
         }
     }
