@@ -326,10 +326,14 @@ impl Rebuild<'_> {
         match (&mut stage.state, source) {
             (State::Open(conn), Source::Migrations) => {
                 let phases = &mut stage.outcome.phases;
-                stage.outcome.applied = timed(&mut phases.migrate, || fill_by_migrations(self.ctx, store, conn))
-                    .map_err(|(step, e)| fail(step, &e))?;
-                timed(&mut phases.verify, || finish_rebuild(conn, store, &self.run, names))
-                    .map_err(|(step, e)| fail(step, &e))?;
+                stage.outcome.applied = timed(&mut phases.migrate, || {
+                    fill_by_migrations(self.ctx, store, conn)
+                })
+                .map_err(|(step, e)| fail(step, &e))?;
+                timed(&mut phases.verify, || {
+                    finish_rebuild(conn, store, &self.run, names)
+                })
+                .map_err(|(step, e)| fail(step, &e))?;
                 if two_phase {
                     let gid = gid(&self.run, store.name);
                     admin::prepare(conn, &gid).map_err(|e| fail("PREPARE TRANSACTION", &e))?;
@@ -558,7 +562,9 @@ fn build_sqlite(
         .map_err(|e| ("opening the staging file", e.to_string()))?;
     match source {
         Source::Migrations => {
-            outcome.applied = timed(&mut outcome.phases.migrate, || fill_by_migrations(ctx, store, &mut conn))?
+            outcome.applied = timed(&mut outcome.phases.migrate, || {
+                fill_by_migrations(ctx, store, &mut conn)
+            })?
         }
         Source::Backup { entry, .. } => {
             admin::sqlite_quick_check(&mut conn).map_err(|e| ("checking the backup", e))?;
@@ -566,7 +572,9 @@ fn build_sqlite(
         }
     }
     if matches!(source, Source::Migrations) {
-        timed(&mut outcome.phases.verify, || finish_rebuild(&mut conn, store, run, names))?;
+        timed(&mut outcome.phases.verify, || {
+            finish_rebuild(&mut conn, store, run, names)
+        })?;
     } else {
         admin::journal_record(&mut conn, run, names)
             .map_err(|e| ("recording the run", e.to_string()))?;

@@ -206,7 +206,11 @@ pub fn write_backup(
             .map(|store| {
                 scope.spawn(move || -> CliResult<StoreBackup> {
                     let url = ctx.url(store)?;
-                    ctx.progress(format!("{}: backing up to {}…", store.name, dir_ref.display()));
+                    ctx.progress(format!(
+                        "{}: backing up to {}…",
+                        store.name,
+                        dir_ref.display()
+                    ));
                     let mut conn = ctx.session(store)?;
                     backup::backup_store(store, url, &mut conn, dir_ref).map_err(|e| {
                         CliError::new(
@@ -224,7 +228,10 @@ pub fn write_backup(
             .into_iter()
             .map(|w| {
                 w.join().unwrap_or_else(|_| {
-                    Err(CliError::new(Exit::Database, anyhow::anyhow!("a backup worker panicked")))
+                    Err(CliError::new(
+                        Exit::Database,
+                        anyhow::anyhow!("a backup worker panicked"),
+                    ))
                 })
             })
             .collect::<CliResult<Vec<_>>>()
