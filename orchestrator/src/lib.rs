@@ -14,6 +14,7 @@ pub mod output;
 pub mod pgtools;
 pub mod rebuild;
 pub mod recovery;
+pub mod shadow;
 
 use std::ffi::OsString;
 
@@ -61,6 +62,8 @@ pub fn run(cli: &Cli) -> CliResult {
         Command::Backup(args) => commands::backup::run(&ctx, args),
         Command::Restore(args) => commands::restore::run(&ctx, args),
         Command::Smoke(args) => commands::smoke::run(&ctx, args),
+        Command::Diff(args) => commands::diff::run(&ctx, args),
+        Command::Squash(args) => commands::squash::run(&ctx, args),
         Command::Completions(_) => Ok(()),
     }
 }
