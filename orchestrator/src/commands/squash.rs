@@ -215,7 +215,9 @@ fn stage(
     drop(scratch);
 
     let last = versions.last().map(|(v, _)| v.clone()).unwrap_or_default();
-    let mut version = chrono::Utc::now().format("%Y-%m-%d-%H%M%S").to_string();
+    // Diesel's version of a folder is its name before the first `_`, dashes removed; the
+    // baseline's folder is named with exactly that, so the record and the folder agree.
+    let mut version = chrono::Utc::now().format("%Y%m%d%H%M%S").to_string();
     if version <= last {
         // The baseline must sort after every archived version.
         version = format!("{last}1");
