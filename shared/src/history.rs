@@ -178,3 +178,72 @@ pub fn mark_squashed(conn: &mut Conn, map: &SquashMap) -> diesel::QueryResult<()
     crate::with_conn!(conn, |c| diesel::Connection::transaction(c, |c| c
         .batch_execute(&sql)))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::url::DatabaseUrl;
+
+    fn migration(dir: &Path, folder: &str, up: &str) {
+        let path = dir.join(folder);
+        std::fs::create_dir_all(&path).expect("mkdir");
+        std::fs::write(path.join("up.sql"), up).expect("up");
+        std::fs::write(path.join("down.sql"), "SELECT 1;").expect("down");
+    }
+
+    #[test]
+    fn a_folder_history_runs_up_to_a_version_and_a_squash_is_recorded() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        migration(
+            dir.path(),
+            "2024-01-01-000001_a",
+            "CREATE TABLE a(id TEXT);",
+        );
+        migration(
+            dir.path(),
+            "2024-01-01-000002_b",
+            "CREATE TABLE b(id TEXT);",
+        );
+        migration(
+            dir.path(),
+            "2024-01-01-000003_c",
+            "CREATE TABLE c(id TEXT);",
+        );
+        let history = History::Dir(dir.path());
+        let versions = history.versions(Backend::Sqlite).expect("versions");
+        assert_eq!(versions[0].0, "20240101000001", "diesel drops the dashes");
+
+        let url = DatabaseUrl::parse(":memory:").expect("url");
+        let mut conn = Conn::establish("test", &url).expect("open");
+        let applied = run(&mut conn, history, Some("20240101000002"), |_| {}).expect("run");
+        assert_eq!(applied.len(), 2);
+        assert_eq!(
+            crate::catalog::tables(&mut conn).expect("tables"),
+            ["a", "b"]
+        );
+
+        assert_eq!(read_squash_map(dir.path()).expect("read"), None);
+        let map = SquashMap {
+            baseline: "20260101000000".into(),
+            name: "baseline".into(),
+            replaces: vec!["20240101000001".into(), "20240101000002".into()],
+        };
+        std::fs::write(
+            dir.path().join(SQUASH_FILE),
+            serde_json::to_string(&map).expect("json"),
+        )
+        .expect("write");
+        assert_eq!(
+            read_squash_map(dir.path()).expect("read"),
+            Some(map.clone())
+        );
+        mark_squashed(&mut conn, &map).expect("mark");
+        assert_eq!(
+            crate::catalog::applied_versions(&mut conn).expect("versions"),
+            ["20260101000000"]
+        );
+
+        std::fs::write(dir.path().join(SQUASH_FILE), "{\"baseline\": 1}").expect("write");
+        assert!(read_squash_map(dir.path()).is_err());
+    }
+}

@@ -88,7 +88,14 @@ impl Scratch {
                     quote_ident(&name)
                 ))
                 .execute(&mut admin)
-                .map_err(|e| query_error(&format!("CREATE DATABASE {name}"), &e))?;
+                .map_err(|e| {
+                    query_error(
+                        &format!(
+                            "creating the scratch database {name} (a role with CREATEDB is needed; --shadow-url names another server)"
+                        ),
+                        &e,
+                    )
+                })?;
                 let url = server.with_database(&name).ok_or_else(|| {
                     query_error("naming the scratch database", &"cannot derive its URL")
                 })?;
