@@ -21,6 +21,17 @@ pub enum StoreLock {
     Sqlite(#[allow(dead_code, reason = "held for its flock")] File),
 }
 
+impl StoreLock {
+    /// The session that holds a PostgreSQL advisory lock: a command may do its work on it
+    /// rather than open another connection to the same database.
+    pub fn postgres_conn(&mut self) -> Option<&mut Conn> {
+        match self {
+            StoreLock::Postgres(conn) => Some(conn),
+            StoreLock::Sqlite(_) => None,
+        }
+    }
+}
+
 const POLL: Duration = Duration::from_millis(100);
 
 /// Takes the lock of every store, in dependency order (so two runs cannot deadlock),

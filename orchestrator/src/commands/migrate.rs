@@ -52,12 +52,22 @@ pub fn run(ctx: &Context, args: &MigrateArgs) -> CliResult {
     };
     // One run at a time per database, and whatever a crashed run left is settled first.
     let all = shared::store::dependency_order(&crate::context::all_stores());
-    let _locks = crate::lock::acquire_all(ctx, &all)?;
+    let mut locks = crate::lock::acquire_all(ctx, &all)?;
     crate::recovery::settle(ctx)?;
     // Sequential on purpose: app may only move once auth is at its latest schema.
     for store in selected_stores(args.store.store) {
         let url = ctx.url(store)?;
-        let mut conn = ctx.connect(store)?;
+        // On PostgreSQL the session holding the store's lock does the work: one
+        // connection fewer per store (a long history's migrate is mostly round trips).
+        let lock_index = all.iter().position(|s| s.name == store.name);
+        let mut own_conn = None;
+        let conn: &mut shared::Conn = match lock_index
+            .and_then(|i| locks.get_mut(i))
+            .and_then(|l| l.postgres_conn())
+        {
+            Some(conn) => conn,
+            None => own_conn.insert(ctx.connect(store)?),
+        };
         let dir = args
             .migrations_dir
             .as_deref()
@@ -72,14 +82,14 @@ pub fn run(ctx: &Context, args: &MigrateArgs) -> CliResult {
         // records rather than what the store ships.
         let (already_applied, pending) = match &dir {
             Some(_) => (
-                shared::catalog::applied_versions(&mut conn)
+                shared::catalog::applied_versions(conn)
                     .map_err(|e| query_error(e.to_string()))?
                     .len(),
                 None,
             ),
             None => {
                 let before =
-                    migrations::state(&mut conn, store).map_err(|e| query_error(e.to_string()))?;
+                    migrations::state(conn, store).map_err(|e| query_error(e.to_string()))?;
                 (before.applied.len(), Some(before.pending.len()))
             }
         };
@@ -88,13 +98,13 @@ pub fn run(ctx: &Context, args: &MigrateArgs) -> CliResult {
             Some(n) => ctx.progress(format!("{}: applying {n} migration(s)…", store.name)),
             None => ctx.progress(format!("{}: applying pending migrations…", store.name)),
         }
-        let baseline_recognised = recognise_squash(ctx, store, url, &mut conn, dir.as_deref())?;
+        let baseline_recognised = recognise_squash(ctx, store, url, conn, dir.as_deref())?;
         let on_applied = |m: &Applied| {
             ctx.progress(format!("  {} {} ({} ms)", store.name, m.name, m.millis));
         };
         let applied = match &dir {
-            Some(dir) => history::run(&mut conn, History::Dir(dir), None, on_applied),
-            None => migrations::run_pending(&mut conn, store, on_applied),
+            Some(dir) => history::run(conn, History::Dir(dir), None, on_applied),
+            None => migrations::run_pending(conn, store, on_applied),
         }
         .map_err(|f| DbError::Migration {
             store: store.name.to_string(),
