@@ -42,6 +42,12 @@ pub fn main_entry(args: impl IntoIterator<Item = OsString>) -> i32 {
     logging::init(cli.global.verbose, cli.global.quiet);
     match run(&cli) {
         Ok(()) => Exit::Ok.code(),
+        Err(_) if shadow::interrupted() => {
+            // The Ctrl-C handler is dropping the scratch databases and exits with 130.
+            loop {
+                std::thread::park();
+            }
+        }
         Err(e) => {
             eprintln!("error: {}", e.render(cli.global.verbose > 0));
             e.exit.code()

@@ -155,3 +155,90 @@ fn a_clean_database_has_no_difference_and_each_drift_is_named() {
         );
     });
 }
+
+/// Names of this process's scratch databases still on the server.
+fn scratch_databases_of(pid: u32) -> Vec<String> {
+    use diesel::{Connection, RunQueryDsl};
+    #[derive(diesel::QueryableByName)]
+    struct Name {
+        #[diesel(sql_type = diesel::sql_types::Text)]
+        datname: String,
+    }
+    let mut admin =
+        diesel::PgConnection::establish(&orch_tests::pg_admin_url()).expect("admin connection");
+    diesel::sql_query(format!(
+        "SELECT datname::text AS datname FROM pg_database WHERE datname LIKE 'orch\\_shadow\\_{pid}\\_%'"
+    ))
+    .load::<Name>(&mut admin)
+    .expect("pg_database")
+    .into_iter()
+    .map(|n| n.datname)
+    .collect()
+}
+
+#[test]
+fn the_scratch_database_is_dropped_on_error_and_on_ctrl_c() {
+    for_each_backend("e2e_diff_scratch", |pair| {
+        if pair.backend != Backend::Postgres {
+            return;
+        }
+        // A history whose last migration fails: exit 4, and no scratch database left.
+        let broken = pair.path().join("broken");
+        for (folder, sql) in [
+            (
+                "2024-01-01-000001_ok",
+                "CREATE TABLE t (id TEXT PRIMARY KEY);",
+            ),
+            (
+                "2024-01-01-000002_bad",
+                "CREATE TABLE t (id TEXT PRIMARY KEY);",
+            ),
+        ] {
+            let dir = broken.join("postgres").join(folder);
+            std::fs::create_dir_all(&dir).expect("mkdir");
+            std::fs::write(dir.join("up.sql"), sql).expect("up");
+            std::fs::write(dir.join("down.sql"), "SELECT 1;").expect("down");
+        }
+        let child = orch_tests::process(pair)
+            .args(["diff", "--store", "auth", "--migrations-dir"])
+            .arg(&broken)
+            .output()
+            .expect("run");
+        assert_eq!(
+            child.status.code(),
+            Some(4),
+            "{}",
+            String::from_utf8_lossy(&child.stderr)
+        );
+        assert!(String::from_utf8_lossy(&child.stderr).contains("2024-01-01-000002_bad"));
+
+        // Ctrl-C while the 71-migration history is being built in the scratch database.
+        let fixture = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/history71");
+        let mut child = orch_tests::process(pair)
+            .args(["diff", "--store", "auth", "--migrations-dir"])
+            .arg(&fixture)
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("spawn");
+        let pid = child.id();
+        let started = std::time::Instant::now();
+        while scratch_databases_of(pid).is_empty() {
+            assert!(
+                started.elapsed() < std::time::Duration::from_secs(20),
+                "the scratch database never appeared"
+            );
+            std::thread::sleep(std::time::Duration::from_millis(2));
+        }
+        let sent = std::process::Command::new("kill")
+            .args(["-INT", &pid.to_string()])
+            .status()
+            .expect("kill");
+        assert!(sent.success());
+        let status = child.wait().expect("wait");
+        // The scratch database is seen within milliseconds of its creation, long before
+        // 71 migrations are built in it, so the handler is what ends the run.
+        assert_eq!(status.code(), Some(130), "{status:?}");
+        assert_eq!(scratch_databases_of(pid), Vec::<String>::new());
+    });
+}
