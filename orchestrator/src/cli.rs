@@ -118,5 +118,7 @@ pub enum Command {
     Backup(commands::backup::BackupArgs),
     Restore(commands::restore::RestoreArgs),
     Smoke(commands::smoke::SmokeArgs),
+    Diff(commands::diff::DiffArgs),
+    Squash(commands::squash::SquashArgs),
     Completions(commands::completions::CompletionsArgs),
 }

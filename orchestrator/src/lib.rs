@@ -14,6 +14,7 @@ pub mod output;
 pub mod pgtools;
 pub mod rebuild;
 pub mod recovery;
+pub mod shadow;
 
 use std::ffi::OsString;
 
@@ -41,6 +42,12 @@ pub fn main_entry(args: impl IntoIterator<Item = OsString>) -> i32 {
     logging::init(cli.global.verbose, cli.global.quiet);
     match run(&cli) {
         Ok(()) => Exit::Ok.code(),
+        Err(_) if shadow::interrupted() => {
+            // The Ctrl-C handler is dropping the scratch databases and exits with 130.
+            loop {
+                std::thread::park();
+            }
+        }
         Err(e) => {
             eprintln!("error: {}", e.render(cli.global.verbose > 0));
             e.exit.code()
@@ -62,6 +69,8 @@ pub fn run(cli: &Cli) -> CliResult {
         Command::Backup(args) => commands::backup::run(&ctx, args),
         Command::Restore(args) => commands::restore::run(&ctx, args),
         Command::Smoke(args) => commands::smoke::run(&ctx, args),
+        Command::Diff(args) => commands::diff::run(&ctx, args),
+        Command::Squash(args) => commands::squash::run(&ctx, args),
         Command::Completions(_) => Ok(()),
     }
 }

@@ -8,8 +8,11 @@ pub mod contract;
 pub mod db;
 pub mod directory;
 pub mod error;
+pub mod history;
 pub mod migrations;
 pub mod references;
+pub mod schema;
+pub mod scratch;
 pub mod store;
 #[cfg(feature = "testing")]
 pub mod testing;

@@ -3,8 +3,10 @@
 
 use clap::Args;
 use serde::Serialize;
+use shared::history::{self, History};
 use shared::migrations::{self, Applied};
-use shared::{Backend, DbError};
+use shared::schema;
+use shared::{Backend, Conn, DatabaseUrl, DbError, Store};
 
 use crate::context::{selected_stores, Context};
 use crate::exit::{CliError, CliResult, Exit};
@@ -18,6 +20,11 @@ use crate::output;
 pub struct MigrateArgs {
     #[command(flatten)]
     pub store: crate::cli::StoreArg,
+
+    /// Read the history from DIR/<backend>/ instead of the store's embedded migrations
+    /// (needs --store; for fixtures and benchmarks)
+    #[arg(long, value_name = "DIR", hide = true, requires = "store")]
+    pub migrations_dir: Option<std::path::PathBuf>,
 }
 
 #[derive(Debug, Serialize)]
@@ -33,6 +40,9 @@ struct StoreMigrated {
     url: String,
     applied: Vec<Applied>,
     already_applied: usize,
+    /// The squash baseline this database was recognised at (its old history matched).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    baseline_recognised: Option<String>,
 }
 
 pub fn run(ctx: &Context, args: &MigrateArgs) -> CliResult {
@@ -41,27 +51,52 @@ pub fn run(ctx: &Context, args: &MigrateArgs) -> CliResult {
         stores: Vec::new(),
     };
     // One run at a time per database, and whatever a crashed run left is settled first.
+    // The session holding a store's PostgreSQL lock is the run's pooled session of that
+    // store, so the work below needs no connection of its own.
     let (_locks, _) = crate::recovery::lock_and_settle(ctx)?;
     // Sequential on purpose: app may only move once auth is at its latest schema.
     for store in selected_stores(args.store.store) {
         let url = ctx.url(store)?;
-        let mut conn = ctx.session(store)?;
-        let before = migrations::state(&mut conn, store).map_err(|e| DbError::Query {
+        let mut session = ctx.session(store)?;
+        let conn: &mut shared::Conn = &mut session;
+        let dir = args
+            .migrations_dir
+            .as_deref()
+            .map(|d| history::backend_dir(d, url.backend()));
+        let query_error = |e: String| DbError::Query {
             store: store.name.to_string(),
             url: url.redacted().to_string(),
             action: "reading migrations".into(),
-            reason: e.to_string(),
-        })?;
-        if !before.pending.is_empty() {
-            ctx.progress(format!(
-                "{}: applying {} migration(s)…",
-                store.name,
-                before.pending.len()
-            ));
+            reason: e,
+        };
+        // A folder's history is not the store's embedded one: count what the database
+        // records rather than what the store ships.
+        let (already_applied, pending) = match &dir {
+            Some(_) => (
+                shared::catalog::applied_versions(conn)
+                    .map_err(|e| query_error(e.to_string()))?
+                    .len(),
+                None,
+            ),
+            None => {
+                let before =
+                    migrations::state(conn, store).map_err(|e| query_error(e.to_string()))?;
+                (before.applied.len(), Some(before.pending.len()))
+            }
+        };
+        match pending {
+            Some(0) => {}
+            Some(n) => ctx.progress(format!("{}: applying {n} migration(s)…", store.name)),
+            None => ctx.progress(format!("{}: applying pending migrations…", store.name)),
         }
-        let applied = migrations::run_pending(&mut conn, store, |m| {
+        let baseline_recognised = recognise_squash(ctx, store, url, conn, dir.as_deref())?;
+        let on_applied = |m: &Applied| {
             ctx.progress(format!("  {} {} ({} ms)", store.name, m.name, m.millis));
-        })
+        };
+        let applied = match &dir {
+            Some(dir) => history::run(conn, History::Dir(dir), None, on_applied),
+            None => migrations::run_pending(conn, store, on_applied),
+        }
         .map_err(|f| DbError::Migration {
             store: store.name.to_string(),
             url: url.redacted().to_string(),
@@ -72,14 +107,21 @@ pub fn run(ctx: &Context, args: &MigrateArgs) -> CliResult {
             store: store.name,
             backend: url.backend(),
             url: url.redacted().to_string(),
-            already_applied: before.applied.len(),
+            already_applied,
             applied,
+            baseline_recognised,
         });
     }
     if ctx.json() {
         output::print_json(&report).map_err(|e| CliError::new(Exit::Usage, e))?;
     } else {
         for s in &report.stores {
+            if let Some(baseline) = &s.baseline_recognised {
+                println!(
+                    "{}: schema matches the squashed history; baseline {baseline} marked as applied",
+                    s.store
+                );
+            }
             if s.applied.is_empty() {
                 println!(
                     "{}: up to date ({} migrations applied before)",
@@ -99,4 +141,61 @@ pub fn run(ctx: &Context, args: &MigrateArgs) -> CliResult {
         }
     }
     Ok(())
+}
+
+/// A database that ran the history a squash replaced gets the baseline marked as applied
+/// instead of run, once its schema is proven equal to the baseline's; a database that has
+/// drifted is refused (exit 1) and left alone.
+fn recognise_squash(
+    ctx: &Context,
+    store: &Store,
+    url: &DatabaseUrl,
+    conn: &mut Conn,
+    dir: Option<&std::path::Path>,
+) -> CliResult<Option<String>> {
+    let backend = url.backend();
+    let map_dir = dir.map_or_else(
+        || history::backend_dir(std::path::Path::new(store.migrations_dir), backend),
+        std::path::Path::to_path_buf,
+    );
+    let Some(map) = history::read_squash_map(&map_dir).map_err(CliError::usage)? else {
+        return Ok(None);
+    };
+    let query_error = |action: &str, reason: String| DbError::Query {
+        store: store.name.to_string(),
+        url: url.redacted().to_string(),
+        action: action.into(),
+        reason,
+    };
+    let applied = shared::catalog::applied_versions(conn)
+        .map_err(|e| query_error("reading migrations", e.to_string()))?;
+    if applied.contains(&map.baseline) || !applied.iter().any(|v| map.replaces.contains(v)) {
+        return Ok(None);
+    }
+    ctx.progress(format!(
+        "{}: ran the history squashed into {}; comparing schemas…",
+        store.name, map.baseline
+    ));
+    let history = crate::shadow::history_for(store, backend, dir);
+    let expected =
+        crate::shadow::expected_model(store, backend, Some(url), history, Some(&map.baseline))?;
+    let found =
+        schema::introspect(conn).map_err(|e| query_error("reading the schema", e.to_string()))?;
+    let differences = schema::compare(&expected, &found);
+    if !differences.is_empty() {
+        let list: Vec<String> = differences.iter().map(|d| d.describe(store.name)).collect();
+        return Err(CliError::new(
+            Exit::CheckFailed,
+            anyhow::anyhow!(
+                "{} ran the migrations squashed into {} but its schema has drifted from them ({}); nothing was changed: fix the drift (see `orchestrator diff`), then migrate again",
+                store.name,
+                map.baseline,
+                list.join("; ")
+            ),
+        ));
+    }
+    history::mark_squashed(conn, &map)
+        .map_err(|e| query_error("marking the squash baseline as applied", e.to_string()))?;
+    tracing::info!(store = store.name, baseline = %map.baseline, "squash baseline recognised");
+    Ok(Some(map.baseline))
 }

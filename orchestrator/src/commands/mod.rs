@@ -2,9 +2,11 @@
 
 pub mod backup;
 pub mod completions;
+pub mod diff;
 pub mod migrate;
 pub mod reset;
 pub mod restore;
 pub mod smoke;
+pub mod squash;
 pub mod status;
 pub mod verify;

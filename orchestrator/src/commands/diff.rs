@@ -1,0 +1,131 @@
+//! `orchestrator diff`: the live schema against what the store's migrations produce,
+//! built in a scratch database that is always dropped afterwards.
+
+use std::path::PathBuf;
+
+use clap::Args;
+use serde::Serialize;
+use shared::history;
+use shared::schema::{self, Difference};
+use shared::{DatabaseUrl, DbError};
+
+use crate::context::{selected_stores, Context};
+use crate::exit::{CliError, CliResult, Exit};
+use crate::output;
+
+/// Compare each database's schema with what its migrations produce.
+///
+/// Tables, columns (type, nullability, default), primary keys, unique constraints,
+/// indexes, check constraints and foreign keys with their ON DELETE actions. Exit 1 when
+/// anything differs.
+#[derive(Debug, Args)]
+#[command(
+    after_help = "Examples:\n  orchestrator diff\n  orchestrator diff --store app --format json\n  orchestrator diff --shadow-url postgres://postgres@127.0.0.1/postgres"
+)]
+pub struct DiffArgs {
+    #[command(flatten)]
+    pub store: crate::cli::StoreArg,
+
+    /// PostgreSQL server to build the scratch database on, given as a URL of any database
+    /// there (default: the store's own server). The scratch database is always dropped.
+    #[arg(long, value_name = "URL")]
+    pub shadow_url: Option<String>,
+
+    /// Read the history from DIR/<backend>/ instead of the store's embedded migrations
+    /// (needs --store; for fixtures and squash checks)
+    #[arg(long, value_name = "DIR", hide = true, requires = "store")]
+    pub migrations_dir: Option<PathBuf>,
+}
+
+#[derive(Debug, Serialize)]
+struct DiffReport {
+    ok: bool,
+    stores: Vec<StoreDiff>,
+}
+
+#[derive(Debug, Serialize)]
+struct StoreDiff {
+    store: &'static str,
+    url: String,
+    differences: Vec<Difference>,
+}
+
+pub fn run(ctx: &Context, args: &DiffArgs) -> CliResult {
+    let shadow = args
+        .shadow_url
+        .as_deref()
+        .map(DatabaseUrl::parse)
+        .transpose()?;
+    let mut report = DiffReport {
+        ok: true,
+        stores: Vec::new(),
+    };
+    for store in selected_stores(args.store.store) {
+        let url = ctx.url(store)?;
+        let backend = url.backend();
+        let dir = args
+            .migrations_dir
+            .as_deref()
+            .map(|d| history::backend_dir(d, backend));
+        ctx.progress(format!(
+            "{}: building what the migrations produce…",
+            store.name
+        ));
+        let history = crate::shadow::history_for(store, backend, dir.as_deref());
+        let server = shadow.as_ref().unwrap_or(url);
+        let expected = crate::shadow::expected_model(store, backend, Some(server), history, None)?;
+        let mut conn = ctx.connect(store)?;
+        let found = schema::introspect(&mut conn).map_err(|e| DbError::Query {
+            store: store.name.to_string(),
+            url: url.redacted().to_string(),
+            action: "reading the schema".into(),
+            reason: e.to_string(),
+        })?;
+        let differences = schema::compare(&expected, &found);
+        report.ok &= differences.is_empty();
+        report.stores.push(StoreDiff {
+            store: store.name,
+            url: url.redacted().to_string(),
+            differences,
+        });
+    }
+    if ctx.json() {
+        output::print_json(&report).map_err(|e| CliError::new(Exit::Usage, e))?;
+    } else {
+        for s in &report.stores {
+            if s.differences.is_empty() {
+                println!("{}: No difference detected ({})", s.store, s.url);
+            } else {
+                println!(
+                    "{}: {} difference(s) from the migrations ({})",
+                    s.store,
+                    s.differences.len(),
+                    s.url
+                );
+                for d in &s.differences {
+                    println!(
+                        "  {}",
+                        output::paint(&d.describe(s.store), output::Tone::Bad)
+                    );
+                }
+            }
+        }
+    }
+    if report.ok {
+        Ok(())
+    } else {
+        let stores: Vec<&str> = report
+            .stores
+            .iter()
+            .filter(|s| !s.differences.is_empty())
+            .map(|s| s.store)
+            .collect();
+        Err(CliError::new(
+            Exit::CheckFailed,
+            anyhow::anyhow!(
+                "{} differ(s) from the migrations; see the list above",
+                stores.join(" and ")
+            ),
+        ))
+    }
+}

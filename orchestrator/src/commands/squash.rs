@@ -1,0 +1,427 @@
+//! `orchestrator squash`: replace a store's long history with one baseline migration per
+//! backend, proven to give the same schema before anything is moved.
+//!
+//! For each backend: replay the history into a scratch database, write the baseline
+//! (PostgreSQL: `pg_dump --schema-only` of the scratch database, cleaned; SQLite: its
+//! `sqlite_schema` statements) into a staging folder, build a second scratch database from
+//! the baseline and compare the two schemas. Only when every backend's proof holds are the
+//! old migrations moved to `migrations_archive/<backend>/` and the baseline moved in, with
+//! a `squash.json` that lets `migrate` recognise databases that ran the old history.
+
+use std::path::{Path, PathBuf};
+
+use clap::Args;
+use serde::Serialize;
+use shared::history::{self, History, SquashMap, SQUASH_FILE};
+use shared::schema::{self, SchemaModel};
+use shared::scratch::Scratch;
+use shared::{Backend, DatabaseUrl, DbError, Store};
+
+use crate::context::{selected_stores, Context};
+use crate::exit::{CliError, CliResult, Exit};
+use crate::output;
+use crate::pgtools::{self, PgTools};
+
+/// Squash a store's migrations into one checked baseline per backend.
+///
+/// The old migrations move to migrations_archive/<backend>/ next to the migrations folder;
+/// nothing moves unless the baseline's schema equals the history's.
+#[derive(Debug, Args)]
+#[command(
+    after_help = "Examples:\n  orchestrator squash --store auth --shadow-url postgres://postgres@127.0.0.1/postgres\n  orchestrator squash --store app --backend sqlite --name baseline_2026"
+)]
+pub struct SquashArgs {
+    /// The store whose history to squash
+    #[arg(long, value_enum, value_name = "S")]
+    pub store: crate::cli::StoreName,
+
+    /// Name of the baseline migration (its folder is <version>_<NAME>)
+    #[arg(long, value_name = "NAME", default_value = "squashed_baseline")]
+    pub name: String,
+
+    /// Only this backend's history (default: every backend folder that holds migrations)
+    #[arg(long, value_enum, value_name = "B")]
+    pub backend: Option<BackendName>,
+
+    /// PostgreSQL server to build scratch databases on, as a URL of any database there
+    /// (default: the store's URL when it is PostgreSQL)
+    #[arg(long, value_name = "URL")]
+    pub shadow_url: Option<String>,
+
+    /// The migrations folder to squash (holding postgres/ and sqlite/) instead of the
+    /// store crate's own
+    #[arg(long, value_name = "DIR")]
+    pub migrations_dir: Option<PathBuf>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum BackendName {
+    Postgres,
+    Sqlite,
+}
+
+impl From<BackendName> for Backend {
+    fn from(b: BackendName) -> Backend {
+        match b {
+            BackendName::Postgres => Backend::Postgres,
+            BackendName::Sqlite => Backend::Sqlite,
+        }
+    }
+}
+
+#[derive(Debug, Serialize)]
+struct SquashReport {
+    ok: bool,
+    store: &'static str,
+    backends: Vec<Squashed>,
+}
+
+#[derive(Debug, Serialize)]
+struct Squashed {
+    backend: Backend,
+    baseline: String,
+    replaced: usize,
+    migrations: String,
+    archive: String,
+}
+
+/// A baseline written and proven in the staging folder, waiting to be swapped in.
+struct Staged {
+    backend: Backend,
+    folder: String,
+    map: SquashMap,
+    old_folders: Vec<String>,
+}
+
+fn squash_error(action: String) -> CliError {
+    CliError::new(Exit::Database, anyhow::anyhow!(action))
+}
+
+fn io(what: &str, path: &Path, e: std::io::Error) -> CliError {
+    CliError::new(
+        Exit::Usage,
+        anyhow::anyhow!("{what} {}: {e}", path.display()),
+    )
+}
+
+pub fn run(ctx: &Context, args: &SquashArgs) -> CliResult {
+    crate::shadow::drop_scratch_on_ctrl_c();
+    let store = selected_stores(Some(args.store))
+        .into_iter()
+        .next()
+        .ok_or_else(|| CliError::usage("unknown store"))?;
+    if args.name.is_empty()
+        || !args
+            .name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '_')
+    {
+        return Err(CliError::usage(format!(
+            "--name `{}` must be letters, digits and underscores",
+            args.name
+        )));
+    }
+    let migrations_dir = args
+        .migrations_dir
+        .clone()
+        .unwrap_or_else(|| PathBuf::from(store.migrations_dir));
+    let archive_root = migrations_dir
+        .parent()
+        .map(|p| p.join("migrations_archive"))
+        .ok_or_else(|| CliError::usage("the migrations folder has no parent folder"))?;
+    let backends: Vec<Backend> = match args.backend {
+        Some(b) => vec![b.into()],
+        None => [Backend::Postgres, Backend::Sqlite]
+            .into_iter()
+            .filter(|b| history::backend_dir(&migrations_dir, *b).is_dir())
+            .collect(),
+    };
+    let staging = migrations_dir
+        .parent()
+        .map(|p| p.join(format!(".squash-staging-{}", std::process::id())))
+        .ok_or_else(|| CliError::usage("the migrations folder has no parent folder"))?;
+    let _cleanup = RemoveOnDrop(staging.clone());
+
+    let mut staged = Vec::new();
+    for backend in backends {
+        staged.push(stage(ctx, args, store, backend, &migrations_dir, &staging)?);
+    }
+    // Every proof held: only now is anything in the migrations folder touched.
+    let mut report = SquashReport {
+        ok: true,
+        store: store.name,
+        backends: Vec::new(),
+    };
+    for s in staged {
+        report
+            .backends
+            .push(swap(&s, &migrations_dir, &archive_root, &staging)?);
+    }
+    if ctx.json() {
+        output::print_json(&report).map_err(|e| CliError::new(Exit::Usage, e))?;
+    } else {
+        for b in &report.backends {
+            println!(
+                "{}/{}: squashed {} migration(s) into {} (schema proven equal); old ones in {}",
+                store.name, b.backend, b.replaced, b.baseline, b.archive
+            );
+        }
+    }
+    Ok(())
+}
+
+fn stage(
+    ctx: &Context,
+    args: &SquashArgs,
+    store: &Store,
+    backend: Backend,
+    migrations_dir: &Path,
+    staging: &Path,
+) -> CliResult<Staged> {
+    let dir = history::backend_dir(migrations_dir, backend);
+    let old = History::Dir(&dir);
+    let versions = old
+        .versions(backend)
+        .map_err(|e| CliError::usage(format!("cannot read {}: {e}", dir.display())))?;
+    if versions.len() < 2 {
+        return Err(CliError::usage(format!(
+            "{} holds {} migration(s): nothing to squash",
+            dir.display(),
+            versions.len()
+        )));
+    }
+    let server = match backend {
+        Backend::Sqlite => None,
+        Backend::Postgres => Some(postgres_server(ctx, args, store)?),
+    };
+    ctx.progress(format!(
+        "{}/{backend}: replaying {} migration(s) in a scratch database…",
+        store.name,
+        versions.len()
+    ));
+    let mut scratch = Scratch::create(store.name, backend, server.as_ref())?;
+    let where_ = format!("scratch database {}", scratch.name());
+    history::run(scratch.conn(), old, None, |_| {}).map_err(|f| DbError::Migration {
+        store: store.name.into(),
+        url: where_.clone(),
+        migration: f.migration,
+        reason: f.reason,
+    })?;
+    let history_model = introspect(store, &mut scratch, &where_)?;
+    let (up, down) = match backend {
+        Backend::Postgres => postgres_baseline(&mut scratch, &history_model)?,
+        Backend::Sqlite => sqlite_baseline(&mut scratch, &where_)?,
+    };
+    drop(scratch);
+
+    let last = versions.last().map(|(v, _)| v.clone()).unwrap_or_default();
+    // Diesel's version of a folder is its name before the first `_`, dashes removed; the
+    // baseline's folder is named with exactly that, so the record and the folder agree.
+    let mut version = chrono::Utc::now().format("%Y%m%d%H%M%S").to_string();
+    if version <= last {
+        // The baseline must sort after every archived version.
+        version = format!("{last}1");
+    }
+    let folder = format!("{version}_{}", args.name);
+    let target = staging.join(backend.as_str()).join(&folder);
+    std::fs::create_dir_all(&target).map_err(|e| io("cannot create", &target, e))?;
+    std::fs::write(target.join("up.sql"), up).map_err(|e| io("cannot write", &target, e))?;
+    std::fs::write(target.join("down.sql"), down).map_err(|e| io("cannot write", &target, e))?;
+
+    // The proof: a fresh scratch database built from the baseline alone.
+    let staged_dir = staging.join(backend.as_str());
+    let mut proof = Scratch::create(store.name, backend, server.as_ref())?;
+    let where_ = format!("scratch database {}", proof.name());
+    history::run(proof.conn(), History::Dir(&staged_dir), None, |_| {}).map_err(|f| {
+        DbError::Migration {
+            store: store.name.into(),
+            url: format!("{where_} (the baseline)"),
+            migration: f.migration,
+            reason: f.reason,
+        }
+    })?;
+    let baseline_model = introspect(store, &mut proof, &where_)?;
+    let differences = schema::compare(&history_model, &baseline_model);
+    if !differences.is_empty() {
+        let list: Vec<String> = differences.iter().map(|d| d.describe(store.name)).collect();
+        return Err(CliError::new(
+            Exit::CheckFailed,
+            anyhow::anyhow!(
+                "refusing to squash {}/{backend}: the baseline's schema differs from the history's ({}); nothing was changed",
+                store.name,
+                list.join("; ")
+            ),
+        ));
+    }
+
+    let mut replaces: Vec<String> = versions.iter().map(|(v, _)| v.clone()).collect();
+    if let Ok(Some(previous)) = history::read_squash_map(&dir) {
+        replaces.extend(previous.replaces);
+    }
+    replaces.sort();
+    replaces.dedup();
+    let old_folders = std::fs::read_dir(&dir)
+        .map_err(|e| io("cannot read", &dir, e))?
+        .flatten()
+        .filter(|e| e.path().is_dir())
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .collect();
+    Ok(Staged {
+        backend,
+        folder,
+        map: SquashMap {
+            baseline: version,
+            name: args.name.clone(),
+            replaces,
+        },
+        old_folders,
+    })
+}
+
+fn introspect(store: &Store, scratch: &mut Scratch, where_: &str) -> CliResult<SchemaModel> {
+    schema::introspect(scratch.conn()).map_err(|e| {
+        CliError::from(DbError::Query {
+            store: store.name.into(),
+            url: where_.into(),
+            action: "reading the schema".into(),
+            reason: e.to_string(),
+        })
+    })
+}
+
+fn postgres_server(ctx: &Context, args: &SquashArgs, store: &Store) -> CliResult<DatabaseUrl> {
+    if let Some(url) = &args.shadow_url {
+        return Ok(DatabaseUrl::parse(url)?);
+    }
+    let url = ctx.url(store)?;
+    if url.backend() == Backend::Postgres {
+        return Ok(url.clone());
+    }
+    Err(CliError::usage(
+        "squashing the postgres history needs a PostgreSQL server: pass --shadow-url postgres://… (or --backend sqlite)",
+    ))
+}
+
+/// `pg_dump --schema-only` of the scratch database, without bookkeeping tables and without
+/// the session settings and comments that make it noisy as a migration.
+fn postgres_baseline(scratch: &mut Scratch, model: &SchemaModel) -> CliResult<(String, String)> {
+    let url = scratch.url().clone();
+    let major = shared::admin::server_major(scratch.conn())
+        .map_err(|e| squash_error(format!("reading the server version: {e}")))?;
+    let tools = PgTools::find(major).map_err(squash_error)?;
+    let mut cmd = tools.connected("pg_dump", &url);
+    cmd.args([
+        "--schema-only",
+        "--no-owner",
+        "--no-privileges",
+        "--no-comments",
+        "--exclude-table=__*",
+    ]);
+    let out = pgtools::run(cmd, "pg_dump --schema-only", &url).map_err(squash_error)?;
+    let dump = String::from_utf8_lossy(&out.stdout);
+    let mut up = String::from(
+        "-- Baseline written by `orchestrator squash`: the schema of the squashed history.\n",
+    );
+    let mut blank = true;
+    for line in dump.lines() {
+        let noise = line.starts_with("SET ")
+            || line.starts_with("SELECT pg_catalog.set_config")
+            || line.starts_with("--")
+            || line.starts_with('\\');
+        if noise || (line.trim().is_empty() && blank) {
+            continue;
+        }
+        blank = line.trim().is_empty();
+        up.push_str(line);
+        up.push('\n');
+    }
+    let mut down = String::new();
+    for table in model.tables.keys().rev() {
+        down.push_str(&format!(
+            "DROP TABLE IF EXISTS {} CASCADE;\n",
+            shared::db::quote_ident(table)
+        ));
+    }
+    Ok((up, down))
+}
+
+/// SQLite's own `CREATE` statements, tables before indexes, in creation order.
+fn sqlite_baseline(scratch: &mut Scratch, where_: &str) -> CliResult<(String, String)> {
+    let statements = schema::sqlite_creation_sql(scratch.conn())
+        .map_err(|e| squash_error(format!("{where_}: reading sqlite_schema failed: {e}")))?;
+    let mut up = String::from(
+        "-- Baseline written by `orchestrator squash`: the schema of the squashed history.\n",
+    );
+    let mut tables = Vec::new();
+    for (name, sql) in &statements {
+        up.push_str(sql.trim_end_matches(';'));
+        up.push_str(";\n\n");
+        if sql
+            .trim_start()
+            .to_ascii_uppercase()
+            .starts_with("CREATE TABLE")
+        {
+            tables.push(name.clone());
+        }
+    }
+    let down: String = tables
+        .iter()
+        .rev()
+        .map(|t| format!("DROP TABLE IF EXISTS {};\n", shared::db::quote_ident(t)))
+        .collect();
+    Ok((up, down))
+}
+
+fn swap(
+    s: &Staged,
+    migrations_dir: &Path,
+    archive_root: &Path,
+    staging: &Path,
+) -> CliResult<Squashed> {
+    let dir = history::backend_dir(migrations_dir, s.backend);
+    let archive = archive_root.join(s.backend.as_str());
+    std::fs::create_dir_all(&archive).map_err(|e| io("cannot create", &archive, e))?;
+    if let Some(clash) = s.old_folders.iter().find(|f| archive.join(f).exists()) {
+        return Err(CliError::new(
+            Exit::Refused,
+            anyhow::anyhow!(
+                "{} already holds {clash}; nothing was moved",
+                archive.display()
+            ),
+        ));
+    }
+    for folder in &s.old_folders {
+        let from = dir.join(folder);
+        std::fs::rename(&from, archive.join(folder)).map_err(|e| io("cannot move", &from, e))?;
+    }
+    let old_map = dir.join(SQUASH_FILE);
+    if old_map.exists() {
+        let kept = archive.join(format!("{SQUASH_FILE}.{}", s.map.baseline));
+        std::fs::rename(&old_map, &kept).map_err(|e| io("cannot move", &old_map, e))?;
+    }
+    let from = staging.join(s.backend.as_str()).join(&s.folder);
+    std::fs::rename(&from, dir.join(&s.folder)).map_err(|e| io("cannot move", &from, e))?;
+    let json = serde_json::to_string_pretty(&s.map).map_err(|e| CliError::new(Exit::Usage, e))?;
+    std::fs::write(dir.join(SQUASH_FILE), json + "\n")
+        .map_err(|e| io("cannot write", &dir.join(SQUASH_FILE), e))?;
+    Ok(Squashed {
+        backend: s.backend,
+        baseline: s.folder.clone(),
+        replaced: s.map.replaces.len(),
+        migrations: dir.display().to_string(),
+        archive: archive.display().to_string(),
+    })
+}
+
+/// Removes the staging folder however the command ends.
+struct RemoveOnDrop(PathBuf);
+
+impl Drop for RemoveOnDrop {
+    fn drop(&mut self) {
+        if self.0.exists() {
+            if let Err(e) = std::fs::remove_dir_all(&self.0) {
+                eprintln!("warning: could not remove {}: {e}", self.0.display());
+            }
+        }
+    }
+}

@@ -1,0 +1,68 @@
+//! What a history produces, built in a scratch database (see `shared::scratch`) and read
+//! back as a `SchemaModel`. `diff`, `squash` and `migrate` (recognising a squashed history)
+//! all compare against it.
+
+use std::path::Path;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Once;
+
+use shared::history::{self, History};
+use shared::schema::{self, SchemaModel};
+use shared::scratch::Scratch;
+use shared::{Backend, DatabaseUrl, DbError, Store};
+
+static INTERRUPTED: AtomicBool = AtomicBool::new(false);
+
+/// True once Ctrl-C was pressed: the handler is dropping the scratch databases and will
+/// exit with 130; errors the main thread meets meanwhile (its session to a scratch
+/// database ended) are consequences, not news.
+pub fn interrupted() -> bool {
+    INTERRUPTED.load(Ordering::SeqCst)
+}
+
+/// Installs, once per process, a Ctrl-C handler that drops every scratch database still
+/// alive before exiting (130, as shells expect after SIGINT).
+pub fn drop_scratch_on_ctrl_c() {
+    static ONCE: Once = Once::new();
+    ONCE.call_once(|| {
+        let installed = ctrlc::set_handler(|| {
+            INTERRUPTED.store(true, Ordering::SeqCst);
+            shared::scratch::drop_all();
+            std::process::exit(130);
+        });
+        if let Err(e) = installed {
+            tracing::warn!(error = %e, "no Ctrl-C handler: an interrupted run may leave a scratch database");
+        }
+    });
+}
+
+/// Builds `history` (up to `up_to`) in a scratch database of `backend` and returns its
+/// model. PostgreSQL scratch databases are created on `server`.
+pub fn expected_model(
+    store: &Store,
+    backend: Backend,
+    server: Option<&DatabaseUrl>,
+    history: History<'_>,
+    up_to: Option<&str>,
+) -> Result<SchemaModel, DbError> {
+    drop_scratch_on_ctrl_c();
+    let mut scratch = Scratch::create(store.name, backend, server)?;
+    let where_ = scratch.name().to_string();
+    history::run(scratch.conn(), history, up_to, |_| {}).map_err(|f| DbError::Migration {
+        store: store.name.to_string(),
+        url: format!("scratch database {where_}"),
+        migration: f.migration,
+        reason: f.reason,
+    })?;
+    schema::introspect(scratch.conn()).map_err(|e| DbError::Query {
+        store: store.name.to_string(),
+        url: format!("scratch database {where_}"),
+        action: "reading the schema".into(),
+        reason: e.to_string(),
+    })
+}
+
+/// The history a command works on: the store's embedded one, or a folder's.
+pub fn history_for<'a>(store: &'a Store, backend: Backend, dir: Option<&'a Path>) -> History<'a> {
+    History::of(store, backend, dir)
+}

@@ -1,0 +1,249 @@
+//! A migration history that is either a store's embedded one or a folder read at run time
+//! (`--migrations-dir`, the squash fixtures, a squash's staging folder), and running it,
+//! optionally only up to a version. `migrations::run_pending` stays the path of the
+//! ordinary `migrate`; this serves the commands that build scratch databases.
+
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use diesel::migration::{Migration, MigrationSource};
+use diesel_migrations::{EmbeddedMigrations, FileBasedMigrations, MigrationHarness};
+use serde::{Deserialize, Serialize};
+
+use crate::db::Conn;
+use crate::migrations::{Applied, BoxError, MigrationFailure};
+use crate::store::Store;
+use crate::url::Backend;
+
+/// Where a history's migrations come from.
+#[derive(Clone, Copy)]
+pub enum History<'a> {
+    Embedded(&'a EmbeddedMigrations),
+    /// A folder of `<version>_<name>/{up,down}.sql` for one backend.
+    Dir(&'a Path),
+}
+
+impl<'a> History<'a> {
+    /// The store's embedded history for `backend`, or `dir/<backend>` when a folder with
+    /// both backends' histories is given.
+    pub fn of(store: &'a Store, backend: Backend, dir: Option<&'a Path>) -> History<'a> {
+        match dir {
+            Some(dir) => History::Dir(dir),
+            None => History::Embedded(store.migrations.for_backend(backend)),
+        }
+    }
+
+    fn migrations<DB: diesel::backend::Backend>(
+        &self,
+    ) -> Result<Vec<Box<dyn Migration<DB>>>, BoxError>
+    where
+        EmbeddedMigrations: MigrationSource<DB>,
+        FileBasedMigrations: MigrationSource<DB>,
+    {
+        let mut list = match self {
+            History::Embedded(e) => MigrationSource::<DB>::migrations(*e)?,
+            History::Dir(dir) => {
+                MigrationSource::<DB>::migrations(&FileBasedMigrations::from_path(dir)?)?
+            }
+        };
+        list.sort_by_key(|m| m.name().version().to_string());
+        Ok(list)
+    }
+
+    /// (version, name) of every migration, oldest first.
+    pub fn versions(&self, backend: Backend) -> Result<Vec<(String, String)>, BoxError> {
+        fn pairs<DB: diesel::backend::Backend>(
+            list: Vec<Box<dyn Migration<DB>>>,
+        ) -> Vec<(String, String)> {
+            list.iter()
+                .map(|m| (m.name().version().to_string(), m.name().to_string()))
+                .collect()
+        }
+        Ok(match backend {
+            Backend::Postgres => pairs(self.migrations::<diesel::pg::Pg>()?),
+            Backend::Sqlite => pairs(self.migrations::<diesel::sqlite::Sqlite>()?),
+        })
+    }
+}
+
+/// The folder of one backend inside a `migrations/` folder.
+pub fn backend_dir(migrations_dir: &Path, backend: Backend) -> PathBuf {
+    migrations_dir.join(backend.as_str())
+}
+
+/// Runs the history's pending migrations, oldest first, each in its own transaction, and
+/// stops after `up_to` when given (a squash baseline, say).
+pub fn run(
+    conn: &mut Conn,
+    history: History<'_>,
+    up_to: Option<&str>,
+    mut on_applied: impl FnMut(&Applied),
+) -> Result<Vec<Applied>, MigrationFailure> {
+    crate::with_conn!(conn, |c| run_on(c, history, up_to, &mut on_applied))
+}
+
+fn run_on<C>(
+    conn: &mut C,
+    history: History<'_>,
+    up_to: Option<&str>,
+    on_applied: &mut dyn FnMut(&Applied),
+) -> Result<Vec<Applied>, MigrationFailure>
+where
+    C: MigrationHarness<C::Backend> + diesel::Connection,
+    EmbeddedMigrations: MigrationSource<C::Backend>,
+    FileBasedMigrations: MigrationSource<C::Backend>,
+{
+    let failure = |migration: String, e: BoxError| MigrationFailure {
+        migration,
+        reason: e.to_string(),
+    };
+    let reading = "(reading the history)".to_string();
+    let all = history
+        .migrations::<C::Backend>()
+        .map_err(|e| failure(reading.clone(), e))?;
+    // Also creates diesel's bookkeeping table when it is missing.
+    let applied: Vec<String> = conn
+        .applied_migrations()
+        .map_err(|e| failure(reading.clone(), e))?
+        .into_iter()
+        .map(|v| v.to_string())
+        .collect();
+    let mut done = Vec::new();
+    for migration in &all {
+        let version = migration.name().version().to_string();
+        if up_to.is_some_and(|last| version.as_str() > last) {
+            break;
+        }
+        if applied.contains(&version) {
+            continue;
+        }
+        let name = migration.name().to_string();
+        let started = Instant::now();
+        conn.run_migration(migration.as_ref())
+            .map_err(|e| failure(name.clone(), e))?;
+        let applied = Applied {
+            name,
+            millis: started.elapsed().as_millis(),
+        };
+        tracing::info!(migration = %applied.name, millis = applied.millis as u64, "applied");
+        on_applied(&applied);
+        done.push(applied);
+    }
+    Ok(done)
+}
+
+/// The file, in a backend's migrations folder, that records a squash (diesel ignores files
+/// there): which baseline replaces which versions.
+pub const SQUASH_FILE: &str = "squash.json";
+
+/// What a squash replaced: a database that ran every one of `replaces` has the schema
+/// `baseline` creates.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SquashMap {
+    pub baseline: String,
+    pub name: String,
+    pub replaces: Vec<String>,
+}
+
+/// Reads `dir/squash.json`; `None` when the history was never squashed.
+pub fn read_squash_map(dir: &Path) -> Result<Option<SquashMap>, String> {
+    let path = dir.join(SQUASH_FILE);
+    match std::fs::read_to_string(&path) {
+        Ok(text) => serde_json::from_str(&text)
+            .map(Some)
+            .map_err(|e| format!("{} is not a valid squash record: {e}", path.display())),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(format!("cannot read {}: {e}", path.display())),
+    }
+}
+
+/// Records, in one transaction, that the database is at `map.baseline`: the baseline's
+/// version is marked as applied and the versions it replaces are forgotten.
+pub fn mark_squashed(conn: &mut Conn, map: &SquashMap) -> diesel::QueryResult<()> {
+    use crate::catalog::DIESEL_MIGRATIONS_TABLE as T;
+    use crate::db::quote_literal;
+    use diesel::connection::SimpleConnection;
+    let replaced: Vec<String> = map.replaces.iter().map(|v| quote_literal(v)).collect();
+    let mut sql = format!(
+        "INSERT INTO {T} (version) VALUES ({});\n",
+        quote_literal(&map.baseline)
+    );
+    if !replaced.is_empty() {
+        sql.push_str(&format!(
+            "DELETE FROM {T} WHERE version IN ({});\n",
+            replaced.join(", ")
+        ));
+    }
+    crate::with_conn!(conn, |c| diesel::Connection::transaction(c, |c| c
+        .batch_execute(&sql)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::url::DatabaseUrl;
+
+    fn migration(dir: &Path, folder: &str, up: &str) {
+        let path = dir.join(folder);
+        std::fs::create_dir_all(&path).expect("mkdir");
+        std::fs::write(path.join("up.sql"), up).expect("up");
+        std::fs::write(path.join("down.sql"), "SELECT 1;").expect("down");
+    }
+
+    #[test]
+    fn a_folder_history_runs_up_to_a_version_and_a_squash_is_recorded() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        migration(
+            dir.path(),
+            "2024-01-01-000001_a",
+            "CREATE TABLE a(id TEXT);",
+        );
+        migration(
+            dir.path(),
+            "2024-01-01-000002_b",
+            "CREATE TABLE b(id TEXT);",
+        );
+        migration(
+            dir.path(),
+            "2024-01-01-000003_c",
+            "CREATE TABLE c(id TEXT);",
+        );
+        let history = History::Dir(dir.path());
+        let versions = history.versions(Backend::Sqlite).expect("versions");
+        assert_eq!(versions[0].0, "20240101000001", "diesel drops the dashes");
+
+        let url = DatabaseUrl::parse(":memory:").expect("url");
+        let mut conn = Conn::establish("test", &url).expect("open");
+        let applied = run(&mut conn, history, Some("20240101000002"), |_| {}).expect("run");
+        assert_eq!(applied.len(), 2);
+        assert_eq!(
+            crate::catalog::tables(&mut conn).expect("tables"),
+            ["a", "b"]
+        );
+
+        assert_eq!(read_squash_map(dir.path()).expect("read"), None);
+        let map = SquashMap {
+            baseline: "20260101000000".into(),
+            name: "baseline".into(),
+            replaces: vec!["20240101000001".into(), "20240101000002".into()],
+        };
+        std::fs::write(
+            dir.path().join(SQUASH_FILE),
+            serde_json::to_string(&map).expect("json"),
+        )
+        .expect("write");
+        assert_eq!(
+            read_squash_map(dir.path()).expect("read"),
+            Some(map.clone())
+        );
+        mark_squashed(&mut conn, &map).expect("mark");
+        assert_eq!(
+            crate::catalog::applied_versions(&mut conn).expect("versions"),
+            ["20260101000000"]
+        );
+
+        std::fs::write(dir.path().join(SQUASH_FILE), "{\"baseline\": 1}").expect("write");
+        assert!(read_squash_map(dir.path()).is_err());
+    }
+}

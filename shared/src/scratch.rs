@@ -1,0 +1,168 @@
+//! Scratch databases: where `diff` and `squash` build what a history produces. On
+//! PostgreSQL a temporary database on a server (`CREATE DATABASE … TEMPLATE template0`,
+//! a unique `orch_shadow_<pid>_<nanos>` name), on SQLite an in-memory database. A scratch
+//! database is dropped when its guard goes out of scope, on error paths too, and
+//! [`drop_all`] drops every one still alive (the CLI's Ctrl-C handler calls it).
+
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::Mutex;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use diesel::{Connection, PgConnection, RunQueryDsl};
+
+use crate::db::{quote_ident, Conn};
+use crate::error::DbError;
+use crate::url::{Backend, DatabaseUrl};
+
+/// Prefix of every scratch database's name, so that a leftover is recognisable.
+pub const SCRATCH_PREFIX: &str = "orch_shadow_";
+
+/// (server URL to drop from, database name) of every live PostgreSQL scratch database.
+static LIVE: Mutex<Vec<(DatabaseUrl, String)>> = Mutex::new(Vec::new());
+static SEQ: AtomicU32 = AtomicU32::new(0);
+
+/// A scratch database and a connection to it.
+pub struct Scratch {
+    conn: Option<Conn>,
+    url: DatabaseUrl,
+    /// The server connection URL it is dropped from, and its name (PostgreSQL only).
+    pg: Option<(DatabaseUrl, String)>,
+}
+
+impl Scratch {
+    /// Creates an empty scratch database of `backend`. For PostgreSQL, `server` is a URL
+    /// of the server to create it on (its own database is only used to connect).
+    pub fn create(
+        store: &str,
+        backend: Backend,
+        server: Option<&DatabaseUrl>,
+    ) -> Result<Scratch, DbError> {
+        match backend {
+            Backend::Sqlite => {
+                let url = DatabaseUrl::parse(":memory:").map_err(|e| DbError::Connect {
+                    store: store.into(),
+                    url: ":memory:".into(),
+                    reason: e.to_string(),
+                })?;
+                Ok(Scratch {
+                    conn: Some(Conn::establish(store, &url)?),
+                    url,
+                    pg: None,
+                })
+            }
+            Backend::Postgres => {
+                let server = server.ok_or_else(|| DbError::Connect {
+                    store: store.into(),
+                    url: String::new(),
+                    reason: "a PostgreSQL scratch database needs a server URL".into(),
+                })?;
+                let nanos = SystemTime::now()
+                    .duration_since(UNIX_EPOCH)
+                    .map(|d| d.as_nanos())
+                    .unwrap_or_default();
+                let name = format!(
+                    "{SCRATCH_PREFIX}{}_{}_{}",
+                    std::process::id(),
+                    nanos,
+                    SEQ.fetch_add(1, Ordering::Relaxed)
+                );
+                let query_error = |action: &str, e: &dyn std::fmt::Display| DbError::Query {
+                    store: store.into(),
+                    url: server.redacted().to_string(),
+                    action: action.into(),
+                    reason: crate::db::one_line(&e.to_string()),
+                };
+                let mut admin = PgConnection::establish(server.expose_secret())
+                    .map_err(|e| query_error("connecting to create a scratch database", &e))?;
+                // Registered before it exists: a Ctrl-C between the two still drops it.
+                if let Ok(mut live) = LIVE.lock() {
+                    live.push((server.clone(), name.clone()));
+                }
+                let mut scratch = Scratch {
+                    conn: None,
+                    url: server.clone(),
+                    pg: Some((server.clone(), name.clone())),
+                };
+                diesel::sql_query(format!(
+                    "CREATE DATABASE {} TEMPLATE template0",
+                    quote_ident(&name)
+                ))
+                .execute(&mut admin)
+                .map_err(|e| {
+                    query_error(
+                        &format!(
+                            "creating the scratch database {name} (a role with CREATEDB is needed; --shadow-url names another server)"
+                        ),
+                        &e,
+                    )
+                })?;
+                let url = server.with_database(&name).ok_or_else(|| {
+                    query_error("naming the scratch database", &"cannot derive its URL")
+                })?;
+                scratch.conn = Some(Conn::establish(store, &url)?);
+                scratch.url = url;
+                tracing::info!(database = %name, "scratch database created");
+                Ok(scratch)
+            }
+        }
+    }
+
+    pub fn conn(&mut self) -> &mut Conn {
+        match self.conn.as_mut() {
+            Some(conn) => conn,
+            // `create` only returns a Scratch with its connection set.
+            None => unreachable!("a scratch database without a connection"),
+        }
+    }
+
+    /// The scratch database's URL (`:memory:` for SQLite).
+    pub fn url(&self) -> &DatabaseUrl {
+        &self.url
+    }
+
+    /// The scratch database's name (PostgreSQL) or `:memory:`.
+    pub fn name(&self) -> &str {
+        self.pg.as_ref().map_or(":memory:", |(_, n)| n.as_str())
+    }
+}
+
+impl Drop for Scratch {
+    fn drop(&mut self) {
+        // Our own session must end before the database can go.
+        self.conn = None;
+        if let Some((server, name)) = self.pg.take() {
+            drop_database(&server, &name);
+            if let Ok(mut live) = LIVE.lock() {
+                live.retain(|(_, n)| n != &name);
+            }
+        }
+    }
+}
+
+fn drop_database(server: &DatabaseUrl, name: &str) {
+    match PgConnection::establish(server.expose_secret()) {
+        Ok(mut admin) => {
+            let sql = format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", quote_ident(name));
+            match diesel::sql_query(sql).execute(&mut admin) {
+                Ok(_) => tracing::info!(database = %name, "scratch database dropped"),
+                Err(e) => eprintln!("warning: could not drop scratch database {name}: {e}"),
+            }
+        }
+        Err(e) => eprintln!(
+            "warning: could not drop scratch database {name} on {}: {}",
+            server.redacted(),
+            crate::db::scrub(server, &e.to_string())
+        ),
+    }
+}
+
+/// Drops every scratch database this process still holds (for a Ctrl-C handler).
+pub fn drop_all() {
+    let live: Vec<(DatabaseUrl, String)> = match LIVE.lock() {
+        Ok(mut live) => std::mem::take(&mut *live),
+        Err(_) => return,
+    };
+    for (server, name) in live {
+        drop_database(&server, &name);
+    }
+}
