@@ -3,7 +3,9 @@
 //! Points: `fail-migrate` (the store's rebuild fails after its migrations ran),
 //! `crash-after-commit` (the process aborts right after the store committed, as a
 //! SIGKILL would), `fail-commit` (the store's commit step fails), `pause-before-commit`
-//! (sleeps 3 s before the store commits, so a test can race another run against it).
+//! (sleeps 3 s before the store commits, so a test can race another run against it),
+//! `squash-drift` (squash writes a baseline with one table too many, which its proof
+//! must catch).
 //! Unset in normal use.
 
 pub const ENV: &str = "ORCH_FAULT";

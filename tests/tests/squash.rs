@@ -184,3 +184,63 @@ fn squash_of_copies_of_the_real_histories_gives_the_same_schema() {
     squash_case(&root.join("auth-db/migrations"), "e2e_squash_auth");
     squash_case(&root.join("app-db/migrations"), "e2e_squash_app");
 }
+
+/// Every file below `dir` with its contents, for "nothing was touched" assertions.
+fn tree(dir: &Path) -> Vec<(PathBuf, Vec<u8>)> {
+    let mut out = Vec::new();
+    for entry in std::fs::read_dir(dir).unwrap_or_else(|e| panic!("{}: {e}", dir.display())) {
+        let path = entry.expect("entry").path();
+        if path.is_dir() {
+            out.extend(tree(&path));
+        } else {
+            out.push((path.clone(), std::fs::read(&path).expect("read")));
+        }
+    }
+    out.sort();
+    out
+}
+
+#[test]
+fn a_baseline_that_fails_its_proof_is_refused_and_nothing_is_touched() {
+    let source = Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/history71");
+    for_each_backend("squash_refused", |pair| {
+        let backend = pair.backend.as_str();
+        let migrations = pair.path().join("work/migrations");
+        copy_dir(&source, &migrations);
+        let before = tree(&migrations);
+        let dir = migrations.to_string_lossy().into_owned();
+        let admin = pg_admin_url();
+        let output = on(pair, &pair.auth)
+            .env("ORCH_FAULT", "squash-drift:auth")
+            .args([
+                "squash",
+                "--store",
+                "auth",
+                "--backend",
+                backend,
+                "--migrations-dir",
+                &dir,
+                "--shadow-url",
+                &admin,
+                "--name",
+                "baseline",
+            ])
+            .output()
+            .expect("run");
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert_eq!(output.status.code(), Some(1), "{stderr}");
+        assert!(
+            stderr.contains("refusing to squash") && stderr.contains("squash_fault_extra"),
+            "{stderr}"
+        );
+        assert_eq!(
+            tree(&migrations),
+            before,
+            "the history must be left exactly as it was"
+        );
+        assert!(
+            !pair.path().join("work/migrations_archive").exists(),
+            "nothing archived"
+        );
+    });
+}

@@ -225,6 +225,12 @@ fn stage(
     let folder = format!("{version}_{}", args.name);
     let target = staging.join(backend.as_str()).join(&folder);
     std::fs::create_dir_all(&target).map_err(|e| io("cannot create", &target, e))?;
+    // The fault tests make a baseline that cannot prove itself, to see the refusal.
+    let up = if crate::fault::armed("squash-drift", store.name) {
+        format!("{up}\nCREATE TABLE squash_fault_extra (id TEXT);\n")
+    } else {
+        up
+    };
     std::fs::write(target.join("up.sql"), up).map_err(|e| io("cannot write", &target, e))?;
     std::fs::write(target.join("down.sql"), down).map_err(|e| io("cannot write", &target, e))?;
 
