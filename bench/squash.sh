@@ -17,7 +17,7 @@ DIESEL=$ROOT/bench/.tools/bin/diesel
 WORK=$(mktemp -d)
 trap 'rm -rf "$WORK"' EXIT
 
-[ -x "$ORCH" ] || cargo build --release -p orchestrator
+cargo build --release -q -p orchestrator
 [ -x "$DIESEL" ] || cargo install diesel_cli --no-default-features --features postgres --root bench/.tools
 
 psql_admin() { psql "$PG/postgres" -qAt -v ON_ERROR_STOP=1 -c "$1"; }
