@@ -147,7 +147,34 @@ pub fn tables(conn: &mut Conn) -> diesel::QueryResult<Vec<String>> {
 /// Every foreign key of the schema, one entry per column pair, sorted.
 pub fn foreign_keys(conn: &mut Conn) -> diesel::QueryResult<Vec<LiveForeignKey>> {
     let sql = pick(conn, PG_FOREIGN_KEYS, SQLITE_FOREIGN_KEYS);
-    let rows = load::<FkRow>(conn, sql)?;
+    fk_rows(load::<FkRow>(conn, sql)?)
+}
+
+/// [`tables`] and [`foreign_keys`] in one round trip: a table is a row with no column.
+pub fn tables_and_foreign_keys(
+    conn: &mut Conn,
+) -> diesel::QueryResult<(Vec<String>, Vec<LiveForeignKey>)> {
+    let (tables, fks, text) = match conn {
+        Conn::Postgres(_) => (PG_TABLES, PG_FOREIGN_KEYS, "::text"),
+        Conn::Sqlite(_) => (SQLITE_TABLES, SQLITE_FOREIGN_KEYS, ""),
+    };
+    let sql = format!(
+        "SELECT name AS table_name, ''{text} AS column_name, ''{text} AS ref_table, ''{text} AS ref_column, \
+                ''{text} AS on_delete FROM ({tables}) AS t \
+         UNION ALL SELECT * FROM ({fks}) AS f ORDER BY 1, 2"
+    );
+    let rows = load::<FkRow>(conn, &sql)?;
+    let (table_rows, fk_rows_only): (Vec<FkRow>, Vec<FkRow>) =
+        rows.into_iter().partition(|r| r.column_name.is_empty());
+    let tables = table_rows
+        .into_iter()
+        .map(|r| r.table_name)
+        .filter(|t| !is_bookkeeping(t))
+        .collect();
+    Ok((tables, fk_rows(fk_rows_only)?))
+}
+
+fn fk_rows(rows: Vec<FkRow>) -> diesel::QueryResult<Vec<LiveForeignKey>> {
     rows.into_iter()
         .map(|r| {
             let on_delete = OnDelete::from_catalog(&r.on_delete).ok_or_else(|| {

@@ -107,10 +107,9 @@ fn describe_live(fk: &LiveForeignKey) -> String {
     )
 }
 
-/// Compares the expected tables and FKs with what the catalogs say, two queries in all.
+/// Compares the expected tables and FKs with what the catalogs say, in one query.
 pub fn check_schema(conn: &mut Conn, store: &Store) -> diesel::QueryResult<SchemaCheck> {
-    let tables = catalog::tables(conn)?;
-    let fks = catalog::foreign_keys(conn)?;
+    let (tables, fks) = catalog::tables_and_foreign_keys(conn)?;
     Ok(compare(store, &tables, &fks))
 }
 

@@ -285,6 +285,24 @@ pub fn assert_migrates_to_contract(conn: &mut Conn, store: &crate::store::Store)
         "{} on {backend}: foreign keys",
         store.name
     );
+    // The one-query form that reset and verify use reads the same.
+    let (one_tables, one_fks) = crate::catalog::tables_and_foreign_keys(conn)
+        .unwrap_or_else(|e| panic!("tables and fks: {e}"));
+    assert_eq!(
+        one_tables, tables,
+        "{} on {backend}: one-query tables",
+        store.name
+    );
+    let mut one_fks: Vec<_> = one_fks
+        .into_iter()
+        .map(|f| (f.table, f.column, f.ref_table, f.ref_column, f.on_delete))
+        .collect();
+    one_fks.sort();
+    assert_eq!(
+        one_fks, fks,
+        "{} on {backend}: one-query foreign keys",
+        store.name
+    );
 
     let again = crate::migrations::run_pending(conn, store, |_| {})
         .unwrap_or_else(|f| panic!("second migrate failed at {}: {}", f.migration, f.reason));

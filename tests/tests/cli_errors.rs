@@ -179,9 +179,13 @@ fn help_teaches_every_command() {
     for command in [
         "status",
         "migrate",
+        "verify",
         "reset",
         "backup",
         "restore",
+        "smoke",
+        "diff",
+        "squash",
         "completions",
     ] {
         let output = orchestrator_in(dir.path())
