@@ -10,6 +10,38 @@ use shared::{Conn, DatabaseUrl, DbError, Overrides, Settings};
 use crate::cli::{Format, GlobalArgs, StoreName};
 use crate::exit::CliResult;
 
+/// Runs `work` on every item at once, one scoped thread each, and returns the results in
+/// the items' order (the first error wins); a worker that panics becomes an error naming
+/// `what`. The stores' independent work goes through here.
+pub fn all_at_once<I, T>(
+    items: &[I],
+    what: &str,
+    work: impl Fn(&I) -> CliResult<T> + Sync,
+) -> CliResult<Vec<T>>
+where
+    I: Sync,
+    T: Send,
+{
+    let work = &work;
+    std::thread::scope(|scope| {
+        let workers: Vec<_> = items
+            .iter()
+            .map(|item| scope.spawn(move || work(item)))
+            .collect();
+        workers
+            .into_iter()
+            .map(|w| {
+                w.join().unwrap_or_else(|_| {
+                    Err(crate::exit::CliError::new(
+                        crate::exit::Exit::Database,
+                        anyhow::anyhow!("a {what} worker panicked"),
+                    ))
+                })
+            })
+            .collect()
+    })
+}
+
 /// Every store this orchestrator knows, in no particular order.
 pub fn all_stores() -> [&'static Store; 2] {
     [&auth_db::STORE, &app_db::STORE]

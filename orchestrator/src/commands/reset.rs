@@ -200,41 +200,23 @@ pub fn write_backup(
     })?;
     // The stores are dumped at once, each on its own connection (and pg_dump process).
     let dir_ref = &dir;
-    let entries: Vec<StoreBackup> = std::thread::scope(|scope| {
-        let workers: Vec<_> = stores
-            .iter()
-            .map(|store| {
-                scope.spawn(move || -> CliResult<StoreBackup> {
-                    let url = ctx.url(store)?;
-                    ctx.progress(format!(
-                        "{}: backing up to {}…",
-                        store.name,
-                        dir_ref.display()
-                    ));
-                    let mut conn = ctx.session(store)?;
-                    backup::backup_store(store, url, &mut conn, dir_ref).map_err(|e| {
-                        CliError::new(
-                            Exit::Database,
-                            anyhow::anyhow!(
-                                "{} database at {url}: backup failed: {e}; nothing was changed",
-                                store.name
-                            ),
-                        )
-                    })
-                })
-            })
-            .collect();
-        workers
-            .into_iter()
-            .map(|w| {
-                w.join().unwrap_or_else(|_| {
-                    Err(CliError::new(
-                        Exit::Database,
-                        anyhow::anyhow!("a backup worker panicked"),
-                    ))
-                })
-            })
-            .collect::<CliResult<Vec<_>>>()
+    let entries: Vec<StoreBackup> = crate::context::all_at_once(stores, "backup", |store| {
+        let url = ctx.url(store)?;
+        ctx.progress(format!(
+            "{}: backing up to {}…",
+            store.name,
+            dir_ref.display()
+        ));
+        let mut conn = ctx.session(store)?;
+        backup::backup_store(store, url, &mut conn, dir_ref).map_err(|e| {
+            CliError::new(
+                Exit::Database,
+                anyhow::anyhow!(
+                    "{} database at {url}: backup failed: {e}; nothing was changed",
+                    store.name
+                ),
+            )
+        })
     })?;
     backup::write_manifest(&dir, &backup::new_manifest(entries)).map_err(|e| {
         CliError::new(

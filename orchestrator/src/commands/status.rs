@@ -57,19 +57,8 @@ pub fn run(ctx: &Context, args: &StatusArgs) -> CliResult {
     let stores = selected_stores(args.store.store);
     let recovered = settle_if_idle(ctx);
     // Both stores are read at once: the slowest connection sets the time, not the sum.
-    let statuses: Vec<StoreStatus> = std::thread::scope(|scope| {
-        let handles: Vec<_> = stores
-            .iter()
-            .map(|store| scope.spawn(move || store_status(ctx, store)))
-            .collect();
-        handles
-            .into_iter()
-            .map(|h| h.join())
-            .collect::<Result<Vec<_>, _>>()
-    })
-    .map_err(|_| CliError::new(Exit::Database, anyhow::anyhow!("a status worker panicked")))?
-    .into_iter()
-    .collect::<CliResult<Vec<_>>>()?;
+    let statuses: Vec<StoreStatus> =
+        crate::context::all_at_once(&stores, "status", |store| store_status(ctx, store))?;
 
     let report = StatusReport {
         recovered,

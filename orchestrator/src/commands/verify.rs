@@ -147,23 +147,14 @@ pub fn run(ctx: &Context, args: &VerifyArgs) -> CliResult {
 
     ctx.progress("verify: reading catalogs and migration histories…");
     // Every store is connected to and checked at once.
-    let opened = std::thread::scope(|scope| {
-        let handles: Vec<_> = needed
-            .iter()
-            .map(|(store, check)| scope.spawn(move || open_and_check(ctx, store, *check)))
-            .collect();
-        handles
-            .into_iter()
-            .map(|h| h.join())
-            .collect::<Result<Vec<_>, _>>()
-    })
-    .map_err(|_| CliError::new(Exit::Database, anyhow::anyhow!("a verify worker panicked")))?;
+    let opened = crate::context::all_at_once(&needed, "verify", |(store, check)| {
+        open_and_check(ctx, store, *check)
+    })?;
 
     let mut conns: HashMap<&'static str, Conn> = HashMap::new();
     let mut tables: HashMap<&'static str, Vec<String>> = HashMap::new();
     let mut stores = Vec::new();
-    for ((store, _), result) in needed.iter().zip(opened) {
-        let (conn, verified, live) = result?;
+    for ((store, _), (conn, verified, live)) in needed.iter().zip(opened) {
         conns.insert(store.name, conn);
         tables.insert(store.name, live);
         stores.extend(verified);
