@@ -71,6 +71,10 @@ impl From<ConfigError> for CliError {
 
 impl From<DbError> for CliError {
     fn from(e: DbError) -> Self {
+        if e.is_rejected_credentials() {
+            let hint = anyhow::anyhow!("{e}; check the user and password in the URL");
+            return CliError::new(Exit::Usage, hint);
+        }
         CliError::new(Exit::Database, e)
     }
 }

@@ -5,7 +5,8 @@
 //! SIGKILL would), `fail-commit` (the store's commit step fails), `pause-before-commit`
 //! (sleeps 3 s before the store commits, so a test can race another run against it),
 //! `squash-drift` (squash writes a baseline with one table too many, which its proof
-//! must catch).
+//! must catch), `crash-mid-swap:squash` (squash aborts one rename into its committed
+//! swap, which the next reader of the folder must finish).
 //! Unset in normal use.
 
 pub const ENV: &str = "ORCH_FAULT";

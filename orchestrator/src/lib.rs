@@ -15,6 +15,7 @@ pub mod pgtools;
 pub mod rebuild;
 pub mod recovery;
 pub mod shadow;
+pub mod squash_journal;
 
 use std::ffi::OsString;
 

@@ -1,8 +1,10 @@
 //! Scratch databases: where `diff` and `squash` build what a history produces. On
 //! PostgreSQL a temporary database on a server (`CREATE DATABASE … TEMPLATE template0`,
-//! a unique `orch_shadow_<pid>_<nanos>` name), on SQLite an in-memory database. A scratch
-//! database is dropped when its guard goes out of scope, on error paths too, and
-//! [`drop_all`] drops every one still alive (the CLI's Ctrl-C handler calls it).
+//! a unique `orch_shadow_<host>_<pid>_<nanos>_<n>` name), on SQLite an in-memory database.
+//! A scratch database is dropped when its guard goes out of scope, on error paths too, and
+//! [`drop_all`] drops every one still alive (the CLI's Ctrl-C handler calls it). A process
+//! killed with SIGKILL drops nothing, so creating a scratch database first drops those of
+//! this machine whose creating process is dead and that nobody is connected to.
 
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::Mutex;
@@ -61,7 +63,8 @@ impl Scratch {
                     .map(|d| d.as_nanos())
                     .unwrap_or_default();
                 let name = format!(
-                    "{SCRATCH_PREFIX}{}_{}_{}",
+                    "{SCRATCH_PREFIX}{}_{}_{}_{}",
+                    host_tag(),
                     std::process::id(),
                     nanos,
                     SEQ.fetch_add(1, Ordering::Relaxed)
@@ -74,6 +77,7 @@ impl Scratch {
                 };
                 let mut admin = PgConnection::establish(server.expose_secret())
                     .map_err(|e| query_error("connecting to create a scratch database", &e))?;
+                sweep_dead(&mut admin);
                 // Registered before it exists: a Ctrl-C between the two still drops it.
                 if let Ok(mut live) = LIVE.lock() {
                     live.push((server.clone(), name.clone()));
@@ -154,6 +158,60 @@ fn drop_database(server: &DatabaseUrl, name: &str) {
             crate::db::scrub(server, &e.to_string())
         ),
     }
+}
+
+/// A short, stable tag of this machine, so that a sweep only judges scratch databases whose
+/// creator's pid it can look up.
+fn host_tag() -> String {
+    use sha2::{Digest, Sha256};
+    let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .or_else(|_| std::fs::read_to_string("/etc/hostname"))
+        .unwrap_or_else(|_| std::env::var("HOSTNAME").unwrap_or_default());
+    let digest = Sha256::digest(host.trim().as_bytes());
+    digest.iter().take(3).map(|b| format!("{b:02x}")).collect()
+}
+
+/// Whether a process of this machine is alive; unknown (no /proc) counts as alive.
+fn process_alive(pid: u32) -> bool {
+    let proc_root = std::path::Path::new("/proc");
+    !proc_root.is_dir() || proc_root.join(pid.to_string()).exists()
+}
+
+/// Drops the scratch databases that killed runs on this machine left: created here, by a
+/// process that no longer exists, with no session connected. Returns how many it dropped.
+pub fn sweep_dead(admin: &mut PgConnection) -> usize {
+    #[derive(diesel::QueryableByName)]
+    struct Idle {
+        #[diesel(sql_type = diesel::sql_types::Text)]
+        datname: String,
+    }
+    let mine = format!("{SCRATCH_PREFIX}{}_", host_tag());
+    let idle: Vec<Idle> = diesel::sql_query(format!(
+        "SELECT datname::text AS datname FROM pg_database d \
+         WHERE starts_with(datname::text, {}) \
+           AND NOT EXISTS (SELECT 1 FROM pg_stat_activity a WHERE a.datname = d.datname)",
+        crate::db::quote_literal(&mine)
+    ))
+    .load(admin)
+    .unwrap_or_default();
+    let mut dropped = 0;
+    for Idle { datname } in idle {
+        let pid = datname
+            .strip_prefix(&mine)
+            .and_then(|rest| rest.split('_').next())
+            .and_then(|p| p.parse::<u32>().ok());
+        let Some(pid) = pid else { continue };
+        if pid == std::process::id() || process_alive(pid) {
+            continue;
+        }
+        // Without FORCE: should anyone have connected meanwhile, it stays.
+        let sql = format!("DROP DATABASE IF EXISTS {}", quote_ident(&datname));
+        if diesel::sql_query(sql).execute(admin).is_ok() {
+            tracing::warn!(database = %datname, "dropped a scratch database a killed run left");
+            dropped += 1;
+        }
+    }
+    dropped
 }
 
 /// Drops every scratch database this process still holds (for a Ctrl-C handler).

@@ -57,6 +57,12 @@ pub struct TestDb {
 }
 
 impl TestDb {
+    /// A database this harness did not create and does not drop (one on a server a test
+    /// runs and removes itself, say).
+    pub fn existing(url: DatabaseUrl) -> TestDb {
+        TestDb { url, pg_name: None }
+    }
+
     pub fn url_string(&self) -> String {
         self.url.expose_secret().to_string()
     }

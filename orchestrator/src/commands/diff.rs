@@ -60,6 +60,9 @@ pub fn run(ctx: &Context, args: &DiffArgs) -> CliResult {
         ok: true,
         stores: Vec::new(),
     };
+    if let Some(dir) = &args.migrations_dir {
+        crate::squash_journal::settle_locked(dir).map_err(CliError::usage)?;
+    }
     for store in selected_stores(args.store.store) {
         let url = ctx.url(store)?;
         let backend = url.backend();

@@ -54,6 +54,10 @@ pub fn run(ctx: &Context, args: &MigrateArgs) -> CliResult {
     // The session holding a store's PostgreSQL lock is the run's pooled session of that
     // store, so the work below needs no connection of its own.
     let (_locks, _) = crate::recovery::lock_and_settle(ctx)?;
+    // Likewise a squash that crashed mid-swap in a history this run reads.
+    if let Some(dir) = &args.migrations_dir {
+        crate::squash_journal::settle_locked(dir).map_err(CliError::usage)?;
+    }
     // Sequential on purpose: app may only move once auth is at its latest schema.
     for store in selected_stores(args.store.store) {
         let url = ctx.url(store)?;
@@ -154,6 +158,10 @@ fn recognise_squash(
     dir: Option<&std::path::Path>,
 ) -> CliResult<Option<String>> {
     let backend = url.backend();
+    if dir.is_none() {
+        crate::squash_journal::settle_locked(std::path::Path::new(store.migrations_dir))
+            .map_err(CliError::usage)?;
+    }
     let map_dir = dir.map_or_else(
         || history::backend_dir(std::path::Path::new(store.migrations_dir), backend),
         std::path::Path::to_path_buf,

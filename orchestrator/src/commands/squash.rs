@@ -21,6 +21,7 @@ use crate::context::{selected_stores, Context};
 use crate::exit::{CliError, CliResult, Exit};
 use crate::output;
 use crate::pgtools::{self, PgTools};
+use crate::squash_journal;
 
 /// Squash a store's migrations into one checked baseline per backend.
 ///
@@ -136,9 +137,18 @@ pub fn run(ctx: &Context, args: &SquashArgs) -> CliResult {
             .filter(|b| history::backend_dir(&migrations_dir, *b).is_dir())
             .collect(),
     };
+    // One squash per folder at a time, and whatever a crashed one left is settled first.
+    let _folder_lock = squash_journal::lock(&migrations_dir).map_err(CliError::usage)?;
+    squash_journal::settle(&migrations_dir).map_err(CliError::usage)?;
     let staging = migrations_dir
         .parent()
-        .map(|p| p.join(format!(".squash-staging-{}", std::process::id())))
+        .map(|p| {
+            p.join(format!(
+                "{}{}",
+                squash_journal::STAGING_PREFIX,
+                std::process::id()
+            ))
+        })
         .ok_or_else(|| CliError::usage("the migrations folder has no parent folder"))?;
     let _cleanup = RemoveOnDrop(staging.clone());
 
@@ -146,17 +156,27 @@ pub fn run(ctx: &Context, args: &SquashArgs) -> CliResult {
     for backend in backends {
         staged.push(stage(ctx, args, store, backend, &migrations_dir, &staging)?);
     }
-    // Every proof held: only now is anything in the migrations folder touched.
-    let mut report = SquashReport {
+    // Every proof held: only now is anything in the migrations folder touched, by one
+    // journalled plan that a crash cannot leave half done.
+    let plan = swap_plan(&staged, &migrations_dir, &archive_root, &staging)?;
+    squash_journal::commit(&migrations_dir, &plan).map_err(CliError::usage)?;
+    squash_journal::apply(&migrations_dir, &plan).map_err(CliError::usage)?;
+    let report = SquashReport {
         ok: true,
         store: store.name,
-        backends: Vec::new(),
+        backends: staged
+            .iter()
+            .map(|s| Squashed {
+                backend: s.backend,
+                baseline: s.folder.clone(),
+                replaced: s.map.replaces.len(),
+                migrations: history::backend_dir(&migrations_dir, s.backend)
+                    .display()
+                    .to_string(),
+                archive: archive_root.join(s.backend.as_str()).display().to_string(),
+            })
+            .collect(),
     };
-    for s in staged {
-        report
-            .backends
-            .push(swap(&s, &migrations_dir, &archive_root, &staging)?);
-    }
     if ctx.json() {
         output::print_json(&report).map_err(|e| CliError::new(Exit::Usage, e))?;
     } else {
@@ -266,6 +286,14 @@ fn stage(
     }
     replaces.sort();
     replaces.dedup();
+    let map = SquashMap {
+        baseline: version,
+        name: args.name.clone(),
+        replaces,
+    };
+    let json = serde_json::to_string_pretty(&map).map_err(|e| CliError::new(Exit::Usage, e))?;
+    let staged_map = staged_dir.join(SQUASH_FILE);
+    std::fs::write(&staged_map, json + "\n").map_err(|e| io("cannot write", &staged_map, e))?;
     let old_folders = std::fs::read_dir(&dir)
         .map_err(|e| io("cannot read", &dir, e))?
         .flatten()
@@ -275,11 +303,7 @@ fn stage(
     Ok(Staged {
         backend,
         folder,
-        map: SquashMap {
-            baseline: version,
-            name: args.name.clone(),
-            replaces,
-        },
+        map,
         old_folders,
     })
 }
@@ -378,44 +402,45 @@ fn sqlite_baseline(scratch: &mut Scratch, where_: &str) -> CliResult<(String, St
     Ok((up, down))
 }
 
-fn swap(
-    s: &Staged,
+/// Every rename of the swap, for all backends: the old migrations (and an earlier squash
+/// record) into the archive, the baseline and its record in. Refused, with nothing moved,
+/// when the archive already holds a folder of the same name.
+fn swap_plan(
+    staged: &[Staged],
     migrations_dir: &Path,
     archive_root: &Path,
     staging: &Path,
-) -> CliResult<Squashed> {
-    let dir = history::backend_dir(migrations_dir, s.backend);
-    let archive = archive_root.join(s.backend.as_str());
-    std::fs::create_dir_all(&archive).map_err(|e| io("cannot create", &archive, e))?;
-    if let Some(clash) = s.old_folders.iter().find(|f| archive.join(f).exists()) {
-        return Err(CliError::new(
-            Exit::Refused,
-            anyhow::anyhow!(
-                "{} already holds {clash}; nothing was moved",
-                archive.display()
-            ),
-        ));
+) -> CliResult<squash_journal::Plan> {
+    let mut moves = Vec::new();
+    for s in staged {
+        let dir = history::backend_dir(migrations_dir, s.backend);
+        let archive = archive_root.join(s.backend.as_str());
+        if let Some(clash) = s.old_folders.iter().find(|f| archive.join(f).exists()) {
+            return Err(CliError::new(
+                Exit::Refused,
+                anyhow::anyhow!(
+                    "{} already holds {clash}; nothing was moved",
+                    archive.display()
+                ),
+            ));
+        }
+        let mut push = |from: PathBuf, to: PathBuf| moves.push(squash_journal::Move { from, to });
+        for folder in &s.old_folders {
+            push(dir.join(folder), archive.join(folder));
+        }
+        if dir.join(SQUASH_FILE).exists() {
+            push(
+                dir.join(SQUASH_FILE),
+                archive.join(format!("{SQUASH_FILE}.{}", s.map.baseline)),
+            );
+        }
+        let from = staging.join(s.backend.as_str());
+        push(from.join(&s.folder), dir.join(&s.folder));
+        push(from.join(SQUASH_FILE), dir.join(SQUASH_FILE));
     }
-    for folder in &s.old_folders {
-        let from = dir.join(folder);
-        std::fs::rename(&from, archive.join(folder)).map_err(|e| io("cannot move", &from, e))?;
-    }
-    let old_map = dir.join(SQUASH_FILE);
-    if old_map.exists() {
-        let kept = archive.join(format!("{SQUASH_FILE}.{}", s.map.baseline));
-        std::fs::rename(&old_map, &kept).map_err(|e| io("cannot move", &old_map, e))?;
-    }
-    let from = staging.join(s.backend.as_str()).join(&s.folder);
-    std::fs::rename(&from, dir.join(&s.folder)).map_err(|e| io("cannot move", &from, e))?;
-    let json = serde_json::to_string_pretty(&s.map).map_err(|e| CliError::new(Exit::Usage, e))?;
-    std::fs::write(dir.join(SQUASH_FILE), json + "\n")
-        .map_err(|e| io("cannot write", &dir.join(SQUASH_FILE), e))?;
-    Ok(Squashed {
-        backend: s.backend,
-        baseline: s.folder.clone(),
-        replaced: s.map.replaces.len(),
-        migrations: dir.display().to_string(),
-        archive: archive.display().to_string(),
+    Ok(squash_journal::Plan {
+        moves,
+        staging: staging.to_path_buf(),
     })
 }
 

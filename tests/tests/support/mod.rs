@@ -1,0 +1,252 @@
+//! A PostgreSQL server of a test's own: `initdb` into a temporary folder, started on a free
+//! port, for the tests that must stop the server (`pg_ctl stop -m immediate`) or need it
+//! to check passwords, neither of which a test may do to the shared server. Removed when
+//! dropped. `initdb` refuses to run as root, so as root the server runs as `postgres`.
+#![allow(dead_code, reason = "each test file uses part of this module")]
+
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+/// How the server checks clients.
+pub enum Auth {
+    Trust,
+    /// scram-sha-256 over TCP for `postgres` with this password.
+    Password(String),
+}
+
+pub struct OwnCluster {
+    dir: tempfile::TempDir,
+    bin: PathBuf,
+    pub port: u16,
+    password: Option<String>,
+}
+
+/// The newest installed server's programs (Debian keeps them out of PATH).
+fn server_bin() -> Option<PathBuf> {
+    let mut found: Vec<(u32, PathBuf)> = std::fs::read_dir("/usr/lib/postgresql")
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter_map(|e| {
+            let major = e.file_name().to_string_lossy().parse::<u32>().ok()?;
+            let bin = e.path().join("bin");
+            bin.join("initdb").exists().then_some((major, bin))
+        })
+        .collect();
+    found.sort();
+    if let Some((_, bin)) = found.pop() {
+        return Some(bin);
+    }
+    let out = Command::new("pg_config").arg("--bindir").output().ok()?;
+    let bin = PathBuf::from(String::from_utf8_lossy(&out.stdout).trim());
+    bin.join("initdb").exists().then_some(bin)
+}
+
+fn running_as_root() -> bool {
+    Command::new("id")
+        .arg("-u")
+        .output()
+        .is_ok_and(|o| String::from_utf8_lossy(&o.stdout).trim() == "0")
+}
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("a free port")
+}
+
+impl OwnCluster {
+    /// A new running server, or `None` (with a loud message) when the server programs are
+    /// not installed and PostgreSQL is not required.
+    pub fn start(test: &str, auth: Auth) -> Option<OwnCluster> {
+        let Some(bin) = server_bin() else {
+            assert!(
+                !shared::testing::pg_required(),
+                "{test}: PostgreSQL is required but initdb was not found"
+            );
+            eprintln!("\n*** SKIPPED {test}: no PostgreSQL server programs (initdb) here.\n");
+            return None;
+        };
+        let dir = tempfile::Builder::new()
+            .prefix("orch-own-pg-")
+            .tempdir()
+            .expect("tempdir");
+        let password = match &auth {
+            Auth::Trust => None,
+            Auth::Password(p) => Some(p.clone()),
+        };
+        let cluster = OwnCluster {
+            dir,
+            bin,
+            port: free_port(),
+            password,
+        };
+        if running_as_root() {
+            // The server's files belong to postgres, which must also reach the folder.
+            let status = Command::new("chown")
+                .args(["-R", "postgres:postgres"])
+                .arg(cluster.dir.path())
+                .status()
+                .expect("chown");
+            assert!(status.success(), "chown of {:?}", cluster.dir.path());
+        }
+        let mut initdb = vec![
+            "-D".to_string(),
+            cluster.data().display().to_string(),
+            "-U".into(),
+            "postgres".into(),
+            "--no-sync".into(),
+            "--auth-local=trust".into(),
+        ];
+        match &auth {
+            Auth::Trust => initdb.push("--auth-host=trust".into()),
+            Auth::Password(p) => {
+                let file = cluster.dir.path().join("pwfile");
+                std::fs::write(&file, p).expect("pwfile");
+                cluster.give_to_postgres(&file);
+                initdb.push("--auth-host=scram-sha-256".into());
+                initdb.push(format!("--pwfile={}", file.display()));
+            }
+        }
+        cluster.run("initdb", &initdb);
+        cluster.start_server();
+        Some(cluster)
+    }
+
+    fn data(&self) -> PathBuf {
+        self.dir.path().join("data")
+    }
+
+    fn give_to_postgres(&self, path: &Path) {
+        if running_as_root() {
+            let _ = Command::new("chown")
+                .args(["postgres:postgres"])
+                .arg(path)
+                .status();
+        }
+    }
+
+    /// Runs one of the server's programs (as postgres when we are root); panics on failure.
+    fn run(&self, program: &str, args: &[String]) {
+        let exe = self.bin.join(program);
+        let output = if running_as_root() {
+            Command::new("runuser")
+                .args(["-u", "postgres", "--"])
+                .arg(&exe)
+                .args(args)
+                .output()
+        } else {
+            Command::new(&exe).args(args).output()
+        }
+        .unwrap_or_else(|e| panic!("{program}: {e}"));
+        assert!(
+            output.status.success(),
+            "{program} {args:?}: {}{}",
+            String::from_utf8_lossy(&output.stdout),
+            String::from_utf8_lossy(&output.stderr)
+        );
+    }
+
+    fn pg_ctl(&self, args: &[&str]) {
+        let mut all = vec!["-D".to_string(), self.data().display().to_string()];
+        all.extend(args.iter().map(|a| a.to_string()));
+        self.run("pg_ctl", &all);
+    }
+
+    fn start_server(&self) {
+        let options = format!(
+            "-p {} -c listen_addresses=127.0.0.1 -c unix_socket_directories={} \
+             -c max_prepared_transactions=20 -c fsync=off -c shared_buffers=32MB",
+            self.port,
+            self.dir.path().display()
+        );
+        let log = self.dir.path().join("server.log");
+        self.pg_ctl(&[
+            "-w",
+            "-t",
+            "60",
+            "-l",
+            &log.display().to_string(),
+            "-o",
+            &options,
+            "start",
+        ]);
+    }
+
+    /// Stops the server the way a crash does: no checkpoint, clients cut off.
+    pub fn stop_immediately(&self) {
+        self.pg_ctl(&["-w", "-m", "immediate", "stop"]);
+    }
+
+    /// Starts it again (crash recovery replays the WAL).
+    pub fn start_again(&self) {
+        self.start_server();
+    }
+
+    /// A URL of `database` on this server, with the password when there is one.
+    pub fn url(&self, database: &str) -> String {
+        match &self.password {
+            None => format!("postgres://postgres@127.0.0.1:{}/{database}", self.port),
+            Some(p) => format!(
+                "postgres://postgres:{}@127.0.0.1:{}/{database}",
+                percent_encode(p),
+                self.port
+            ),
+        }
+    }
+
+    /// Creates a database (over the local socket, where no password is asked).
+    pub fn create_database(&self, name: &str) {
+        self.run(
+            "psql",
+            &[
+                "-h".into(),
+                self.dir.path().display().to_string(),
+                "-p".into(),
+                self.port.to_string(),
+                "-U".into(),
+                "postgres".into(),
+                "-d".into(),
+                "postgres".into(),
+                "-v".into(),
+                "ON_ERROR_STOP=1".into(),
+                "-qc".into(),
+                format!("CREATE DATABASE {}", shared::db::quote_ident(name)),
+            ],
+        );
+    }
+}
+
+impl Drop for OwnCluster {
+    fn drop(&mut self) {
+        // Whatever state it is in; the folder goes with the TempDir.
+        let mut stop = if running_as_root() {
+            let mut c = Command::new("runuser");
+            c.args(["-u", "postgres", "--"])
+                .arg(self.bin.join("pg_ctl"));
+            c
+        } else {
+            Command::new(self.bin.join("pg_ctl"))
+        };
+        let _ = stop
+            .arg("-D")
+            .arg(self.data())
+            .args(["-w", "-m", "immediate", "stop"])
+            .output();
+    }
+}
+
+/// Percent-encodes everything but unreserved characters (for a password in a URL).
+pub fn percent_encode(s: &str) -> String {
+    s.bytes()
+        .map(|b| {
+            if b.is_ascii_alphanumeric() || b"-._~".contains(&b) {
+                (b as char).to_string()
+            } else {
+                format!("%{b:02X}")
+            }
+        })
+        .collect()
+}
