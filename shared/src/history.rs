@@ -66,6 +66,61 @@ impl<'a> History<'a> {
     }
 }
 
+/// Checks that every folder in a backend's migrations folder is a migration diesel will
+/// run as its author meant: named `<version>_<name>` with a version of digits and dashes
+/// (`2024-01-01-000001_create_users`), holding `up.sql`, no version twice. Diesel itself
+/// takes any folder name as a version (`notes` would run, sorted among the dates), and
+/// fails on a folder without `up.sql` only mid-run. Hidden entries and plain files (the
+/// squash record, a README) are not migrations and are skipped.
+pub fn check_dir(dir: &Path) -> Result<usize, String> {
+    let entries =
+        std::fs::read_dir(dir).map_err(|e| format!("cannot read {}: {e}", dir.display()))?;
+    let mut versions: Vec<(String, String)> = Vec::new();
+    for entry in entries {
+        let entry = entry.map_err(|e| format!("cannot read {}: {e}", dir.display()))?;
+        let name = entry.file_name().to_string_lossy().into_owned();
+        if name.starts_with('.') || !entry.path().is_dir() {
+            continue;
+        }
+        let problem = |what: &str| {
+            format!(
+                "{} holds `{name}`, which {what}; a migration folder is <version>_<name> \
+                 (version: digits and dashes, name: letters, digits, `_` and `-`, e.g. \
+                 2024-01-01-000001_create_users) with an up.sql inside",
+                dir.display()
+            )
+        };
+        let Some((version, label)) = name.split_once('_') else {
+            return Err(problem("has no `_` between a version and a name"));
+        };
+        if !version.chars().any(|c| c.is_ascii_digit())
+            || !version.chars().all(|c| c.is_ascii_digit() || c == '-')
+        {
+            return Err(problem(
+                "does not start with a version of digits and dashes",
+            ));
+        }
+        if label.is_empty()
+            || !label
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
+        {
+            return Err(problem(
+                "has a name with characters other than letters, digits, `_` and `-`",
+            ));
+        }
+        if !entry.path().join("up.sql").is_file() {
+            return Err(problem("has no up.sql"));
+        }
+        let version: String = version.chars().filter(|c| *c != '-').collect();
+        if let Some((_, other)) = versions.iter().find(|(v, _)| *v == version) {
+            return Err(problem(&format!("has the same version as `{other}`")));
+        }
+        versions.push((version, name));
+    }
+    Ok(versions.len())
+}
+
 /// The folder of one backend inside a `migrations/` folder.
 pub fn backend_dir(migrations_dir: &Path, backend: Backend) -> PathBuf {
     migrations_dir.join(backend.as_str())
@@ -189,6 +244,30 @@ mod tests {
         std::fs::create_dir_all(&path).expect("mkdir");
         std::fs::write(path.join("up.sql"), up).expect("up");
         std::fs::write(path.join("down.sql"), "SELECT 1;").expect("down");
+    }
+
+    #[test]
+    fn folders_that_are_not_migrations_are_named_before_anything_runs() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        migration(dir.path(), "2024-01-01-000001_a", "SELECT 1;");
+        migration(dir.path(), "20240102000000_b-c", "SELECT 1;");
+        std::fs::write(dir.path().join(SQUASH_FILE), "{}").expect("file");
+        std::fs::create_dir(dir.path().join(".git-keep")).expect("hidden");
+        assert_eq!(check_dir(dir.path()), Ok(2));
+        for (bad, why) in [
+            ("notes", "no `_`"),
+            ("draft_x", "version of digits"),
+            ("2024-01-03_bad name", "characters other than"),
+            ("2024-01-01-000001_again", "same version"),
+        ] {
+            migration(dir.path(), bad, "SELECT 1;");
+            let error = check_dir(dir.path()).expect_err(bad);
+            assert!(error.contains(bad) && error.contains(why), "{bad}: {error}");
+            std::fs::remove_dir_all(dir.path().join(bad)).expect("rm");
+        }
+        std::fs::create_dir(dir.path().join("2024-01-04_no_up")).expect("mkdir");
+        let error = check_dir(dir.path()).expect_err("no up.sql");
+        assert!(error.contains("has no up.sql"), "{error}");
     }
 
     #[test]

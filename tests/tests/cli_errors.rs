@@ -205,3 +205,58 @@ fn help_teaches_every_command() {
         .expect("run");
     assert!(String::from_utf8_lossy(&output.stdout).contains("orchestrator"));
 }
+
+#[test]
+fn a_migration_folder_with_a_bad_name_is_refused_before_anything_runs() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let history = dir.path().join("migrations/sqlite");
+    let migration = |name: &str, up: &str| {
+        let path = history.join(name);
+        std::fs::create_dir_all(&path).expect("mkdir");
+        std::fs::write(path.join("up.sql"), up).expect("up");
+        std::fs::write(path.join("down.sql"), "SELECT 1;").expect("down");
+    };
+    migration(
+        "2024-01-01-000001_first",
+        "CREATE TABLE first_table (id TEXT);",
+    );
+    let db = dir.path().join("auth.sqlite3");
+    let db_url = format!("sqlite://{}", db.display());
+    for bad in ["notes", "draft_tables", "2024-01-02_two words"] {
+        migration(bad, "CREATE TABLE sneaky (id TEXT);");
+        for command in ["migrate", "diff"] {
+            let output = orchestrator_in(dir.path())
+                .args(["--auth-url", &db_url, command, "--store", "auth"])
+                .arg("--migrations-dir")
+                .arg(dir.path().join("migrations"))
+                .output()
+                .expect("run");
+            assert_one_line_error(&output, 2, bad);
+        }
+        let output = orchestrator_in(dir.path())
+            .args(["--auth-url", &db_url, "squash", "--store", "auth"])
+            .args(["--backend", "sqlite", "--migrations-dir"])
+            .arg(dir.path().join("migrations"))
+            .output()
+            .expect("run");
+        assert_one_line_error(&output, 2, bad);
+        std::fs::remove_dir_all(history.join(bad)).expect("rm");
+    }
+    // Nothing ran: not even the good migration before the bad one.
+    if db.exists() {
+        let mut conn =
+            shared::Conn::establish("auth", &shared::DatabaseUrl::parse(&db_url).expect("url"))
+                .expect("open");
+        let tables = shared::catalog::tables(&mut conn).expect("tables");
+        assert!(tables.is_empty(), "{tables:?}");
+    }
+    // And a folder without up.sql.
+    std::fs::create_dir_all(history.join("2024-01-03-000000_empty")).expect("mkdir");
+    let output = orchestrator_in(dir.path())
+        .args(["--auth-url", &db_url, "migrate", "--store", "auth"])
+        .arg("--migrations-dir")
+        .arg(dir.path().join("migrations"))
+        .output()
+        .expect("run");
+    assert_one_line_error(&output, 2, "has no up.sql");
+}

@@ -70,6 +70,9 @@ pub fn run(ctx: &Context, args: &DiffArgs) -> CliResult {
             .migrations_dir
             .as_deref()
             .map(|d| history::backend_dir(d, backend));
+        if let Some(dir) = &dir {
+            history::check_dir(dir).map_err(CliError::usage)?;
+        }
         ctx.progress(format!(
             "{}: building what the migrations produce…",
             store.name

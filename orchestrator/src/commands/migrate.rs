@@ -67,6 +67,9 @@ pub fn run(ctx: &Context, args: &MigrateArgs) -> CliResult {
             .migrations_dir
             .as_deref()
             .map(|d| history::backend_dir(d, url.backend()));
+        if let Some(dir) = &dir {
+            history::check_dir(dir).map_err(CliError::usage)?;
+        }
         let query_error = |e: String| DbError::Query {
             store: store.name.to_string(),
             url: url.redacted().to_string(),

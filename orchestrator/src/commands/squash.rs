@@ -199,6 +199,7 @@ fn stage(
     staging: &Path,
 ) -> CliResult<Staged> {
     let dir = history::backend_dir(migrations_dir, backend);
+    history::check_dir(&dir).map_err(CliError::usage)?;
     let old = History::Dir(&dir);
     let versions = old
         .versions(backend)
