@@ -76,17 +76,19 @@ pub fn inspect_all(ctx: &Context, stores: &[&'static Store]) -> CliResult<Vec<Co
     Ok(all)
 }
 
+/// Refuses an empty `--confirm` (exit 2) before a run touches anything, locks included.
+pub fn check_confirm_names(confirms: &[String]) -> CliResult {
+    match confirms.iter().find(|c| c.trim().is_empty()) {
+        Some(empty) => Err(CliError::usage(format!(
+            "--confirm needs a database name, got {empty:?}; e.g. --confirm auth (the protected store's database name)"
+        ))),
+        None => Ok(()),
+    }
+}
+
 /// Refuses (exit 3) unless every store may be wiped; `verb` names the command.
 pub fn check(contents: &[Contents], force: bool, confirms: &[String], verb: &str) -> CliResult {
-    if let Some(empty) = confirms.iter().find(|c| c.trim().is_empty()) {
-        return Err(CliError::usage(format!(
-            "--confirm needs a database name, got {empty:?}; e.g. --confirm {}",
-            contents
-                .first()
-                .map(|c| c.database.as_str())
-                .unwrap_or("auth")
-        )));
-    }
+    check_confirm_names(confirms)?;
     let unconfirmed: Vec<&Contents> = contents
         .iter()
         .filter(|c| c.protected && !confirms.iter().any(|n| n == &c.database))

@@ -31,8 +31,19 @@ pub fn main_entry(args: impl IntoIterator<Item = OsString>) -> i32 {
     let cli = match Cli::try_parse_from(args) {
         Ok(cli) => cli,
         Err(e) => {
-            // clap prints help/version to stdout (exit 0) and usage errors to stderr (2).
-            let _ = e.print();
+            use clap::error::ErrorKind;
+            // Help and version go to stdout (exit 0); help shown for a missing command stays
+            // whole; any other mistake on the command line is one line, like every error.
+            if matches!(
+                e.kind(),
+                ErrorKind::DisplayHelp
+                    | ErrorKind::DisplayVersion
+                    | ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand
+            ) {
+                let _ = e.print();
+            } else {
+                eprintln!("error: {}", one_line_usage_error(&e.render().to_string()));
+            }
             return if e.use_stderr() {
                 Exit::Usage.code()
             } else {
@@ -54,6 +65,26 @@ pub fn main_entry(args: impl IntoIterator<Item = OsString>) -> i32 {
             e.exit.code()
         }
     }
+}
+
+/// clap's usage error (a message, a tip, a usage block, a pointer to `--help`) as one line:
+/// the message and tip kept, the usage block replaced by the pointer.
+fn one_line_usage_error(rendered: &str) -> String {
+    let mut line = String::new();
+    for part in rendered
+        .lines()
+        .map(str::trim)
+        .take_while(|l| !l.starts_with("Usage:"))
+        .filter(|l| !l.is_empty() && !l.starts_with("For more information"))
+    {
+        let part = part.strip_prefix("error: ").unwrap_or(part);
+        if !line.is_empty() {
+            line.push_str(if line.ends_with(':') { " " } else { "; " });
+        }
+        line.push_str(part);
+    }
+    line.push_str(" (see --help)");
+    line
 }
 
 /// Runs a parsed command line.

@@ -124,12 +124,38 @@ fn configuration_errors_exit_2() {
         .expect("run");
     assert_one_line_error(&output, 2, "missing.toml");
 
+    std::fs::write(
+        dir.path().join("orchestrator.toml"),
+        "[default\nauth_url = \"x",
+    )
+    .expect("write");
     let output = orchestrator_in(dir.path())
-        .args(["migrate", "--store", "billing"])
+        .arg("status")
         .output()
         .expect("run");
-    assert_eq!(output.status.code(), Some(2));
-    assert!(String::from_utf8_lossy(&output.stderr).contains("billing"));
+    assert_one_line_error(&output, 2, "TOML parse error");
+    std::fs::remove_file(dir.path().join("orchestrator.toml")).expect("rm");
+
+    // Mistakes on the command line are one line too, naming what was wrong.
+    for (args, named) in [
+        (&["migrate", "--store", "billing"][..], "billing"),
+        (&["bogus"], "bogus"),
+        (&["status", "--frobnicate"], "--frobnicate"),
+        (&["restore"], "<DIR>"),
+        (&["--format", "yaml", "status"], "yaml"),
+        (&["reset", "--confirm", ""], "--confirm"),
+        (&["restore", "no-such-backup"], "no-such-backup"),
+    ] {
+        let output = orchestrator_in(dir.path())
+            .args(args)
+            .output()
+            .expect("run");
+        assert_one_line_error(&output, 2, named);
+    }
+    assert!(
+        !dir.path().join(".data").exists(),
+        "nothing may be created on a usage error"
+    );
 }
 
 #[test]

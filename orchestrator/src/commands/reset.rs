@@ -79,6 +79,7 @@ pub fn run(ctx: &Context, args: &ResetArgs) -> CliResult {
     let started = Instant::now();
     let mut timings = Timings::default();
     let stores = selected_stores(args.store.store);
+    guard::check_confirm_names(&args.guard.confirm)?;
 
     // Both databases are locked, whatever --store says: a crashed run may have left
     // work in either, and it is settled first.

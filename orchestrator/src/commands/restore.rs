@@ -49,6 +49,7 @@ struct Restored {
 
 pub fn run(ctx: &Context, args: &RestoreArgs) -> CliResult {
     let stores = selected_stores(args.store.store);
+    guard::check_confirm_names(&args.guard.confirm)?;
     let names: Vec<&str> = stores.iter().map(|s| s.name).collect();
     let manifest = backup::load_checked(&args.dir, &names).map_err(CliError::usage)?;
     for store in &stores {
