@@ -19,7 +19,7 @@ use figment::{Figment, Profile as FigmentProfile, Provider};
 use serde::{Deserialize, Serialize};
 
 use crate::error::ConfigError;
-use crate::url::DatabaseUrl;
+use crate::url::{printable, redact_in_text, DatabaseUrl};
 
 pub const CONFIG_FILE: &str = "orchestrator.toml";
 pub const DEFAULT_PROFILE: &str = "default";
@@ -82,7 +82,18 @@ impl Settings {
     }
 
     /// Like [`Settings::load`], with the environment given as a function (for tests).
+    ///
+    /// Every error is one line, and any URL credentials it quotes from the input are
+    /// masked.
     pub fn load_with_env(
+        cwd: &Path,
+        overrides: &Overrides,
+        env: &dyn Fn(&str) -> Option<String>,
+    ) -> Result<Settings, ConfigError> {
+        Self::resolve(cwd, overrides, env).map_err(presentable)
+    }
+
+    fn resolve(
         cwd: &Path,
         overrides: &Overrides,
         env: &dyn Fn(&str) -> Option<String>,
@@ -207,13 +218,66 @@ fn file_name(path: Option<&Path>) -> String {
         .unwrap_or_else(|| CONFIG_FILE.to_string())
 }
 
-/// Figment's errors name the key and the file; keep all of them, on one line.
+/// Figment's errors name the key and the file; keep all of them, on one line. A TOML
+/// syntax error comes with a picture of the offending line (several lines of text,
+/// quoting whatever secret the line holds): only its position and explanation are kept.
 fn describe(error: figment::Error) -> String {
     error
         .into_iter()
-        .map(|e| e.to_string())
+        .map(|e| {
+            e.to_string()
+                .lines()
+                .map(str::trim)
+                .filter(|line| !line.is_empty() && !is_source_excerpt(line))
+                .collect::<Vec<_>>()
+                .join(": ")
+        })
         .collect::<Vec<_>>()
         .join("; ")
+}
+
+/// A line of a parser's source excerpt: `  |`, `3 | text` or `  |   ^^^`.
+fn is_source_excerpt(line: &str) -> bool {
+    let rest = line.trim_start_matches(|c: char| c.is_ascii_digit());
+    rest.trim_start().starts_with('|')
+}
+
+/// The error as the user will read it: on one line, with URL credentials masked wherever
+/// the input was quoted (a profile name, a key, a value in a parser's message).
+fn presentable(error: ConfigError) -> ConfigError {
+    let clean = |s: String| printable(&redact_in_text(&s));
+    let clean_path = |p: PathBuf| {
+        let shown = p.display().to_string();
+        let cleaned = clean(shown.clone());
+        if cleaned == shown {
+            p
+        } else {
+            PathBuf::from(cleaned)
+        }
+    };
+    match error {
+        ConfigError::UnsupportedScheme { scheme, url } => ConfigError::UnsupportedScheme {
+            scheme: clean(scheme),
+            url: clean(url),
+        },
+        ConfigError::InvalidUrl { url, reason } => ConfigError::InvalidUrl {
+            url: clean(url),
+            reason: clean(reason),
+        },
+        ConfigError::MissingFile { path } => ConfigError::MissingFile {
+            path: clean_path(path),
+        },
+        ConfigError::Unreadable { path, reason } => ConfigError::Unreadable {
+            path: clean_path(path),
+            reason: clean(reason),
+        },
+        ConfigError::UnknownProfile { name, known } => ConfigError::UnknownProfile {
+            name: clean(name),
+            known: clean(known),
+        },
+        ConfigError::Invalid(message) => ConfigError::Invalid(clean(message)),
+        ConfigError::UnknownStore(name) => ConfigError::UnknownStore(clean(name)),
+    }
 }
 
 fn check_profile_exists(
@@ -237,24 +301,43 @@ fn check_profile_exists(
 }
 
 /// Reads `.env` without touching the process environment. A missing file is no error; a
-/// file that cannot be parsed is.
+/// file that cannot be parsed is, and its message says which line without quoting it
+/// (the line may hold a password).
 fn read_dotenv(path: &Path) -> Result<BTreeMap<String, String>, ConfigError> {
     if !path.is_file() {
         return Ok(BTreeMap::new());
     }
-    let iter = dotenvy::from_path_iter(path).map_err(|e| ConfigError::Unreadable {
+    let unreadable = |reason: String| ConfigError::Unreadable {
         path: path.to_path_buf(),
-        reason: e.to_string(),
-    })?;
+        reason,
+    };
+    let text = std::fs::read_to_string(path).map_err(|e| unreadable(e.to_string()))?;
     let mut values = BTreeMap::new();
-    for item in iter {
-        let (key, value) = item.map_err(|e| ConfigError::Unreadable {
-            path: path.to_path_buf(),
-            reason: e.to_string(),
-        })?;
+    for item in dotenvy::from_read_iter(text.as_bytes()) {
+        let (key, value) = item.map_err(|e| unreadable(dotenv_error(&text, &e)))?;
         values.insert(key, value);
     }
     Ok(values)
+}
+
+fn dotenv_error(text: &str, error: &dotenvy::Error) -> String {
+    match error {
+        dotenvy::Error::LineParse(line, at) => {
+            let line_no = text
+                .find(line.as_str())
+                .filter(|_| !line.is_empty())
+                .map(|start| text[..start].matches('\n').count() + 1);
+            let place = match line_no {
+                Some(n) => format!("line {n}"),
+                None => "a line".to_string(),
+            };
+            format!(
+                "{place} is not KEY=VALUE (error at character {}); quote values with spaces or `#`, and close every quote",
+                at + 1
+            )
+        }
+        other => other.to_string(),
+    }
 }
 
 #[cfg(test)]

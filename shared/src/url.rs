@@ -69,6 +69,11 @@ impl DatabaseUrl {
                 reason: "the URL is empty".into(),
             });
         }
+        // No database, file or server name can hold a NUL byte (libpq and SQLite take C
+        // strings): say so here rather than fail later as a connection error.
+        if input.contains('\0') {
+            return Err(invalid(input, "it contains a NUL byte"));
+        }
         match scheme_of(input) {
             Some(scheme)
                 if scheme.eq_ignore_ascii_case("postgres")
@@ -83,7 +88,7 @@ impl DatabaseUrl {
             }
             Some(scheme) => Err(ConfigError::UnsupportedScheme {
                 scheme: scheme.to_string(),
-                url: redact_unparsed(input),
+                url: printable(&redact_unparsed(input)),
             }),
             None => Self::sqlite(Path::new(input)),
         }
@@ -95,6 +100,18 @@ impl DatabaseUrl {
                 url: "sqlite://".into(),
                 reason: "no file path after sqlite://".into(),
             });
+        }
+        // `postgres ://…` or `sqlite://postgres://…` is a mistyped URL, not a file to
+        // create (and its password would be shown as part of a file name).
+        let text = path.to_string_lossy();
+        if text.contains("://") {
+            return Err(invalid(
+                &text,
+                &format!(
+                    "a SQLite file path cannot contain `://` (a mistyped URL?); \
+                     supported are {SUPPORTED_SCHEMES}"
+                ),
+            ));
         }
         let shown = format!("sqlite://{}", path.display());
         Ok(DatabaseUrl {
@@ -108,18 +125,40 @@ impl DatabaseUrl {
     }
 
     fn parse_postgres(input: &str) -> Result<Self, ConfigError> {
-        let parsed = url::Url::parse(input).map_err(|e| ConfigError::InvalidUrl {
-            url: redact_unparsed(input),
-            reason: e.to_string(),
-        })?;
-        let database = parsed.path().trim_start_matches('/').to_string();
-        let database = percent_decode(&database);
-        if database.is_empty() || database.contains('/') {
-            return Err(ConfigError::InvalidUrl {
-                url: redact_url(&parsed),
-                reason: "the URL must name one database, as in postgres://user@host:5432/dbname"
-                    .into(),
-            });
+        // The URL parser drops tabs and line breaks, libpq would not: the two would
+        // connect to different names.
+        if input.chars().any(char::is_control) {
+            return Err(invalid(
+                input,
+                "it contains a control character (a line break or a tab?)",
+            ));
+        }
+        // Errors show the input as typed, with everything that may be a credential
+        // masked: a password typed without percent-encoding (`/`, `#`, `?` in it) makes the
+        // parser see it as a host, a path or a fragment, which a parsed URL would show.
+        let parsed = url::Url::parse(input).map_err(|e| invalid(input, &format!("{e}")))?;
+        if input.contains("%00") {
+            return Err(invalid(
+                input,
+                "it contains %00 (a NUL byte, which no name or password can hold)",
+            ));
+        }
+        // libpq has no fragments: it would read `#…` as part of the name or value before
+        // it, while this parser drops it.
+        if parsed.fragment().is_some() {
+            return Err(invalid(
+                input,
+                "a database URL cannot have a #fragment; write a `#` in a name or password as %23",
+            ));
+        }
+        // One path segment; a `/` inside the name is written %2F.
+        let path = parsed.path().trim_start_matches('/');
+        let database = percent_decode(path);
+        if database.is_empty() || path.contains('/') {
+            return Err(invalid(
+                input,
+                "the URL must name one database, as in postgres://user@host:5432/dbname",
+            ));
         }
         let host = parsed
             .host_str()
@@ -145,30 +184,38 @@ impl DatabaseUrl {
     }
 
     /// The password, decoded, for handing to a child process through its environment
-    /// (`PGPASSWORD`), never on its command line where `ps` would show it.
+    /// (`PGPASSWORD`), never on its command line where `ps` would show it: the one in the
+    /// user part, else a `password=` in the query ([`DatabaseUrl::without_password`]
+    /// drops both, so the child would otherwise have none).
     pub fn password(&self) -> Option<String> {
         let parsed = url::Url::parse(&self.raw).ok()?;
-        let pw = parsed.password()?;
-        Some(percent_decode(pw))
+        if let Some(pw) = parsed.password() {
+            return Some(percent_decode(pw));
+        }
+        parsed.query()?.split('&').rev().find_map(|pair| {
+            let (key, value) = pair.split_once('=')?;
+            percent_decode(key)
+                .trim()
+                .eq_ignore_ascii_case("password")
+                .then(|| percent_decode(value))
+        })
     }
 
-    /// The URL without its password, for a child process's command line.
+    /// The URL without its password, for a child process's command line. The rest is
+    /// kept byte for byte (libpq decodes `%20`, but reads `+` as a plus sign).
     pub fn without_password(&self) -> String {
+        if self.backend != Backend::Postgres {
+            return self.raw.clone();
+        }
         match url::Url::parse(&self.raw) {
-            Ok(mut parsed) if self.backend == Backend::Postgres => {
+            Ok(mut parsed) => {
                 let _ = parsed.set_password(None);
-                let pairs: Vec<(String, String)> = parsed
-                    .query_pairs()
-                    .filter(|(k, _)| !k.eq_ignore_ascii_case("password"))
-                    .map(|(k, v)| (k.into_owned(), v.into_owned()))
-                    .collect();
-                parsed.set_query(None);
-                if !pairs.is_empty() {
-                    parsed.query_pairs_mut().extend_pairs(pairs);
-                }
+                let query = parsed.query().map(|q| filter_query(q, None));
+                parsed.set_query(query.as_deref().filter(|q| !q.is_empty()));
                 parsed.to_string()
             }
-            _ => self.raw.clone(),
+            // Unreachable for a URL that parsed; never hand out the raw form regardless.
+            Err(_) => redact_unparsed(&self.raw),
         }
     }
 
@@ -225,7 +272,9 @@ impl DatabaseUrl {
             return None;
         }
         let mut parsed = url::Url::parse(&self.raw).ok()?;
-        parsed.set_path(&format!("/{database}"));
+        // Every byte that is not plainly safe is encoded: a `%`, `/`, `?` or `#` in the
+        // name must reach libpq as part of the name.
+        parsed.set_path(&format!("/{}", percent_encode(database)));
         DatabaseUrl::parse(parsed.as_str()).ok()
     }
 }
@@ -269,30 +318,53 @@ fn redact_url(parsed: &url::Url) -> String {
         // Cannot fail for URLs with a host, which every URL with a password has.
         let _ = shown.set_password(Some("***"));
     }
-    let pairs: Vec<(String, String)> = shown
-        .query_pairs()
-        .map(|(k, v)| {
-            let v = if k.eq_ignore_ascii_case("password") {
-                "***".to_string()
-            } else {
-                v.into_owned()
-            };
-            (k.into_owned(), v)
-        })
-        .collect();
-    if !pairs.is_empty() {
-        shown.query_pairs_mut().clear().extend_pairs(pairs);
-    }
+    let query = shown.query().map(|q| filter_query(q, Some("***")));
+    shown.set_query(query.as_deref());
     shown.to_string()
 }
 
+/// A [`ConfigError::InvalidUrl`] that shows `input` redacted and on one line.
+fn invalid(input: &str, reason: &str) -> ConfigError {
+    ConfigError::InvalidUrl {
+        url: printable(&redact_unparsed(input)),
+        reason: printable(reason),
+    }
+}
+
+/// The `&`-separated pairs of a query as written, with the value of every `password`
+/// pair replaced by `mask`, or the pair left out when `mask` is `None`. With a mask (for
+/// showing), a value that holds credentials of its own (a URL swallowed by a missing
+/// quote in `.env`, say) is masked too.
+fn filter_query(query: &str, mask: Option<&str>) -> String {
+    query
+        .split('&')
+        .filter_map(|pair| {
+            let (key, _) = pair.split_once('=').unwrap_or((pair, ""));
+            if percent_decode(key).trim().eq_ignore_ascii_case("password") {
+                return mask.map(|m| format!("{key}={m}"));
+            }
+            match mask {
+                Some(m) if holds_credentials(&percent_decode(pair)) => Some(format!("{key}={m}")),
+                _ => Some(pair.to_string()),
+            }
+        })
+        .collect::<Vec<_>>()
+        .join("&")
+}
+
+/// Whether `text` holds something [`redact_in_text`] would mask.
+fn holds_credentials(text: &str) -> bool {
+    redact_in_text(text) != text
+}
+
 /// Redacts a URL that could not be parsed: everything between `://` and the last `@` may
-/// hold credentials, so only the user part before a `:` survives.
+/// hold credentials, so only the user part before a `:` survives; `password=` values in
+/// the query are masked too.
 pub fn redact_unparsed(input: &str) -> String {
     let Some((scheme, rest)) = input.split_once("://") else {
-        return input.to_string();
+        return mask_password_params(input);
     };
-    match rest.rfind('@') {
+    let shown = match rest.rfind('@') {
         Some(at) => {
             let (userinfo, host) = rest.split_at(at);
             let user = userinfo.split(':').next().unwrap_or("");
@@ -304,7 +376,82 @@ pub fn redact_unparsed(input: &str) -> String {
             format!("{scheme}://{masked}{host}")
         }
         None => input.to_string(),
+    };
+    mask_password_params(&shown)
+}
+
+/// Masks the credentials of every URL inside free text (a parser's message that quotes
+/// what it read, say): the password of `scheme://user:password@…` and any
+/// `password=value`. A URL is taken to run to the next whitespace.
+pub fn redact_in_text(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut rest = text;
+    while let Some(pos) = rest.find("://") {
+        let (before, after) = rest.split_at(pos + 3);
+        out.push_str(before);
+        let end = after.find(char::is_whitespace).unwrap_or(after.len());
+        let (token, tail) = after.split_at(end);
+        match token.rfind('@') {
+            Some(at) => {
+                let (userinfo, host) = token.split_at(at);
+                match userinfo.split_once(':') {
+                    Some((user, _)) => {
+                        out.push_str(user);
+                        out.push_str(":***");
+                    }
+                    None => out.push_str(userinfo),
+                }
+                out.push_str(host);
+            }
+            None => out.push_str(token),
+        }
+        rest = tail;
     }
+    out.push_str(rest);
+    mask_password_params(&out)
+}
+
+/// Replaces the value of every `password=` (any case, `sslpassword=` included) up to the
+/// next separator with `***`.
+fn mask_password_params(text: &str) -> String {
+    const KEY: &str = "password=";
+    let lower = text.to_ascii_lowercase();
+    let mut out = String::with_capacity(text.len());
+    let mut from = 0;
+    while let Some(found) = lower[from..].find(KEY) {
+        let value_start = from + found + KEY.len();
+        out.push_str(&text[from..value_start]);
+        let value_end = text[value_start..]
+            .find(|c: char| c.is_whitespace() || matches!(c, '&' | '#' | ';' | '"' | '\'' | '`'))
+            .map_or(text.len(), |n| value_start + n);
+        if value_end > value_start {
+            out.push_str("***");
+        }
+        from = value_end;
+    }
+    out.push_str(&text[from..]);
+    out
+}
+
+/// `text` with control characters (newlines included) and Unicode line separators
+/// escaped, so that a message quoting it stays on one line.
+pub fn printable(text: &str) -> String {
+    if !text.chars().any(needs_escape) {
+        return text.to_string();
+    }
+    let mut out = String::with_capacity(text.len() + 8);
+    for c in text.chars() {
+        if needs_escape(c) {
+            out.extend(c.escape_default());
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
+fn needs_escape(c: char) -> bool {
+    c.is_control() || matches!(c, '\u{2028}' | '\u{2029}')
 }
 
 fn query_param(parsed: &url::Url, key: &str) -> Option<String> {
@@ -314,11 +461,51 @@ fn query_param(parsed: &url::Url, key: &str) -> Option<String> {
         .map(|(_, v)| v.into_owned())
 }
 
+/// Decodes `%XX` escapes the way libpq does: a `+` stays a plus sign (form encoding,
+/// which reads it as a space, is for HTML forms, not connection URIs). A `%` not followed
+/// by two hex digits is kept as it is.
 fn percent_decode(s: &str) -> String {
-    url::form_urlencoded::parse(format!("x={s}").as_bytes())
-        .next()
-        .map(|(_, v)| v.into_owned())
-        .unwrap_or_else(|| s.to_string())
+    fn hex(b: u8) -> Option<u8> {
+        match b {
+            b'0'..=b'9' => Some(b - b'0'),
+            b'a'..=b'f' => Some(b - b'a' + 10),
+            b'A'..=b'F' => Some(b - b'A' + 10),
+            _ => None,
+        }
+    }
+    let bytes = s.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        let escaped = match (bytes[i], bytes.get(i + 1), bytes.get(i + 2)) {
+            (b'%', Some(&h), Some(&l)) => hex(h).zip(hex(l)).map(|(h, l)| h * 16 + l),
+            _ => None,
+        };
+        match escaped {
+            Some(b) => {
+                out.push(b);
+                i += 3;
+            }
+            None => {
+                out.push(bytes[i]);
+                i += 1;
+            }
+        }
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+/// Encodes every byte outside RFC 3986's unreserved set as `%XX`.
+fn percent_encode(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for b in s.bytes() {
+        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~') {
+            out.push(char::from(b));
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
 }
 
 #[cfg(test)]
