@@ -105,7 +105,8 @@ pub struct GuardArgs {
     pub force: bool,
 
     /// Database name of a protected store, once per store, to confirm replacing it
-    #[arg(long, value_name = "NAME")]
+    // A database name may start with `-`; it is still the value, never a flag.
+    #[arg(long, value_name = "NAME", allow_hyphen_values = true)]
     pub confirm: Vec<String>,
 }
 

@@ -114,6 +114,33 @@ fn prepared_gids(conn: &mut PgConnection) -> Vec<String> {
     .unwrap_or_default()
 }
 
+/// Scratch databases (`orch_shadow_<host>_<pid>_…`) that process `pid` made and that are
+/// still on the test server.
+pub fn scratch_databases_of(pid: u32) -> Vec<String> {
+    #[derive(diesel::QueryableByName)]
+    struct Name {
+        #[diesel(sql_type = diesel::sql_types::Text)]
+        datname: String,
+    }
+    let mut admin = match PgConnection::establish(&pg_admin_url()) {
+        Ok(conn) => conn,
+        Err(e) => panic!("cannot connect to the test server: {e}"),
+    };
+    let sql = format!(
+        "SELECT datname::text AS datname FROM pg_database WHERE starts_with(datname::text, {})",
+        crate::db::quote_literal(crate::scratch::SCRATCH_PREFIX)
+    );
+    let names: Vec<Name> = diesel::sql_query(sql)
+        .load(&mut admin)
+        .unwrap_or_else(|e| panic!("pg_database: {e}"));
+    let pid = pid.to_string();
+    names
+        .into_iter()
+        .map(|n| n.datname)
+        .filter(|n| n.split('_').nth(3) == Some(pid.as_str()))
+        .collect()
+}
+
 /// A test's own pair of stores plus a working folder (the binary's current directory).
 pub struct TestPair {
     pub backend: Backend,

@@ -113,6 +113,18 @@ impl DatabaseUrl {
                 ),
             ));
         }
+        // `postgres //u:pw@host/db` has lost its `:`, yet its `user:password@` part still
+        // says it was meant as a server URL.
+        let (masked, credentials) = mask_userinfo_segments(&text);
+        if credentials {
+            return Err(invalid(
+                &masked,
+                &format!(
+                    "it looks like a server URL with a mistyped scheme (user:password@host), \
+                     not a SQLite file path; supported are {SUPPORTED_SCHEMES}"
+                ),
+            ));
+        }
         let shown = format!("sqlite://{}", path.display());
         Ok(DatabaseUrl {
             raw: path.to_string_lossy().into_owned(),
@@ -362,7 +374,8 @@ fn holds_credentials(text: &str) -> bool {
 /// the query are masked too.
 pub fn redact_unparsed(input: &str) -> String {
     let Some((scheme, rest)) = input.split_once("://") else {
-        return mask_password_params(input);
+        // `postgres:/u:pw@h/db` and other URLs missing a slash still carry `user:pw@`.
+        return mask_password_params(&mask_userinfo_segments(input).0);
     };
     let shown = match rest.rfind('@') {
         Some(at) => {
@@ -378,6 +391,24 @@ pub fn redact_unparsed(input: &str) -> String {
         None => input.to_string(),
     };
     mask_password_params(&shown)
+}
+
+/// `text` with the password of every `/`-separated segment shaped like `user:password@host`
+/// masked, and whether there was one.
+fn mask_userinfo_segments(text: &str) -> (String, bool) {
+    let mut found = false;
+    let masked: Vec<String> = text
+        .split('/')
+        .map(|segment| match segment.find(':') {
+            Some(colon) if segment[colon..].contains('@') => {
+                found = true;
+                let at = segment.rfind('@').unwrap_or(segment.len());
+                format!("{}:***{}", &segment[..colon], &segment[at..])
+            }
+            _ => segment.to_string(),
+        })
+        .collect();
+    (masked.join("/"), found)
 }
 
 /// Masks the credentials of every URL inside free text (a parser's message that quotes
@@ -557,6 +588,24 @@ mod tests {
             "{msg}"
         );
         assert!(!msg.contains("hunter2"), "{msg}");
+    }
+
+    #[test]
+    fn a_server_url_that_lost_its_colon_is_not_taken_for_a_file() {
+        for input in ["postgres //u:hunter2@h/db", "u:hunter2@h/db"] {
+            let msg = DatabaseUrl::parse(input).expect_err(input).to_string();
+            assert!(msg.contains("mistyped scheme"), "{input}: {msg}");
+            assert!(!msg.contains("hunter2"), "{input}: {msg}");
+        }
+        // One slash short: a postgres URL without a host, refused without its password.
+        let msg = DatabaseUrl::parse("postgres:/u:hunter2@h/db")
+            .expect_err("no host")
+            .to_string();
+        assert!(!msg.contains("hunter2"), "{msg}");
+        // A file whose name merely holds `@` or `:` is still a file.
+        for input in ["backups/at@home.sqlite3", "C:dir/x.db", "./a:b/x.db"] {
+            assert!(DatabaseUrl::parse(input).is_ok(), "{input}");
+        }
     }
 
     #[test]

@@ -292,6 +292,15 @@ proptest! {
             Ok(parsed) => prop_assert!(false, "mysql accepted: {parsed:?}"),
             Err(e) => assert_hidden(&e.to_string(), &url, "unsupported scheme error")?,
         }
+        // A mistyped separator (`postgres:/`, `postgres //`, none at all) is refused or
+        // taken as something else, never shown with the password.
+        let rest = url.url().splitn(2, "://").nth(1).unwrap_or_default().to_string();
+        for typo in [format!("postgres:/{rest}"), format!("postgres //{rest}"), rest.clone()] {
+            match DatabaseUrl::parse(&typo) {
+                Err(e) => assert_hidden(&e.to_string(), &url, "mistyped scheme error")?,
+                Ok(p) => assert_hidden(&p.to_string(), &url, "mistyped scheme taken as")?,
+            }
+        }
     }
 }
 

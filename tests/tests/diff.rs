@@ -156,26 +156,6 @@ fn a_clean_database_has_no_difference_and_each_drift_is_named() {
     });
 }
 
-/// Names of this process's scratch databases still on the server.
-fn scratch_databases_of(pid: u32) -> Vec<String> {
-    use diesel::{Connection, RunQueryDsl};
-    #[derive(diesel::QueryableByName)]
-    struct Name {
-        #[diesel(sql_type = diesel::sql_types::Text)]
-        datname: String,
-    }
-    let mut admin =
-        diesel::PgConnection::establish(&orch_tests::pg_admin_url()).expect("admin connection");
-    diesel::sql_query(format!(
-        "SELECT datname::text AS datname FROM pg_database WHERE datname LIKE 'orch\\_shadow\\_{pid}\\_%'"
-    ))
-    .load::<Name>(&mut admin)
-    .expect("pg_database")
-    .into_iter()
-    .map(|n| n.datname)
-    .collect()
-}
-
 #[test]
 fn the_scratch_database_is_dropped_on_error_and_on_ctrl_c() {
     for_each_backend("e2e_diff_scratch", |pair| {
@@ -223,7 +203,7 @@ fn the_scratch_database_is_dropped_on_error_and_on_ctrl_c() {
             .expect("spawn");
         let pid = child.id();
         let started = std::time::Instant::now();
-        while scratch_databases_of(pid).is_empty() {
+        while orch_tests::scratch_databases_of(pid).is_empty() {
             assert!(
                 started.elapsed() < std::time::Duration::from_secs(20),
                 "the scratch database never appeared"
@@ -239,6 +219,6 @@ fn the_scratch_database_is_dropped_on_error_and_on_ctrl_c() {
         // The scratch database is seen within milliseconds of its creation, long before
         // 71 migrations are built in it, so the handler is what ends the run.
         assert_eq!(status.code(), Some(130), "{status:?}");
-        assert_eq!(scratch_databases_of(pid), Vec::<String>::new());
+        assert_eq!(orch_tests::scratch_databases_of(pid), Vec::<String>::new());
     });
 }

@@ -533,26 +533,6 @@ fn classify_squash(pair: &TestPair, migrations: &Path, context: &str) -> Outcome
     }
 }
 
-/// Scratch databases a dead run with `pid` created and nobody dropped.
-fn scratch_left_by(pid: u32) -> Vec<String> {
-    use diesel::{Connection, RunQueryDsl};
-    #[derive(diesel::QueryableByName)]
-    struct Name {
-        #[diesel(sql_type = diesel::sql_types::Text)]
-        datname: String,
-    }
-    let mut admin = diesel::PgConnection::establish(&pg_admin_url()).expect("admin");
-    diesel::sql_query(
-        "SELECT datname::text AS datname FROM pg_database WHERE datname LIKE 'orch\\_shadow\\_%'",
-    )
-    .load::<Name>(&mut admin)
-    .expect("pg_database")
-    .into_iter()
-    .map(|n| n.datname)
-    .filter(|n| n.split('_').nth(3) == Some(&pid.to_string()))
-    .collect()
-}
-
 #[test]
 fn sigkill_during_squash_leaves_the_old_history_or_the_proven_baseline() {
     let trials = trials();
@@ -612,7 +592,7 @@ fn sigkill_during_squash_leaves_the_old_history_or_the_proven_baseline() {
                     &admin,
                 ];
                 timed(on(pair.path(), &db, &pair.app, &diff), &context);
-                let left = scratch_left_by(pid);
+                let left = orch_tests::scratch_databases_of(pid);
                 assert!(
                     left.is_empty(),
                     "{context}: scratch databases left: {left:?}"
