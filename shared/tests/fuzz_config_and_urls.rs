@@ -294,7 +294,7 @@ proptest! {
         }
         // A mistyped separator (`postgres:/`, `postgres //`, none at all) is refused or
         // taken as something else, never shown with the password.
-        let rest = url.url().splitn(2, "://").nth(1).unwrap_or_default().to_string();
+        let rest = url.url().split_once("://").map(|x| x.1).unwrap_or_default().to_string();
         for typo in [format!("postgres:/{rest}"), format!("postgres //{rest}"), rest.clone()] {
             match DatabaseUrl::parse(&typo) {
                 Err(e) => assert_hidden(&e.to_string(), &url, "mistyped scheme error")?,
