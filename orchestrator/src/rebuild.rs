@@ -280,15 +280,24 @@ impl Rebuild<'_> {
             outcome,
         };
         let started = Instant::now();
-        // The run's pooled connection becomes this store's rebuild transaction.
-        let mut conn = self
+        let mut session = self
             .ctx
             .session(store)
-            .map_err(|e| StoreFailure::new(store, &url, "connecting", e))?
-            .detach();
-        stage.outcome.dropped = shared::catalog::tables(&mut conn)
+            .map_err(|e| StoreFailure::new(store, &url, "connecting", e))?;
+        stage.outcome.dropped = shared::catalog::tables(&mut session)
             .map_err(|e| StoreFailure::new(store, &url, "listing tables", e))?;
+        drop(session);
         if url.backend() == Backend::Postgres {
+            // The run's pooled session holds the store's advisory lock, so it stays in the
+            // pool until the run ends and the rebuild transaction gets a connection of its
+            // own. Were it the transaction's, the lock would end with this store's commit:
+            // a waiting run could then take both locks while this one still clears its
+            // journal, find the run's row in one store but not the other, and redo a reset
+            // that had finished.
+            let mut conn = self
+                .ctx
+                .connect(store)
+                .map_err(|e| StoreFailure::new(store, &url, "connecting", e))?;
             admin::begin(&mut conn).map_err(|e| StoreFailure::new(store, &url, "BEGIN", e))?;
             stage.state = State::Open(conn);
             let State::Open(conn) = &mut stage.state else {
@@ -408,7 +417,11 @@ impl Rebuild<'_> {
             };
             match result {
                 Ok(()) => {
-                    self.ctx.evict(store.name);
+                    if stage.url.backend() == Backend::Sqlite {
+                        // The pooled connection still sees the file the rename replaced.
+                        // (A PostgreSQL session stays: it holds the store's lock.)
+                        self.ctx.evict(store.name);
+                    }
                     stage.outcome.committed = true;
                     committed.push(store);
                     fault::crash_if("crash-after-commit", store.name);

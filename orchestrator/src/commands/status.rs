@@ -153,13 +153,30 @@ fn store_status(ctx: &Context, store: &'static Store) -> CliResult<StoreStatus> 
     status.migrations =
         migrations::state(&mut conn, store).map_err(|e| query_error("reading migrations", &e))?;
     let tables = catalog::tables(&mut conn).map_err(|e| query_error("listing tables", &e))?;
-    let counts =
-        catalog::row_counts(&mut conn, &tables).map_err(|e| query_error("counting rows", &e))?;
+    let counts = count_rows(&mut conn, &tables).map_err(|e| query_error("counting rows", &e))?;
     status.tables = counts
         .into_iter()
         .map(|(table, rows)| TableRows { table, rows })
         .collect();
     Ok(status)
+}
+
+/// Rows per table. On PostgreSQL one statement per table: status runs without our lock,
+/// and one statement over every table would hold the tables it has counted while it waits
+/// for the next, which deadlocks with a concurrent reset that drops them in another order
+/// (the server then aborts whichever waited first, the reset as likely as this).
+fn count_rows(
+    conn: &mut shared::Conn,
+    tables: &[String],
+) -> diesel::QueryResult<Vec<(String, i64)>> {
+    if conn.backend() != Backend::Postgres {
+        return catalog::row_counts(conn, tables);
+    }
+    let mut counts = Vec::with_capacity(tables.len());
+    for table in tables {
+        counts.extend(catalog::row_counts(conn, std::slice::from_ref(table))?);
+    }
+    Ok(counts)
 }
 
 fn print_text(report: &StatusReport) {
