@@ -78,7 +78,13 @@ fn acquire_within(ctx: &Context, store: &'static Store, timeout: Duration) -> Cl
             loop {
                 let got = admin::try_advisory_lock(&mut conn, key)
                     .map_err(|e| query_error(store, url, "taking the lock", e))?;
+                // A run killed mid-rebuild may still have a backend finishing its last
+                // statement (a PREPARE TRANSACTION, say): settling before it ends would
+                // miss what it leaves. Its rebuild key says so until that backend exits,
+                // which takes as long as that statement; even a run that does not wait
+                // (status) gives it a few seconds.
                 if got {
+                    wait_for_dead_rebuild(&mut conn, store, url, timeout.max(DEAD_REBUILD_GRACE))?;
                     tracing::info!(
                         store = store.name,
                         millis = started.elapsed().as_millis() as u64,
@@ -142,6 +148,44 @@ fn acquire_within(ctx: &Context, store: &'static Store, timeout: Duration) -> Cl
                 }
             }
         }
+    }
+}
+
+/// How long even a run that does not wait for locks waits for a dead run's last statement.
+const DEAD_REBUILD_GRACE: Duration = Duration::from_secs(5);
+
+/// With the store's lock held: waits until no session holds the store's rebuild key (see
+/// `admin::rebuild_lock_key`). On timeout the store's lock is released again.
+fn wait_for_dead_rebuild(
+    conn: &mut shared::Conn,
+    store: &Store,
+    url: &shared::DatabaseUrl,
+    timeout: Duration,
+) -> CliResult<()> {
+    let key = admin::rebuild_lock_key(store.name);
+    let started = Instant::now();
+    loop {
+        let free = admin::try_advisory_lock(conn, key)
+            .map_err(|e| query_error(store, url, "checking for an interrupted run", e))?;
+        if free {
+            admin::advisory_unlock(conn, key)
+                .map_err(|e| query_error(store, url, "checking for an interrupted run", e))?;
+            return Ok(());
+        }
+        if started.elapsed() >= timeout {
+            let _ = admin::advisory_unlock(conn, admin::lock_key(store.name));
+            let holder = admin::advisory_lock_holder(conn, key)
+                .ok()
+                .flatten()
+                .unwrap_or_else(|| "a session".into());
+            return Err(locked(
+                store,
+                url.redacted(),
+                &format!("the last statement of an interrupted run ({holder})"),
+                timeout,
+            ));
+        }
+        std::thread::sleep(POLL);
     }
 }
 

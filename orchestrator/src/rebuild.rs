@@ -298,6 +298,9 @@ impl Rebuild<'_> {
                 .ctx
                 .connect(store)
                 .map_err(|e| StoreFailure::new(store, &url, "connecting", e))?;
+            // Held by this session until it ends: see `admin::rebuild_lock_key`.
+            admin::advisory_lock(&mut conn, admin::rebuild_lock_key(store.name))
+                .map_err(|e| StoreFailure::new(store, &url, "taking the rebuild lock", e))?;
             admin::begin(&mut conn).map_err(|e| StoreFailure::new(store, &url, "BEGIN", e))?;
             stage.state = State::Open(conn);
             let State::Open(conn) = &mut stage.state else {
@@ -358,6 +361,8 @@ impl Rebuild<'_> {
                 // schema) is rolled back so it does not wait on psql's locks.
                 if let State::Open(mut conn) = std::mem::replace(&mut stage.state, State::Done) {
                     let _ = admin::rollback(&mut conn);
+                    // psql's session takes the rebuild lock for the load.
+                    let _ = admin::advisory_unlock(&mut conn, admin::rebuild_lock_key(store.name));
                     let prepared = load_postgres(
                         self.ctx, store, &url, &mut conn, dir, entry, &self.run, names, two_phase,
                     )
@@ -649,7 +654,11 @@ fn load_postgres(
         .collect();
     let gid = two_phase.then(|| gid(run, store.name));
     let mut script = Vec::with_capacity(dump_sql.len() + 4096);
-    script.extend_from_slice(b"\\set ON_ERROR_STOP on\nBEGIN;\n");
+    script.extend_from_slice(b"\\set ON_ERROR_STOP on\nSET client_min_messages = warning;\n");
+    script.extend_from_slice(
+        admin::advisory_lock_sql(admin::rebuild_lock_key(store.name)).as_bytes(),
+    );
+    script.extend_from_slice(b"BEGIN;\n");
     script.extend_from_slice(
         format!(
             "SET LOCAL lock_timeout = '{}s';\n",
@@ -666,33 +675,49 @@ fn load_postgres(
     );
     script.extend_from_slice(admin::journal_record_sql(run, names).as_bytes());
     script.extend_from_slice(admin::row_count_check_sql(&schema, &expected).as_bytes());
-    match &gid {
-        Some(gid) => script.extend_from_slice(
-            format!("PREPARE TRANSACTION {};\n", shared::db::quote_literal(gid)).as_bytes(),
-        ),
-        None => script.extend_from_slice(b"COMMIT;\n"),
-    }
+    script.extend_from_slice(format!("\\echo {LOADED}\n").as_bytes());
+    // Written only once psql says everything above ran: should this process die before,
+    // psql reads the end of its input, quits, and the server rolls the load back; psql
+    // never finishes a load on its own after its run is gone.
+    let last = match &gid {
+        Some(gid) => format!("PREPARE TRANSACTION {};\n", shared::db::quote_literal(gid)),
+        None => "COMMIT;\n".to_string(),
+    };
 
     let mut psql = tools.connected("psql", url);
     psql.args(["-X", "-q", "-v", "ON_ERROR_STOP=1", "-f", "-"]);
     psql.stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::null())
+        .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::piped());
     let mut child = psql.spawn().map_err(|e| format!("cannot run psql: {e}"))?;
-    {
-        use std::io::Write;
+    let loaded = {
+        use std::io::{BufRead, Write};
         let mut stdin = child.stdin.take().ok_or("psql has no stdin")?;
-        stdin
-            .write_all(&script)
-            .map_err(|e| format!("writing to psql: {e}"))?;
-    }
+        let stdout = child.stdout.take().ok_or("psql has no stdout")?;
+        // A failing psql stops reading; its own message, below, says why.
+        let written = stdin.write_all(&script).is_ok();
+        let loaded = written
+            && std::io::BufReader::new(stdout)
+                .lines()
+                .map_while(Result::ok)
+                .any(|line| line.trim() == LOADED);
+        if loaded {
+            stdin
+                .write_all(last.as_bytes())
+                .map_err(|e| format!("writing to psql: {e}"))?;
+        }
+        loaded
+    };
     let output = child.wait_with_output().map_err(|e| format!("psql: {e}"))?;
-    if !output.status.success() {
+    if !output.status.success() || !loaded {
         let last = pgtools::last_words(&output.stderr);
         return Err(shared::db::scrub(url, &format!("psql: {last}")));
     }
     Ok(gid)
 }
+
+/// What the load script prints once everything but its last statement ran.
+const LOADED: &str = "orchestrator: loaded";
 
 fn commit_stage(stage: &mut Stage) -> Result<(), String> {
     match std::mem::replace(&mut stage.state, State::Done) {

@@ -81,6 +81,34 @@ pub fn two_phase_available(conn: &mut Conn) -> diesel::QueryResult<bool> {
     Ok(row.v > 0)
 }
 
+/// The key a store's rebuild transaction holds on its own session for as long as that
+/// session lives. A run killed mid-rebuild leaves its backend running until the statement
+/// in flight ends (a `PREPARE TRANSACTION` included): the run's main lock is gone with its
+/// pooled session, but this one stays until that backend exits, so whoever settles waits
+/// for it before reading what the dead run left.
+pub fn rebuild_lock_key(store: &str) -> i64 {
+    lock_key(store) ^ (1 << 40)
+}
+
+/// `pg_advisory_lock(key)`, as a statement for scripts run by psql (prints nothing).
+pub fn advisory_lock_sql(key: i64) -> String {
+    format!("DO $orch$ BEGIN PERFORM pg_advisory_lock({key}); END $orch$;\n")
+}
+
+/// Takes a session-level advisory lock, waiting (bounded by the session's lock_timeout).
+pub fn advisory_lock(conn: &mut Conn, key: i64) -> diesel::QueryResult<()> {
+    diesel::sql_query(format!("SELECT pg_advisory_lock({key})::text AS v"))
+        .get_result::<TextRow>(pg(conn)?)
+        .map(|_| ())
+}
+
+/// Releases a session-level advisory lock this session holds.
+pub fn advisory_unlock(conn: &mut Conn, key: i64) -> diesel::QueryResult<bool> {
+    let row: Flag = diesel::sql_query(format!("SELECT pg_advisory_unlock({key}) AS v"))
+        .get_result(pg(conn)?)?;
+    Ok(row.v)
+}
+
 pub fn try_advisory_lock(conn: &mut Conn, key: i64) -> diesel::QueryResult<bool> {
     let row: Flag = diesel::sql_query(format!("SELECT pg_try_advisory_lock({key}) AS v"))
         .get_result(pg(conn)?)?;

@@ -144,6 +144,14 @@ fn store_status(ctx: &Context, store: &'static Store) -> CliResult<StoreStatus> 
         }
     };
     status.reachable = true;
+    if url.backend() == Backend::Postgres {
+        // A read that waits on a lock (a reset committing, a transaction another tool left
+        // prepared) fails after the configured time instead of hanging.
+        let _ = conn.batch_execute(&format!(
+            "SET lock_timeout = '{}s'",
+            ctx.settings.lock_timeout.as_secs().max(1)
+        ));
+    }
     let query_error = |action: &str, e: &dyn std::fmt::Display| DbError::Query {
         store: store.name.to_string(),
         url: url.redacted().to_string(),
