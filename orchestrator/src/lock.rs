@@ -2,6 +2,11 @@
 //! connection of its own. SQLite: an exclusive `flock` on `<file>.lock`. Both are released
 //! by the operating system or the server when the process dies, even by SIGKILL, so a
 //! crashed run never leaves a lock behind.
+//!
+//! Readers take the same locks shared ([`read_all`]): `verify` on both backends, so that
+//! it never judges the moment between one store's commit and the other's; and every
+//! reader of a SQLite store, because a reset swaps the file by rename, and a connection
+//! still open on the replaced file would take the new file's journal for its own.
 
 use std::fs::{File, OpenOptions};
 use std::io::{Read, Seek, Write};
@@ -187,6 +192,84 @@ fn wait_for_dead_rebuild(
         }
         std::thread::sleep(POLL);
     }
+}
+
+/// A reader's shared lock, held until dropped.
+pub enum ReadLock {
+    /// Held by the run's pooled session of the store.
+    Postgres,
+    Sqlite(#[allow(dead_code, reason = "held for its flock")] File),
+}
+
+/// Takes a shared lock on every store in dependency order, waiting up to
+/// `lock_timeout_secs` for a run holding one. `postgres` says whether PostgreSQL stores
+/// are locked too (SQLite stores always are). A SQLite store whose file does not exist
+/// yet is not locked (nor created).
+pub fn read_all(
+    ctx: &Context,
+    stores: &[&'static Store],
+    postgres: bool,
+) -> CliResult<Vec<ReadLock>> {
+    let mut held = Vec::new();
+    for store in shared::store::dependency_order(stores) {
+        let url = ctx.url(store)?;
+        let timeout = ctx.settings.lock_timeout;
+        let started = Instant::now();
+        match url.sqlite_path() {
+            None if !postgres => {}
+            None => {
+                let mut conn = ctx.session(store)?;
+                let key = admin::lock_key(store.name);
+                loop {
+                    let got = admin::try_advisory_lock_shared(&mut conn, key)
+                        .map_err(|e| query_error(store, url, "taking the read lock", e))?;
+                    if got {
+                        held.push(ReadLock::Postgres);
+                        break;
+                    }
+                    if started.elapsed() >= timeout {
+                        let holder = admin::advisory_lock_holder(&mut conn, key)
+                            .ok()
+                            .flatten()
+                            .unwrap_or_else(|| "another run".into());
+                        return Err(locked(store, url.redacted(), &holder, timeout));
+                    }
+                    std::thread::sleep(POLL);
+                }
+            }
+            Some(path) if !path.exists() => {}
+            Some(path) => {
+                let lock_path = lock_path(path);
+                let file = OpenOptions::new()
+                    .read(true)
+                    .write(true)
+                    .create(true)
+                    .truncate(false)
+                    .open(&lock_path)
+                    .map_err(|e| io_error(store, &lock_path, e))?;
+                loop {
+                    match file.try_lock_shared() {
+                        Ok(()) => {
+                            held.push(ReadLock::Sqlite(file));
+                            break;
+                        }
+                        Err(std::fs::TryLockError::WouldBlock) => {
+                            if started.elapsed() >= timeout {
+                                let mut holder = String::new();
+                                let _ = (&file).read_to_string(&mut holder);
+                                return Err(locked(store, url.redacted(), holder.trim(), timeout));
+                            }
+                            std::thread::sleep(POLL);
+                        }
+                        Err(std::fs::TryLockError::Error(e)) => {
+                            return Err(io_error(store, &lock_path, e))
+                        }
+                    }
+                }
+            }
+        }
+    }
+    Ok(held)
 }
 
 /// The lock file beside a SQLite database.

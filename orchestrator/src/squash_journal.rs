@@ -8,7 +8,8 @@
 //! finishing twice is harmless. A crash before the journal exists leaves only a staging
 //! folder of a dead process beside the history, which [`settle`] removes.
 //!
-//! Runs on one folder are serialised by an exclusive lock on `<migrations>/.squash.lock`.
+//! Runs on one folder are serialised by an exclusive lock on `.<migrations>.squash.lock`
+//! beside it (not in it: a refused squash leaves the folder exactly as it was).
 
 use std::fs::File;
 use std::io::Write;
@@ -17,7 +18,6 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 
 pub const JOURNAL_FILE: &str = ".squash-journal.json";
-const LOCK_FILE: &str = ".squash.lock";
 pub const STAGING_PREFIX: &str = ".squash-staging-";
 
 /// One rename of the plan.
@@ -42,7 +42,11 @@ pub struct FolderLock {
 
 /// Locks `migrations_dir` against other squashes (waits for a running one to finish).
 pub fn lock(migrations_dir: &Path) -> Result<FolderLock, String> {
-    let path = migrations_dir.join(LOCK_FILE);
+    let name = migrations_dir
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_else(|| "migrations".into());
+    let path = migrations_dir.with_file_name(format!(".{name}.squash.lock"));
     let file = File::options()
         .create(true)
         .truncate(false)

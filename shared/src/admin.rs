@@ -109,6 +109,14 @@ pub fn advisory_unlock(conn: &mut Conn, key: i64) -> diesel::QueryResult<bool> {
     Ok(row.v)
 }
 
+/// `pg_try_advisory_lock_shared(key)`: shared with other readers, not with a run holding
+/// the key exclusively.
+pub fn try_advisory_lock_shared(conn: &mut Conn, key: i64) -> diesel::QueryResult<bool> {
+    let row: Flag = diesel::sql_query(format!("SELECT pg_try_advisory_lock_shared({key}) AS v"))
+        .get_result(pg(conn)?)?;
+    Ok(row.v)
+}
+
 pub fn try_advisory_lock(conn: &mut Conn, key: i64) -> diesel::QueryResult<bool> {
     let row: Flag = diesel::sql_query(format!("SELECT pg_try_advisory_lock({key}) AS v"))
         .get_result(pg(conn)?)?;

@@ -56,6 +56,9 @@ pub struct TableRows {
 pub fn run(ctx: &Context, args: &StatusArgs) -> CliResult {
     let stores = selected_stores(args.store.store);
     let recovered = settle_if_idle(ctx);
+    // SQLite files are read under a shared lock (see `lock`); PostgreSQL is read as it is,
+    // so that status answers at once even while a reset runs.
+    let _read = crate::lock::read_all(ctx, &stores, false)?;
     // Both stores are read at once: the slowest connection sets the time, not the sum.
     let statuses: Vec<StoreStatus> =
         crate::context::all_at_once(&stores, "status", |store| store_status(ctx, store))?;

@@ -145,6 +145,9 @@ pub fn run(ctx: &Context, args: &VerifyArgs) -> CliResult {
         }
     }
 
+    // A reset or migrate in progress is waited for: verify judges settled states only.
+    let checked: Vec<&'static Store> = needed.iter().map(|(s, _)| *s).collect();
+    let _read = crate::lock::read_all(ctx, &checked, true)?;
     ctx.progress("verify: reading catalogs and migration histories…");
     // Every store is connected to and checked at once.
     let opened = crate::context::all_at_once(&needed, "verify", |(store, check)| {
