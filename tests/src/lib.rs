@@ -67,3 +67,17 @@ pub fn json_of(mut cmd: Command, args: &[&str]) -> (i32, serde_json::Value) {
     });
     (code, value)
 }
+
+/// Copies a folder tree (a migrations fixture, say) to `to`.
+pub fn copy_dir(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap_or_else(|e| panic!("mkdir {}: {e}", to.display()));
+    for entry in std::fs::read_dir(from).unwrap_or_else(|e| panic!("{}: {e}", from.display())) {
+        let entry = entry.unwrap_or_else(|e| panic!("{}: {e}", from.display()));
+        let target = to.join(entry.file_name());
+        if entry.path().is_dir() {
+            copy_dir(&entry.path(), &target);
+        } else if let Err(e) = std::fs::copy(entry.path(), &target) {
+            panic!("copy {}: {e}", entry.path().display());
+        }
+    }
+}

@@ -450,19 +450,6 @@ fn sigkill_during_migrate_leaves_a_prefix_of_the_history_that_the_next_run_compl
     });
 }
 
-fn copy_dir(from: &Path, to: &Path) {
-    std::fs::create_dir_all(to).unwrap_or_else(|e| panic!("mkdir {}: {e}", to.display()));
-    for entry in std::fs::read_dir(from).unwrap_or_else(|e| panic!("{}: {e}", from.display())) {
-        let entry = entry.expect("entry");
-        let target = to.join(entry.file_name());
-        if entry.path().is_dir() {
-            copy_dir(&entry.path(), &target);
-        } else {
-            std::fs::copy(entry.path(), &target).expect("copy");
-        }
-    }
-}
-
 fn entries(dir: &Path) -> Vec<String> {
     let mut names: Vec<String> = std::fs::read_dir(dir)
         .map(|d| {
@@ -478,7 +465,7 @@ fn entries(dir: &Path) -> Vec<String> {
 /// A fresh copy of the fixture to squash, under `root`.
 fn fixture_copy(root: &Path) -> PathBuf {
     let migrations = root.join("migrations");
-    copy_dir(&fixture(), &migrations);
+    orch_tests::copy_dir(&fixture(), &migrations);
     migrations
 }
 

@@ -104,7 +104,7 @@ fn no_password_appears_in_anything_a_run_writes() {
 
     // Every command, successful, as flags, environment and JSON, at each verbosity.
     let migrations = dir.join("history/migrations");
-    copy_dir(
+    orch_tests::copy_dir(
         &Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/history71"),
         &migrations,
     );
@@ -292,16 +292,4 @@ fn no_password_appears_in_anything_a_run_writes() {
         written_files.len(),
         bytes_searched
     );
-}
-
-fn copy_dir(from: &Path, to: &Path) {
-    std::fs::create_dir_all(to).expect("mkdir");
-    for entry in std::fs::read_dir(from).expect("read_dir").flatten() {
-        let target = to.join(entry.file_name());
-        if entry.path().is_dir() {
-            copy_dir(&entry.path(), &target);
-        } else {
-            std::fs::copy(entry.path(), &target).expect("copy");
-        }
-    }
 }

@@ -8,19 +8,6 @@ use orch_tests::{
 };
 use shared::catalog;
 
-fn copy_dir(from: &Path, to: &Path) {
-    std::fs::create_dir_all(to).unwrap_or_else(|e| panic!("mkdir {}: {e}", to.display()));
-    for entry in std::fs::read_dir(from).unwrap_or_else(|e| panic!("{}: {e}", from.display())) {
-        let entry = entry.expect("entry");
-        let target = to.join(entry.file_name());
-        if entry.path().is_dir() {
-            copy_dir(&entry.path(), &target);
-        } else {
-            std::fs::copy(entry.path(), &target).expect("copy");
-        }
-    }
-}
-
 fn subdirs(dir: &Path) -> Vec<String> {
     let mut names: Vec<String> = std::fs::read_dir(dir)
         .unwrap_or_else(|e| panic!("{}: {e}", dir.display()))
@@ -44,7 +31,7 @@ fn squash_case(source: &Path, test: &str) {
     for_each_backend(test, |pair| {
         let backend = pair.backend.as_str();
         let migrations: PathBuf = pair.path().join("work/migrations");
-        copy_dir(source, &migrations);
+        orch_tests::copy_dir(source, &migrations);
         let dir = migrations.to_string_lossy().into_owned();
         let old_count = subdirs(&migrations.join(backend)).len();
         assert!(old_count >= 2, "{source:?}");
@@ -206,7 +193,7 @@ fn a_baseline_that_fails_its_proof_is_refused_and_nothing_is_touched() {
     for_each_backend("squash_refused", |pair| {
         let backend = pair.backend.as_str();
         let migrations = pair.path().join("work/migrations");
-        copy_dir(&source, &migrations);
+        orch_tests::copy_dir(&source, &migrations);
         let before = tree(&migrations);
         let dir = migrations.to_string_lossy().into_owned();
         let admin = pg_admin_url();
