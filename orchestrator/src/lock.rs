@@ -211,6 +211,18 @@ pub fn read_all(
     postgres: bool,
 ) -> CliResult<Vec<ReadLock>> {
     let mut held = Vec::new();
+    if postgres {
+        // Connect to every store at once (the sessions wait in the pool for the command);
+        // the locks themselves are taken one by one, in dependency order, as runs do.
+        let servers: Vec<&'static Store> = stores
+            .iter()
+            .copied()
+            .filter(|s| ctx.url(s).is_ok_and(|u| u.sqlite_path().is_none()))
+            .collect();
+        crate::context::all_at_once(&servers, "connect", |store| {
+            ctx.session(store).map(drop).map_err(CliError::from)
+        })?;
+    }
     for store in shared::store::dependency_order(stores) {
         let url = ctx.url(store)?;
         let timeout = ctx.settings.lock_timeout;

@@ -102,7 +102,8 @@ fn open_and_check(
     store: &'static Store,
     check: bool,
 ) -> CliResult<(Conn, Option<StoreVerify>, Vec<String>)> {
-    let mut conn = ctx.connect(store)?;
+    // The session that took the read lock (PostgreSQL), which keeps it while verify runs.
+    let mut conn = ctx.session(store)?.detach();
     let tables =
         catalog::tables(&mut conn).map_err(|e| query_error(ctx, store, "listing tables", e))?;
     if !check {
