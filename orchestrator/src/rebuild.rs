@@ -505,19 +505,23 @@ impl Rebuild<'_> {
         }
     }
 
-    /// Forgets the finished run in every store, all at once.
+    /// Forgets the finished run: the first store's row (the decision) first, so that a
+    /// crash or failure part way leaves rows only where they decide nothing; the next run
+    /// then clears them without redoing anything.
     fn clear_journals(&self) {
-        std::thread::scope(|scope| {
-            for store in &self.stores {
-                scope.spawn(move || {
-                    if let Ok(mut conn) = self.ctx.session(store) {
-                        if let Err(e) = admin::journal_clear(&mut conn, &self.run) {
-                            tracing::warn!(store = store.name, error = %e, "could not clear the journal; the next run will");
-                        }
-                    }
-                });
+        for store in &self.stores {
+            let cleared =
+                self.ctx
+                    .session(store)
+                    .map_err(|e| e.to_string())
+                    .and_then(|mut conn| {
+                        admin::journal_clear(&mut conn, &self.run).map_err(|e| e.to_string())
+                    });
+            if let Err(e) = cleared {
+                tracing::warn!(store = store.name, error = %e, "could not clear the journal; the next run will");
+                return;
             }
-        });
+        }
     }
 }
 

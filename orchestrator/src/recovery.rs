@@ -71,12 +71,30 @@ pub fn settle(ctx: &Context) -> CliResult<Vec<String>> {
             .map_err(|e| db_error(store, Some(url), "reading the journal", e))?;
         for (run, names) in entries {
             committed_in.push((run.clone(), store.name));
-            if !decided.iter().any(|(r, _)| r == &run) {
+            // The run's first store (dependency order) commits first, so its row is the
+            // decision; and a finished run clears that row first, so a row left only in
+            // a later store belongs to a run that finished and was being tidied away.
+            let decides = names.first().is_some_and(|first| first == store.name);
+            if decides && !decided.iter().any(|(r, _)| r == &run) {
                 decided.push((run, names));
             }
         }
     }
     drop(conns);
+
+    for (run, name) in &committed_in {
+        if decided.iter().any(|(r, _)| r == run) {
+            continue;
+        }
+        if let Some(store) = ordered.iter().find(|s| s.name == *name) {
+            let mut conn = ctx.session(store)?;
+            admin::journal_clear(&mut conn, run)
+                .map_err(|e| db_error(store, ctx.url(store).ok(), "clearing the journal", e))?;
+            done.push(format!(
+                "{name}: cleared the bookkeeping row of finished run {run}"
+            ));
+        }
+    }
 
     for (run, names) in &decided {
         for name in names {
@@ -121,6 +139,7 @@ pub fn settle(ctx: &Context) -> CliResult<Vec<String>> {
                 ));
             }
         }
+        // The deciding store's row first, as a finished run clears them.
         for name in names {
             if let Some(store) = ordered.iter().find(|s| s.name == name) {
                 let mut conn = ctx.session(store)?;

@@ -606,3 +606,40 @@ fn losing_the_app_connection_mid_reset_leaves_old_data_or_a_clean_reset() {
         seed(&pair);
     }
 }
+
+#[test]
+fn a_bookkeeping_row_left_by_a_finished_run_is_cleared_without_redoing_anything() {
+    for_each_backend("reset_leftover_journal", |pair| {
+        orchestrator(pair)
+            .args(["reset", "--force"])
+            .assert()
+            .success();
+        // The run finished; clearing its row in app failed (the first store's row, the
+        // decision, is cleared first). The application then wrote rows.
+        seed(pair);
+        let before = snapshots(pair);
+        let mut app = pair.app.connect();
+        shared::admin::journal_record(&mut app, "20260101000000000_1", &["auth", "app"])
+            .expect("leftover row");
+        drop(app);
+
+        let (code, status) = json_of(orchestrator(pair), &["status"]);
+        assert_eq!(code, 0, "{status}");
+        let recovered = status["recovered"].to_string();
+        assert!(
+            recovered.contains("cleared the bookkeeping row"),
+            "{recovered}"
+        );
+        assert!(
+            !recovered.contains("completed the reset"),
+            "a finished run must not be redone: {recovered}"
+        );
+        assert_eq!(
+            snapshots(pair),
+            before,
+            "every row the application wrote stays"
+        );
+        let journal = shared::admin::journal_entries(&mut pair.app.connect()).expect("journal");
+        assert!(journal.is_empty(), "{journal:?}");
+    });
+}
