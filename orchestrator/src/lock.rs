@@ -64,7 +64,7 @@ fn acquire_within(ctx: &Context, store: &'static Store, timeout: Duration) -> Cl
     let url = ctx.url(store)?;
     let started = Instant::now();
     let mut announced = false;
-    let mut announce = |holder: &str| {
+    let announce = |holder: &str| {
         if !announced {
             ctx.progress(format!(
                 "{}: waiting up to {}s for {holder}",
@@ -80,27 +80,69 @@ fn acquire_within(ctx: &Context, store: &'static Store, timeout: Duration) -> Cl
             // steps reuse; it ends with that connection, at the latest with the process.
             let mut conn = ctx.session(store)?;
             let key = admin::lock_key(store.name);
-            loop {
-                let got = admin::try_advisory_lock(&mut conn, key)
-                    .map_err(|e| query_error(store, url, "taking the lock", e))?;
-                // A run killed mid-rebuild may still have a backend finishing its last
-                // statement (a PREPARE TRANSACTION, say): settling before it ends would
-                // miss what it leaves. Its rebuild key says so until that backend exits,
-                // which takes as long as that statement; even a run that does not wait
-                // (status) gives it a few seconds.
-                if got {
-                    wait_for_dead_rebuild(&mut conn, store, url, timeout.max(DEAD_REBUILD_GRACE))?;
-                    tracing::info!(
-                        store = store.name,
-                        millis = started.elapsed().as_millis() as u64,
-                        "lock taken"
-                    );
-                    return Ok(StoreLock::Postgres);
+            poll(store, url, timeout, announce, || {
+                if admin::try_advisory_lock(&mut conn, key)
+                    .map_err(|e| query_error(store, url, "taking the lock", e))?
+                {
+                    Ok(Attempt::Got(()))
+                } else {
+                    Ok(Attempt::HeldBy(pg_holder(&mut conn, key, "another run")))
                 }
-                let holder = admin::advisory_lock_holder(&mut conn, key)
-                    .ok()
-                    .flatten()
-                    .unwrap_or_else(|| "another run".into());
+            })?;
+            // A run killed mid-rebuild may still have a backend finishing its last
+            // statement (a PREPARE TRANSACTION, say): settling before it ends would miss
+            // what it leaves. Its rebuild key says so until that backend exits, which
+            // takes as long as that statement; even a run that does not wait (status)
+            // gives it a few seconds.
+            wait_for_dead_rebuild(&mut conn, store, url, timeout.max(DEAD_REBUILD_GRACE))?;
+            tracing::info!(
+                store = store.name,
+                millis = started.elapsed().as_millis() as u64,
+                "lock taken"
+            );
+            Ok(StoreLock::Postgres)
+        }
+        Some(path) => {
+            let mut file = open_lock_file(store, path)?;
+            let lock_path = lock_path(path);
+            poll(store, url, timeout, announce, || match file.try_lock() {
+                Ok(()) => Ok(Attempt::Got(())),
+                Err(std::fs::TryLockError::WouldBlock) => {
+                    Ok(Attempt::HeldBy(sqlite_holder(&mut file)))
+                }
+                Err(std::fs::TryLockError::Error(e)) => Err(io_error(store, &lock_path, e)),
+            })?;
+            // Who holds it, for the message a waiting run prints.
+            let note = format!("orchestrator process {}", std::process::id());
+            let _ = file
+                .set_len(0)
+                .and_then(|()| file.rewind())
+                .and_then(|()| file.write_all(note.as_bytes()));
+            Ok(StoreLock::Sqlite(file))
+        }
+    }
+}
+
+/// One try at a lock: taken, or held by someone (in words).
+enum Attempt<T> {
+    Got(T),
+    HeldBy(String),
+}
+
+/// Tries `attempt` every `POLL` until it gets the lock or `timeout` has passed (exit 5,
+/// naming the holder); `announce` hears of each wait.
+fn poll<T>(
+    store: &Store,
+    url: &shared::DatabaseUrl,
+    timeout: Duration,
+    mut announce: impl FnMut(&str),
+    mut attempt: impl FnMut() -> CliResult<Attempt<T>>,
+) -> CliResult<T> {
+    let started = Instant::now();
+    loop {
+        match attempt()? {
+            Attempt::Got(got) => return Ok(got),
+            Attempt::HeldBy(holder) => {
                 announce(&holder);
                 if started.elapsed() >= timeout {
                     return Err(locked(store, url.redacted(), &holder, timeout));
@@ -108,52 +150,43 @@ fn acquire_within(ctx: &Context, store: &'static Store, timeout: Duration) -> Cl
                 std::thread::sleep(POLL);
             }
         }
-        Some(path) => {
-            let lock_path = lock_path(path);
-            if let Some(parent) = lock_path.parent().filter(|p| !p.as_os_str().is_empty()) {
-                std::fs::create_dir_all(parent).map_err(|e| io_error(store, &lock_path, e))?;
-            }
-            let mut file = OpenOptions::new()
-                .read(true)
-                .write(true)
-                .create(true)
-                .truncate(false)
-                .open(&lock_path)
-                .map_err(|e| io_error(store, &lock_path, e))?;
-            loop {
-                match file.try_lock() {
-                    Ok(()) => {
-                        // Who holds it, for the message a waiting run prints.
-                        let note = format!("orchestrator process {}", std::process::id());
-                        let _ = file
-                            .set_len(0)
-                            .and_then(|()| file.rewind())
-                            .and_then(|()| file.write_all(note.as_bytes()));
-                        return Ok(StoreLock::Sqlite(file));
-                    }
-                    Err(std::fs::TryLockError::WouldBlock) => {
-                        let mut holder = String::new();
-                        let _ = file
-                            .rewind()
-                            .and_then(|()| file.read_to_string(&mut holder));
-                        let holder = if holder.trim().is_empty() {
-                            "another run".to_string()
-                        } else {
-                            holder
-                        };
-                        announce(&holder);
-                        if started.elapsed() >= timeout {
-                            return Err(locked(store, url.redacted(), &holder, timeout));
-                        }
-                        std::thread::sleep(POLL);
-                    }
-                    Err(std::fs::TryLockError::Error(e)) => {
-                        return Err(io_error(store, &lock_path, e))
-                    }
-                }
-            }
-        }
     }
+}
+
+/// Who holds `key` on this database, in words (`otherwise` when it cannot be told).
+fn pg_holder(conn: &mut shared::Conn, key: i64, otherwise: &str) -> String {
+    admin::advisory_lock_holder(conn, key)
+        .ok()
+        .flatten()
+        .unwrap_or_else(|| otherwise.into())
+}
+
+/// The note the holder of a SQLite lock file wrote into it.
+fn sqlite_holder(file: &mut File) -> String {
+    let mut holder = String::new();
+    let _ = file
+        .rewind()
+        .and_then(|()| file.read_to_string(&mut holder));
+    if holder.trim().is_empty() {
+        "another run".to_string()
+    } else {
+        holder.trim().to_string()
+    }
+}
+
+/// Opens (creating it and its folder when needed) the lock file of a SQLite database.
+fn open_lock_file(store: &Store, db: &std::path::Path) -> CliResult<File> {
+    let lock_path = lock_path(db);
+    if let Some(parent) = lock_path.parent().filter(|p| !p.as_os_str().is_empty()) {
+        std::fs::create_dir_all(parent).map_err(|e| io_error(store, &lock_path, e))?;
+    }
+    OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .open(&lock_path)
+        .map_err(|e| io_error(store, &lock_path, e))
 }
 
 /// How long even a run that does not wait for locks waits for a dead run's last statement.
@@ -168,30 +201,28 @@ fn wait_for_dead_rebuild(
     timeout: Duration,
 ) -> CliResult<()> {
     let key = admin::rebuild_lock_key(store.name);
-    let started = Instant::now();
-    loop {
-        let free = admin::try_advisory_lock(conn, key)
-            .map_err(|e| query_error(store, url, "checking for an interrupted run", e))?;
-        if free {
-            admin::advisory_unlock(conn, key)
-                .map_err(|e| query_error(store, url, "checking for an interrupted run", e))?;
-            return Ok(());
-        }
-        if started.elapsed() >= timeout {
-            let _ = admin::advisory_unlock(conn, admin::lock_key(store.name));
-            let holder = admin::advisory_lock_holder(conn, key)
-                .ok()
-                .flatten()
-                .unwrap_or_else(|| "a session".into());
-            return Err(locked(
-                store,
-                url.redacted(),
-                &format!("the last statement of an interrupted run ({holder})"),
-                timeout,
-            ));
-        }
-        std::thread::sleep(POLL);
+    let checking = |e| query_error(store, url, "checking for an interrupted run", e);
+    let waited = poll(
+        store,
+        url,
+        timeout,
+        |_| {},
+        || {
+            if admin::try_advisory_lock(conn, key).map_err(checking)? {
+                admin::advisory_unlock(conn, key).map_err(checking)?;
+                Ok(Attempt::Got(()))
+            } else {
+                let holder = pg_holder(conn, key, "a session");
+                Ok(Attempt::HeldBy(format!(
+                    "the last statement of an interrupted run ({holder})"
+                )))
+            }
+        },
+    );
+    if waited.is_err() {
+        let _ = admin::advisory_unlock(conn, admin::lock_key(store.name));
     }
+    waited
 }
 
 /// A reader's shared lock, held until dropped.
@@ -223,61 +254,49 @@ pub fn read_all(
             ctx.session(store).map(drop).map_err(CliError::from)
         })?;
     }
+    let timeout = ctx.settings.lock_timeout;
     for store in shared::store::dependency_order(stores) {
         let url = ctx.url(store)?;
-        let timeout = ctx.settings.lock_timeout;
-        let started = Instant::now();
         match url.sqlite_path() {
             None if !postgres => {}
             None => {
                 let mut conn = ctx.session(store)?;
                 let key = admin::lock_key(store.name);
-                loop {
-                    let got = admin::try_advisory_lock_shared(&mut conn, key)
-                        .map_err(|e| query_error(store, url, "taking the read lock", e))?;
-                    if got {
-                        held.push(ReadLock::Postgres);
-                        break;
-                    }
-                    if started.elapsed() >= timeout {
-                        let holder = admin::advisory_lock_holder(&mut conn, key)
-                            .ok()
-                            .flatten()
-                            .unwrap_or_else(|| "another run".into());
-                        return Err(locked(store, url.redacted(), &holder, timeout));
-                    }
-                    std::thread::sleep(POLL);
-                }
+                poll(
+                    store,
+                    url,
+                    timeout,
+                    |_| {},
+                    || {
+                        if admin::try_advisory_lock_shared(&mut conn, key)
+                            .map_err(|e| query_error(store, url, "taking the read lock", e))?
+                        {
+                            Ok(Attempt::Got(()))
+                        } else {
+                            Ok(Attempt::HeldBy(pg_holder(&mut conn, key, "another run")))
+                        }
+                    },
+                )?;
+                held.push(ReadLock::Postgres);
             }
             Some(path) if !path.exists() => {}
             Some(path) => {
+                let mut file = open_lock_file(store, path)?;
                 let lock_path = lock_path(path);
-                let file = OpenOptions::new()
-                    .read(true)
-                    .write(true)
-                    .create(true)
-                    .truncate(false)
-                    .open(&lock_path)
-                    .map_err(|e| io_error(store, &lock_path, e))?;
-                loop {
-                    match file.try_lock_shared() {
-                        Ok(()) => {
-                            held.push(ReadLock::Sqlite(file));
-                            break;
-                        }
+                poll(
+                    store,
+                    url,
+                    timeout,
+                    |_| {},
+                    || match file.try_lock_shared() {
+                        Ok(()) => Ok(Attempt::Got(())),
                         Err(std::fs::TryLockError::WouldBlock) => {
-                            if started.elapsed() >= timeout {
-                                let mut holder = String::new();
-                                let _ = (&file).read_to_string(&mut holder);
-                                return Err(locked(store, url.redacted(), holder.trim(), timeout));
-                            }
-                            std::thread::sleep(POLL);
+                            Ok(Attempt::HeldBy(sqlite_holder(&mut file)))
                         }
-                        Err(std::fs::TryLockError::Error(e)) => {
-                            return Err(io_error(store, &lock_path, e))
-                        }
-                    }
-                }
+                        Err(std::fs::TryLockError::Error(e)) => Err(io_error(store, &lock_path, e)),
+                    },
+                )?;
+                held.push(ReadLock::Sqlite(file));
             }
         }
     }
