@@ -158,7 +158,7 @@ pub fn settle(migrations_dir: &Path) -> Result<Settled, String> {
                     continue;
                 };
                 if pid != std::process::id()
-                    && !process_alive(pid)
+                    && !shared::process::alive(pid)
                     && std::fs::remove_dir_all(entry.path()).is_ok()
                 {
                     settled.removed_staging += 1;
@@ -188,13 +188,6 @@ fn has_staging(migrations_dir: &Path) -> bool {
                 .flatten()
                 .any(|e| e.file_name().to_string_lossy().starts_with(STAGING_PREFIX))
         })
-}
-
-/// Whether a process of this machine is alive; unknown (no /proc) counts as alive, so
-/// nothing is removed on a guess.
-fn process_alive(pid: u32) -> bool {
-    let proc_root = Path::new("/proc");
-    !proc_root.is_dir() || proc_root.join(pid.to_string()).exists()
 }
 
 fn sync_dir(dir: &Path) -> std::io::Result<()> {

@@ -65,17 +65,12 @@ impl DbError {
     /// The server was reached and refused the credentials: the configuration is wrong
     /// (user, password, pg_hba.conf), not the database, so it is reported as such (exit 2).
     pub fn is_rejected_credentials(&self) -> bool {
-        const REJECTIONS: [&str; 4] = [
-            "password authentication failed",
-            "no password supplied",
-            "no pg_hba.conf entry",
-            "role \"",
-        ];
-        match self {
-            DbError::Connect { reason, .. } => REJECTIONS.iter().any(|r| {
-                reason.contains(r) && (*r != "role \"" || reason.contains("does not exist"))
-            }),
-            _ => false,
-        }
+        let DbError::Connect { reason, .. } = self else {
+            return false;
+        };
+        reason.contains("password authentication failed")
+            || reason.contains("no password supplied")
+            || reason.contains("no pg_hba.conf entry")
+            || (reason.contains("role \"") && reason.contains("does not exist"))
     }
 }

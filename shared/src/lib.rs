@@ -10,6 +10,7 @@ pub mod directory;
 pub mod error;
 pub mod history;
 pub mod migrations;
+pub mod process;
 pub mod references;
 pub mod schema;
 pub mod scratch;

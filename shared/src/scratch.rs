@@ -171,10 +171,14 @@ fn host_tag() -> String {
     digest.iter().take(3).map(|b| format!("{b:02x}")).collect()
 }
 
-/// Whether a process of this machine is alive; unknown (no /proc) counts as alive.
-fn process_alive(pid: u32) -> bool {
-    let proc_root = std::path::Path::new("/proc");
-    !proc_root.is_dir() || proc_root.join(pid.to_string()).exists()
+/// The pid of the process that created scratch database `name`
+/// (`orch_shadow_<host>_<pid>_…`), whatever machine it ran on.
+pub fn creator_pid(name: &str) -> Option<u32> {
+    name.strip_prefix(SCRATCH_PREFIX)?
+        .split('_')
+        .nth(1)?
+        .parse()
+        .ok()
 }
 
 /// Drops the scratch databases that killed runs on this machine left: created here, by a
@@ -196,12 +200,10 @@ pub fn sweep_dead(admin: &mut PgConnection) -> usize {
     .unwrap_or_default();
     let mut dropped = 0;
     for Idle { datname } in idle {
-        let pid = datname
-            .strip_prefix(&mine)
-            .and_then(|rest| rest.split('_').next())
-            .and_then(|p| p.parse::<u32>().ok());
-        let Some(pid) = pid else { continue };
-        if pid == std::process::id() || process_alive(pid) {
+        let Some(pid) = creator_pid(&datname) else {
+            continue;
+        };
+        if pid == std::process::id() || crate::process::alive(pid) {
             continue;
         }
         // Without FORCE: should anyone have connected meanwhile, it stays.
@@ -222,5 +224,20 @@ pub fn drop_all() {
     };
     for (server, name) in live {
         drop_database(&server, &name);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_scratch_name_tells_its_creators_pid() {
+        assert_eq!(
+            creator_pid("orch_shadow_a1b2c3_4242_1700000000_0"),
+            Some(4242)
+        );
+        assert_eq!(creator_pid("orch_shadow_a1b2c3_x_1_0"), None);
+        assert_eq!(creator_pid("orcht_auth_4242_1"), None);
     }
 }

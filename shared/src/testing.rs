@@ -133,11 +133,10 @@ pub fn scratch_databases_of(pid: u32) -> Vec<String> {
     let names: Vec<Name> = diesel::sql_query(sql)
         .load(&mut admin)
         .unwrap_or_else(|e| panic!("pg_database: {e}"));
-    let pid = pid.to_string();
     names
         .into_iter()
         .map(|n| n.datname)
-        .filter(|n| n.split('_').nth(3) == Some(pid.as_str()))
+        .filter(|n| crate::scratch::creator_pid(n) == Some(pid))
         .collect()
 }
 
@@ -265,6 +264,21 @@ fn create_pg_db(admin: &mut PgConnection, test: &str, label: &str) -> TestDb {
         url,
         pg_name: Some(name),
     }
+}
+
+/// Asserts that the database on `conn` meets `store`'s contract (tables, foreign keys and
+/// their ON DELETE actions); `context` says where, in the failure message.
+pub fn assert_meets_contract(conn: &mut Conn, store: &crate::store::Store, context: &str) {
+    let check = match crate::contract::check_schema(conn, store) {
+        Ok(check) => check,
+        Err(e) => panic!("{context}: checking the {} schema: {e}", store.name),
+    };
+    assert!(
+        check.ok(),
+        "{context}: {} schema: {}",
+        store.name,
+        check.summary()
+    );
 }
 
 /// Migrates `store` on `conn` and asserts that the catalogs show exactly the store's
