@@ -36,14 +36,21 @@ pub fn orchestrator(pair: &TestPair) -> Command {
     cmd
 }
 
-/// The binary as a plain process pointed at a test pair (for tests that spawn, race or
-/// kill it), with none of the caller's configuration.
-pub fn process(pair: &TestPair) -> std::process::Command {
+/// The binary as a plain process in `dir` (for tests that spawn, race or kill it), with
+/// none of the caller's configuration.
+pub fn process_in(dir: &Path) -> std::process::Command {
     let mut cmd = std::process::Command::new(assert_cmd::cargo::cargo_bin("orchestrator-e2e"));
-    cmd.current_dir(pair.path());
+    cmd.current_dir(dir);
     for var in ISOLATE {
         cmd.env_remove(var);
     }
+    cmd
+}
+
+/// The binary as a plain process pointed at a test pair (for tests that spawn, race or
+/// kill it), with none of the caller's configuration.
+pub fn process(pair: &TestPair) -> std::process::Command {
+    let mut cmd = process_in(pair.path());
     cmd.arg("--auth-url").arg(pair.auth.url_string());
     cmd.arg("--app-url").arg(pair.app.url_string());
     cmd

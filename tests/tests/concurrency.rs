@@ -35,7 +35,7 @@ use std::time::Instant;
 use auth_db::credits::{balance, ledger_sum};
 use auth_db::users::{sign_up, NewUser};
 use orch_tests::{count, exec, for_each_backend, json_of, orchestrator, process, TestPair};
-use shared::{admin, catalog, contract, Backend, Conn};
+use shared::{admin, catalog, Backend, Conn};
 
 /// Rounds of the mixed race; each starts from a migrated pair holding rows.
 /// `ORCH_CONC_ROUNDS` asks for more (a longer hunt for races).
@@ -369,14 +369,7 @@ fn assert_settled(pair: &TestPair) {
         (&auth_db::STORE, pair.auth.connect()),
         (&app_db::STORE, pair.app.connect()),
     ] {
-        let check = contract::check_schema(&mut conn, store).expect("check");
-        assert!(
-            check.ok(),
-            "{} on {}: {}",
-            store.name,
-            pair.backend,
-            check.summary()
-        );
+        orch_tests::assert_meets_contract(&mut conn, store, &pair.backend.to_string());
         let journal = admin::journal_entries(&mut conn).expect("journal");
         assert!(
             journal.is_empty(),

@@ -19,7 +19,7 @@ use orch_tests::{
 use rand::Rng;
 use shared::history::History;
 use shared::schema::{self, SchemaModel};
-use shared::{catalog, contract, Backend, Conn};
+use shared::{catalog, Backend, Conn};
 
 fn env_number(name: &str, default: u64) -> u64 {
     std::env::var(name)
@@ -74,24 +74,10 @@ fn timed(mut cmd: Command, what: &str) -> Duration {
     started.elapsed()
 }
 
-fn binary() -> Command {
-    let mut cmd = Command::new(assert_cmd::cargo::cargo_bin("orchestrator-e2e"));
-    for var in [
-        "AUTH_DATABASE_URL",
-        "APP_DATABASE_URL",
-        "ORCH_PROFILE",
-        "RUST_LOG",
-    ] {
-        cmd.env_remove(var);
-    }
-    cmd
-}
-
 /// The binary with `auth` and `app` as its stores, in `dir`.
 fn on(dir: &Path, auth: &TestDb, app: &TestDb, args: &[&str]) -> Command {
-    let mut cmd = binary();
-    cmd.current_dir(dir)
-        .arg("--auth-url")
+    let mut cmd = orch_tests::process_in(dir);
+    cmd.arg("--auth-url")
         .arg(auth.url_string())
         .arg("--app-url")
         .arg(app.url_string())
@@ -188,7 +174,7 @@ fn assert_nothing_left(db: &TestDb, context: &str) {
         }
         Conn::Sqlite(_) => {
             let path = db.url.sqlite_path().expect("sqlite path");
-            let lock = PathBuf::from(format!("{}.lock", path.display()));
+            let lock = orchestrator::lock::lock_path(path);
             if let Ok(file) = std::fs::File::open(&lock) {
                 assert!(
                     file.try_lock().is_ok(),
@@ -215,13 +201,7 @@ fn classify_rows(pair: &TestPair, old: i64, new: i64, context: &str) -> Outcome 
         (&app_db::STORE, &pair.app, "datasets"),
     ] {
         let mut conn = db.connect();
-        let check = contract::check_schema(&mut conn, store).expect("check");
-        assert!(
-            check.ok(),
-            "{context}: {} schema: {}",
-            store.name,
-            check.summary()
-        );
+        orch_tests::assert_meets_contract(&mut conn, store, context);
         assert_nothing_left(db, context);
         counts.push(count(&mut conn, table));
     }
@@ -469,22 +449,24 @@ fn fixture_copy(root: &Path) -> PathBuf {
     migrations
 }
 
-fn squash_args(pair: &TestPair, migrations: &Path) -> Vec<String> {
-    let mut args: Vec<String> = [
+/// `squash` of the auth history in `migrations`, on the pair's backend (PostgreSQL
+/// scratch databases on the test server).
+fn squash_cmd(pair: &TestPair, migrations: &Path) -> Command {
+    let dir = migrations.to_string_lossy().into_owned();
+    let admin = pg_admin_url();
+    let mut args = vec![
         "squash",
         "--store",
         "auth",
         "--backend",
         pair.backend.as_str(),
         "--migrations-dir",
-    ]
-    .map(String::from)
-    .to_vec();
-    args.push(migrations.to_string_lossy().into_owned());
+        &dir,
+    ];
     if pair.backend == Backend::Postgres {
-        args.extend(["--shadow-url".to_string(), pg_admin_url()]);
+        args.extend(["--shadow-url", &admin]);
     }
-    args
+    pair_cmd(pair, &args)
 }
 
 /// After the next reader settled it, the folder holds the old history, untouched, or the
@@ -526,22 +508,12 @@ fn sigkill_during_squash_leaves_the_old_history_or_the_proven_baseline() {
     for_each_backend("kill_squash", |pair| {
         let complete = fixture_model(pair, "complete", None);
         let calibration = fixture_copy(&pair.path().join("cal"));
-        let mut cmd = binary();
-        cmd.current_dir(pair.path())
-            .arg("--auth-url")
-            .arg(pair.auth.url_string())
-            .args(squash_args(pair, &calibration));
-        let full = timed(cmd, "calibration squash");
+        let full = timed(squash_cmd(pair, &calibration), "calibration squash");
         let (mut old, mut new) = (0, 0);
         for trial in 0..trials {
             let context = format!("squash trial {trial} on {}", pair.backend);
             let migrations = fixture_copy(&pair.path().join(format!("t{trial}")));
-            let mut cmd = binary();
-            cmd.current_dir(pair.path())
-                .arg("--auth-url")
-                .arg(pair.auth.url_string())
-                .args(squash_args(pair, &migrations));
-            let pid = run_and_kill(cmd, kill_delay(trial, full));
+            let pid = run_and_kill(squash_cmd(pair, &migrations), kill_delay(trial, full));
             // The next reader of the folder settles it, and the history it reads (old or
             // squashed) builds the same schema as the full old history.
             let db = test_db(
@@ -589,12 +561,7 @@ fn sigkill_during_squash_leaves_the_old_history_or_the_proven_baseline() {
                 Outcome::Old => {
                     old += 1;
                     // And the squash, run again, succeeds.
-                    let mut cmd = binary();
-                    cmd.current_dir(pair.path())
-                        .arg("--auth-url")
-                        .arg(pair.auth.url_string())
-                        .args(squash_args(pair, &migrations));
-                    timed(cmd, &context);
+                    timed(squash_cmd(pair, &migrations), &context);
                     assert_eq!(classify_squash(pair, &migrations, &context), Outcome::New);
                 }
                 Outcome::New => new += 1,
@@ -615,13 +582,10 @@ fn sigkill_during_squash_leaves_the_old_history_or_the_proven_baseline() {
 fn a_squash_that_dies_mid_swap_is_finished_by_the_next_reader_of_the_folder() {
     for_each_backend("kill_squash_swap", |pair| {
         let migrations = fixture_copy(&pair.path().join("swap"));
-        let mut cmd = binary();
-        cmd.current_dir(pair.path())
+        let output = squash_cmd(pair, &migrations)
             .env("ORCH_FAULT", "crash-mid-swap:squash")
-            .arg("--auth-url")
-            .arg(pair.auth.url_string())
-            .args(squash_args(pair, &migrations));
-        let output = cmd.output().expect("run");
+            .output()
+            .expect("run");
         assert!(!output.status.success(), "the fault must kill the run");
         assert!(
             migrations.join(".squash-journal.json").exists(),

@@ -6,7 +6,7 @@ use std::process::Stdio;
 use std::time::Duration;
 
 use orch_tests::{exec, for_each_backend, json_of, orchestrator, TestPair};
-use shared::{catalog, contract, Backend, Conn};
+use shared::{catalog, Backend, Conn};
 
 /// Everything that must survive a refused or failed run: per store, every table's rows
 /// (as sorted text), the columns and the foreign keys.
@@ -79,14 +79,7 @@ fn assert_clean_and_verified(pair: &TestPair) {
         (&auth_db::STORE, pair.auth.connect()),
         (&app_db::STORE, pair.app.connect()),
     ] {
-        let check = contract::check_schema(&mut conn, store).expect("check");
-        assert!(
-            check.ok(),
-            "{} on {}: {}",
-            store.name,
-            pair.backend,
-            check.summary()
-        );
+        orch_tests::assert_meets_contract(&mut conn, store, &pair.backend.to_string());
         let tables = catalog::tables(&mut conn).expect("tables");
         for (table, n) in catalog::row_counts(&mut conn, &tables).expect("counts") {
             assert_eq!(

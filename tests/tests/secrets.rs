@@ -16,20 +16,6 @@ use support::{percent_encode, Auth, OwnCluster};
 const PASSWORD: &str = "Xq7-s3cr3t/p@ss:w%rd#Zk";
 const WRONG_PASSWORD: &str = "Wr0ng-p4ssw0rd-Mv2";
 
-fn binary(dir: &Path) -> Command {
-    let mut cmd = Command::new(assert_cmd::cargo::cargo_bin("orchestrator-e2e"));
-    cmd.current_dir(dir);
-    for var in [
-        "AUTH_DATABASE_URL",
-        "APP_DATABASE_URL",
-        "ORCH_PROFILE",
-        "NO_COLOR",
-    ] {
-        cmd.env_remove(var);
-    }
-    cmd
-}
-
 /// Everything runs wrote: (what, bytes).
 #[derive(Default)]
 struct Written {
@@ -94,7 +80,7 @@ fn no_password_appears_in_anything_a_run_writes() {
     let app = cluster.url("app");
     assert!(auth.contains(&percent_encode(PASSWORD)));
     let on = |args: &[&str]| {
-        let mut cmd = binary(dir);
+        let mut cmd = orch_tests::process_in(dir);
         cmd.env("AUTH_DATABASE_URL", &auth)
             .env("APP_DATABASE_URL", &app)
             .args(args);
@@ -134,7 +120,7 @@ fn no_password_appears_in_anything_a_run_writes() {
         }
     }
     // With the URLs as flags and RUST_LOG at trace, too.
-    let mut cmd = binary(dir);
+    let mut cmd = orch_tests::process_in(dir);
     cmd.env("RUST_LOG", "trace")
         .args(["--auth-url", &auth, "--app-url", &app, "-vvv", "status"]);
     assert_eq!(written.run("status, trace, flags", cmd), 0);
@@ -186,7 +172,7 @@ fn no_password_appears_in_anything_a_run_writes() {
     for (what, url, code, names) in &cases {
         for verbosity in ["-q", "-vvv"] {
             for format in ["text", "json"] {
-                let mut cmd = binary(dir);
+                let mut cmd = orch_tests::process_in(dir);
                 cmd.env("APP_DATABASE_URL", &app).args([
                     "--auth-url",
                     url,
@@ -211,7 +197,7 @@ fn no_password_appears_in_anything_a_run_writes() {
         format!("[default]\nauth_url = \"{auth}\"\napp_url = \"{app}\"\nprotectd = true\n"),
     )
     .expect("toml");
-    let mut cmd = binary(dir);
+    let mut cmd = orch_tests::process_in(dir);
     cmd.args(["--config", "bad.toml", "-vvv", "status"]);
     assert_eq!(written.run("mistyped config key", cmd), 2);
     assert!(written.stderr_of_last().contains("protectd"));
@@ -220,7 +206,7 @@ fn no_password_appears_in_anything_a_run_writes() {
         format!("[default]\nauth_url = \"{}\"\n", cases[2].1),
     )
     .expect("toml");
-    let mut cmd = binary(dir);
+    let mut cmd = orch_tests::process_in(dir);
     cmd.args(["--config", "badurl.toml", "-vvv", "status"]);
     assert_eq!(written.run("malformed URL in the config file", cmd), 2);
     std::fs::write(
@@ -228,7 +214,7 @@ fn no_password_appears_in_anything_a_run_writes() {
         format!("AUTH_DATABASE_URL={}\n", cases[1].1),
     )
     .expect(".env");
-    let mut cmd = binary(dir);
+    let mut cmd = orch_tests::process_in(dir);
     cmd.env("APP_DATABASE_URL", &app).args(["-vvv", "status"]);
     let code = written.run("unreachable URL from .env", cmd);
     assert!(
