@@ -46,10 +46,7 @@ pub fn settle(ctx: &Context) -> CliResult<Vec<String>> {
         let mut conn = ctx.session(store)?;
         if url.backend() == Backend::Postgres {
             // Reading never waits long on locks; a prepared transaction holds some.
-            let _ = conn.batch_execute(&format!(
-                "SET lock_timeout = '{}s'",
-                ctx.settings.lock_timeout.as_secs().max(1)
-            ));
+            let _ = admin::set_lock_timeout(&mut conn, ctx.settings.lock_timeout.as_secs());
             for gid in admin::prepared_transactions(&mut conn)
                 .map_err(|e| db_error(store, Some(url), "reading prepared transactions", e))?
             {

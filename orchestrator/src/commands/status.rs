@@ -150,10 +150,7 @@ fn store_status(ctx: &Context, store: &'static Store) -> CliResult<StoreStatus> 
     if url.backend() == Backend::Postgres {
         // A read that waits on a lock (a reset committing, a transaction another tool left
         // prepared) fails after the configured time instead of hanging.
-        let _ = conn.batch_execute(&format!(
-            "SET lock_timeout = '{}s'",
-            ctx.settings.lock_timeout.as_secs().max(1)
-        ));
+        let _ = shared::admin::set_lock_timeout(&mut conn, ctx.settings.lock_timeout.as_secs());
     }
     let query_error = |action: &str, e: &dyn std::fmt::Display| DbError::Query {
         store: store.name.to_string(),
