@@ -6,6 +6,8 @@ use std::path::Path;
 use assert_cmd::Command;
 pub use shared::testing::*;
 
+pub mod checksums;
+
 /// Environment variables that would leak the developer's own configuration into a test.
 const ISOLATE: [&str; 5] = [
     "AUTH_DATABASE_URL",
@@ -87,4 +89,35 @@ pub fn copy_dir(from: &Path, to: &Path) {
             panic!("copy {}: {e}", entry.path().display());
         }
     }
+}
+
+/// The configuration a test ran under, for its output: `sqlite`, or `postgres mpt=N`
+/// (the server's `max_prepared_transactions`; 0, the PostgreSQL default, means no
+/// two-phase commit, so the all-or-nothing protocol runs without it).
+pub fn configuration(db: &TestDb) -> String {
+    match db.url.backend() {
+        shared::Backend::Sqlite => "sqlite".to_string(),
+        shared::Backend::Postgres => format!("postgres mpt={}", max_prepared_transactions(db)),
+    }
+}
+
+/// The `max_prepared_transactions` of the PostgreSQL server `db` is on.
+pub fn max_prepared_transactions(db: &TestDb) -> u32 {
+    #[derive(diesel::QueryableByName)]
+    struct Setting {
+        #[diesel(sql_type = diesel::sql_types::Text)]
+        v: String,
+    }
+    let shared::Conn::Postgres(mut pg) = db.connect() else {
+        panic!("max_prepared_transactions: {} is not PostgreSQL", db.url);
+    };
+    let setting: Setting = diesel::RunQueryDsl::get_result(
+        diesel::sql_query("SELECT current_setting('max_prepared_transactions') AS v"),
+        &mut pg,
+    )
+    .unwrap_or_else(|e| panic!("max_prepared_transactions: {e}"));
+    setting
+        .v
+        .parse()
+        .unwrap_or_else(|e| panic!("max_prepared_transactions {:?}: {e}", setting.v))
 }
