@@ -20,6 +20,8 @@ pub struct OwnCluster {
     bin: PathBuf,
     pub port: u16,
     password: Option<String>,
+    /// Server settings (`-c name=value`) over the defaults of `start_server`.
+    settings: Vec<(String, String)>,
 }
 
 /// The newest installed server's programs (Debian keeps them out of PATH).
@@ -61,6 +63,12 @@ impl OwnCluster {
     /// A new running server, or `None` (with a loud message) when the server programs are
     /// not installed and PostgreSQL is not required.
     pub fn start(test: &str, auth: Auth) -> Option<OwnCluster> {
+        Self::start_with(test, auth, &[])
+    }
+
+    /// Like `start`, with server settings over the defaults, for example
+    /// `[("max_prepared_transactions", "0")]` for a server without two-phase commit.
+    pub fn start_with(test: &str, auth: Auth, settings: &[(&str, &str)]) -> Option<OwnCluster> {
         let Some(bin) = server_bin() else {
             assert!(
                 !shared::testing::pg_required(),
@@ -82,6 +90,10 @@ impl OwnCluster {
             bin,
             port: free_port(),
             password,
+            settings: settings
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
         };
         if running_as_root() {
             // The server's files belong to postgres, which must also reach the folder.
@@ -156,12 +168,19 @@ impl OwnCluster {
     }
 
     fn start_server(&self) {
-        let options = format!(
+        let mut options = format!(
             "-p {} -c listen_addresses=127.0.0.1 -c unix_socket_directories={} \
-             -c max_prepared_transactions=20 -c fsync=off -c shared_buffers=32MB",
+             -c fsync=off -c shared_buffers=32MB",
             self.port,
             self.dir.path().display()
         );
+        // Two-phase commit available unless the test says otherwise.
+        let mut settings = vec![("max_prepared_transactions".to_string(), "20".to_string())];
+        settings.retain(|(k, _)| !self.settings.iter().any(|(s, _)| s == k));
+        settings.extend(self.settings.iter().cloned());
+        for (name, value) in settings {
+            options.push_str(&format!(" -c {name}={value}"));
+        }
         let log = self.dir.path().join("server.log");
         self.pg_ctl(&[
             "-w",
