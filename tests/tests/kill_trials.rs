@@ -5,7 +5,7 @@
 //! - `status`, `verify`, `diff` and `smoke`, run before any writing command, change
 //!   nothing (the checksum of every table in every schema, the prepared transactions and
 //!   the staged files are as before each of them) and, when the kill left something to
-//!   settle, report the interrupted run (`status` and `verify` with a non-zero exit);
+//!   settle or a mixed pair, report it (`status` and `verify` with a non-zero exit);
 //! - the next writing command (`migrate` or `backup`) settles it, and then both stores
 //!   hold the old contents or both the new, by the checksums of every data table: never a
 //!   mixed pair, never an emptied store, and no prepared transaction, journal row, lock,

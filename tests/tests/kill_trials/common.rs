@@ -248,7 +248,7 @@ const READERS: [&[&str]; 4] = [&["status"], &["verify"], &["diff"], &["smoke"]];
 /// Runs `status`, `verify`, `diff` and `smoke` on what a killed run left, before any
 /// writing command. Each must change nothing (every table's checksum, the prepared
 /// transactions and staged files as before it) and, when the run left something to
-/// settle, must say so. Returns what went wrong, one line per finding; an empty list
+/// settle (or a mixed pair), must say so ("interrupted" or "mixed"). Returns what went wrong, one line per finding; an empty list
 /// when they behaved.
 pub fn readers_change_nothing(pair: &TestPair, doubt: &[String], context: &str) -> Vec<String> {
     let mut findings = Vec::new();
@@ -292,7 +292,7 @@ pub fn readers_change_nothing(pair: &TestPair, doubt: &[String], context: &str) 
                     "{what} exited {code:?} with nothing to settle: {stderr}"
                 ));
             }
-        } else if !said.contains("interrupted") {
+        } else if !said.contains("interrupted") && !said.contains("mixed") {
             findings.push(format!(
                 "{what} did not report the interrupted run ({doubt:?}): exit {code:?}: {}",
                 brief(&format!("{} {}", stdout.trim(), stderr.trim()))
@@ -445,7 +445,20 @@ impl Tally {
     ) -> Outcome {
         quiesce(&pair.auth, context);
         quiesce(&pair.app, context);
-        let doubt = in_doubt(pair);
+        let mut doubt = in_doubt(pair);
+        // A pair left mixed with nothing recorded to settle it (one store committed, the
+        // other not, and no decision row) is the worst case: readers must report it.
+        let now = data_sums(pair);
+        let state = |i: usize| {
+            (now[i] == old[i])
+                .then_some(Outcome::Old)
+                .or((now[i] == new[i]).then_some(Outcome::New))
+        };
+        if let (Some(auth), Some(app)) = (state(0), state(1)) {
+            if auth != app {
+                doubt.push(format!("a mixed pair: auth {auth:?}, app {app:?}"));
+            }
+        }
         self.in_doubt += u64::from(!doubt.is_empty());
         let findings = readers_change_nothing(pair, &doubt, context);
         // Shown now too: a later check of the same trial may panic before the summary.
