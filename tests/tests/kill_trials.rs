@@ -18,9 +18,9 @@
 //! summary line names its configuration ("KILL TRIALS reset postgres mpt=0: …").
 //!
 //! On the code before issue 12's fix, the readers' checks fail whenever a kill left
-//! something to settle (`status` and `smoke` settled it themselves), and a restore killed
-//! after auth committed without two-phase commit is settled by re-creating app from the
-//! migrations: the restore trial then fails with "app was emptied".
+//! something to settle (`status` and `smoke` settle it themselves, and `status` exits 0),
+//! on both configurations and backends, the server-stop trial included; and the restore
+//! trial without two-phase commit can end mixed or emptied (see its documentation).
 //!
 //! CI runs a short form (3 trials a command and backend, 20,000 rows a store). The full
 //! trial (`scripts/kill-trials.sh`: 20 trials, 200,000 rows a store) sets
@@ -78,9 +78,11 @@ fn sigkill_during_a_forced_reset_leaves_old_data_or_a_clean_reset() {
 }
 
 /// Fails on the code before issue 12's fix without two-phase commit (`postgres mpt=0`):
-/// restore's load commits auth on its own, so a kill after that and before app's commit
-/// leaves a journal row that the next run settles by resetting app from the migrations
-/// ("app was emptied").
+/// each store's psql commits its load as soon as it is done, both loads at once. A kill
+/// after auth's commit and before app's leaves auth's journal row, which the next run
+/// settles by resetting app from the migrations ("app was emptied"); a kill after app's
+/// commit and before auth's leaves a row in app only, which the next run clears as a
+/// finished run's ("a mixed pair: auth Old, app New", seen on 2026-12-02).
 #[test]
 fn sigkill_during_a_restore_leaves_the_replaced_data_or_the_backup() {
     let (trials, rows) = (trials(), rows());
