@@ -214,9 +214,9 @@ fn classify_rows(pair: &TestPair, old: i64, new: i64, context: &str) -> Outcome 
     }
 }
 
-/// Runs `status`, which settles whatever a dead run left; true when it had to.
+/// Runs `recover`, which settles whatever a dead run left; true when it had to.
 fn settle_with_status(pair: &TestPair, context: &str) -> bool {
-    let (code, status) = json_of(orchestrator(pair), &["status"]);
+    let (code, status) = json_of(orchestrator(pair), &["recover"]);
     assert_eq!(code, 0, "{context}: {status}");
     !status["recovered"]
         .as_array()

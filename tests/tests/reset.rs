@@ -213,13 +213,14 @@ fn with_two_phase_commit_a_failed_second_commit_is_completed_by_the_next_run() {
         "{}",
         stderr_of(&output)
     );
-    // auth committed and recorded the decision; app is prepared. The next run commits it.
-    let (code, status) = json_of(orchestrator(&pair), &["status"]);
+    // auth committed and recorded the decision; app is prepared. The next writing run
+    // commits it.
+    let (code, status) = json_of(orchestrator(&pair), &["recover"]);
     assert_eq!(code, 0, "{status}");
     assert!(
         status["recovered"][0]
             .as_str()
-            .is_some_and(|l| l.contains("committed the prepared")),
+            .is_some_and(|l| l.contains("committed its prepared")),
         "{status}"
     );
     assert_clean_and_verified(&pair);
@@ -369,8 +370,41 @@ fn a_crash_between_the_two_commits_is_finished_by_the_next_run() {
                 .output()
                 .expect("run");
             assert!(!output.status.success(), "the run must have died");
-            // The next command settles: app is finished, not left with its old rows.
-            let (code, status) = json_of(orchestrator(pair), &["status"]);
+            // Commands that only read report the half-finished run and change nothing. (With
+            // two-phase commit app's old tables are held by its prepared rebuild: only auth
+            // can be read, and the prepared transaction must stay as it is.)
+            let prepared = prepared_of(pair);
+            let mixed = if prepared.is_empty() {
+                Some(snapshots(pair))
+            } else {
+                None
+            };
+            let auth_before = snapshot(&mut pair.auth.connect());
+            for reader in ["status", "verify"] {
+                let (code, report) = json_of(orchestrator(pair), &[reader]);
+                assert_eq!(code, 1, "{reader} ({mode}): {report}");
+                assert!(
+                    report["interrupted"][0]
+                        .as_str()
+                        .is_some_and(|l| l.contains("interrupted run") && l.contains("reset")),
+                    "{reader} ({mode}): {report}"
+                );
+                if let Some(mixed) = &mixed {
+                    assert_eq!(&snapshots(pair), mixed, "{reader} ({mode}) changes nothing");
+                }
+                assert_eq!(
+                    snapshot(&mut pair.auth.connect()),
+                    auth_before,
+                    "{reader} ({mode})"
+                );
+                assert_eq!(
+                    prepared_of(pair),
+                    prepared,
+                    "{reader} ({mode}) commits nothing"
+                );
+            }
+            // The next writing command settles: app is finished, not left with its old rows.
+            let (code, status) = json_of(orchestrator(pair), &["recover"]);
             assert_eq!(code, 0, "{status}");
             assert!(
                 !status["recovered"]
@@ -382,6 +416,14 @@ fn a_crash_between_the_two_commits_is_finished_by_the_next_run() {
             assert_clean_and_verified(pair);
         }
     });
+}
+
+/// Our prepared transactions on the app database (none on SQLite).
+fn prepared_of(pair: &TestPair) -> Vec<String> {
+    if pair.backend != Backend::Postgres {
+        return Vec::new();
+    }
+    shared::admin::prepared_transactions(&mut pair.app.connect()).expect("prepared")
 }
 
 /// Seeds rows again (after an earlier reset) so that the next reset has rows to wipe.
@@ -574,8 +616,8 @@ fn losing_the_app_connection_mid_reset_leaves_old_data_or_a_clean_reset() {
         );
         let output = child.wait_with_output().expect("wait");
         let stderr = stderr_of(&output);
-        // Let any later command settle, then the stores are old or new, never mixed.
-        orchestrator(&pair).arg("status").assert().success();
+        // Let the next writing command settle, then the stores are old or new, never mixed.
+        orchestrator(&pair).arg("recover").assert().success();
         let now = snapshots(&pair);
         if !output.status.success() {
             assert_eq!(output.status.code(), Some(4), "{mode}: {stderr}");
@@ -612,19 +654,36 @@ fn a_bookkeeping_row_left_by_a_finished_run_is_cleared_without_redoing_anything(
         seed(pair);
         let before = snapshots(pair);
         let mut app = pair.app.connect();
-        shared::admin::journal_record(&mut app, "20260101000000000_1", &["auth", "app"])
+        shared::admin::journal_record(&mut app, "20260101000000000_1", &["auth", "app"], r#"{}"#)
             .expect("leftover row");
         drop(app);
 
+        // status only reports it (exit 1) and changes nothing.
         let (code, status) = json_of(orchestrator(pair), &["status"]);
-        assert_eq!(code, 0, "{status}");
-        let recovered = status["recovered"].to_string();
+        assert_eq!(code, 1, "{status}");
+        let interrupted = status["interrupted"].to_string();
+        assert!(
+            interrupted.contains("bookkeeping row of finished run"),
+            "{interrupted}"
+        );
+        assert_eq!(snapshots(pair), before, "status changes nothing");
+        assert_eq!(
+            shared::admin::journal_entries(&mut pair.app.connect())
+                .expect("journal")
+                .len(),
+            1,
+            "status leaves the row for a writing command"
+        );
+
+        let (code, recovered) = json_of(orchestrator(pair), &["recover"]);
+        assert_eq!(code, 0, "{recovered}");
+        let recovered = recovered["recovered"].to_string();
         assert!(
             recovered.contains("cleared the bookkeeping row"),
             "{recovered}"
         );
         assert!(
-            !recovered.contains("completed the reset"),
+            !recovered.contains("finished interrupted run"),
             "a finished run must not be redone: {recovered}"
         );
         assert_eq!(
