@@ -233,3 +233,61 @@ pub fn load_checked(dir: &Path, wanted: &[&str]) -> Result<Manifest, String> {
     }
     Ok(manifest)
 }
+
+/// Backs up `stores` into a new folder under `base`; returns the folder.
+pub fn write_set(
+    ctx: &crate::context::Context,
+    stores: &[&'static shared::Store],
+    base: &std::path::Path,
+) -> crate::exit::CliResult<PathBuf> {
+    let dir = new_backup_dir(base).map_err(|e| {
+        crate::exit::CliError::new(
+            crate::exit::Exit::Database,
+            anyhow::anyhow!(
+                "cannot create a backup folder under {}: {e}",
+                base.display()
+            ),
+        )
+    })?;
+    // The stores are dumped at once, each on its own connection (and pg_dump process).
+    let dir_ref = &dir;
+    let entries: Vec<StoreBackup> = crate::context::all_at_once(stores, "backup", |store| {
+        let url = ctx.url(store)?;
+        ctx.progress(format!(
+            "{}: backing up to {}…",
+            store.name,
+            dir_ref.display()
+        ));
+        let mut conn = ctx.session(store)?;
+        backup_store(store, url, &mut conn, dir_ref).map_err(|e| {
+            crate::exit::CliError::new(
+                crate::exit::Exit::Database,
+                anyhow::anyhow!(
+                    "{} database at {url}: backup failed: {e}; nothing was changed",
+                    store.name
+                ),
+            )
+        })
+    })?;
+    write_manifest(&dir, &new_manifest(entries)).map_err(|e| {
+        crate::exit::CliError::new(
+            crate::exit::Exit::Database,
+            anyhow::anyhow!("cannot write {}: {e}", dir.join(MANIFEST).display()),
+        )
+    })?;
+    Ok(dir)
+}
+
+/// Backs up `stores` into a new set under `base` when any of them holds rows; `None`
+/// when there is nothing to keep.
+pub fn write_set_if_rows(
+    ctx: &crate::context::Context,
+    stores: &[&'static shared::Store],
+    base: &std::path::Path,
+) -> crate::exit::CliResult<Option<PathBuf>> {
+    let contents = crate::guard::inspect_all(ctx, stores)?;
+    if contents.iter().all(|c| c.total() == 0) {
+        return Ok(None);
+    }
+    write_set(ctx, stores, base).map(Some)
+}

@@ -118,6 +118,7 @@ pub enum Command {
     Reset(commands::reset::ResetArgs),
     Backup(commands::backup::BackupArgs),
     Restore(commands::restore::RestoreArgs),
+    Recover(commands::recover::RecoverArgs),
     Smoke(commands::smoke::SmokeArgs),
     Diff(commands::diff::DiffArgs),
     Squash(commands::squash::SquashArgs),

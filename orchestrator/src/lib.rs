@@ -14,6 +14,8 @@ pub mod output;
 pub mod pgtools;
 pub mod rebuild;
 pub mod recovery;
+mod recovery_apply;
+pub mod run_record;
 pub mod shadow;
 pub mod squash_journal;
 
@@ -100,6 +102,7 @@ pub fn run(cli: &Cli) -> CliResult {
         Command::Reset(args) => commands::reset::run(&ctx, args),
         Command::Backup(args) => commands::backup::run(&ctx, args),
         Command::Restore(args) => commands::restore::run(&ctx, args),
+        Command::Recover(args) => commands::recover::run(&ctx, args),
         Command::Smoke(args) => commands::smoke::run(&ctx, args),
         Command::Diff(args) => commands::diff::run(&ctx, args),
         Command::Squash(args) => commands::squash::run(&ctx, args),

@@ -303,6 +303,40 @@ pub fn read_all(
     Ok(held)
 }
 
+/// Whether a run holds some store's lock right now (readers ask before they report what
+/// an interrupted run left: a run at work has the same things in flight). Takes nothing
+/// it does not give back at once, and creates no SQLite file.
+pub fn run_in_progress(ctx: &Context) -> CliResult<bool> {
+    for store in crate::context::all_stores() {
+        let url = ctx.url(store)?;
+        match url.sqlite_path() {
+            None => {
+                let mut conn = ctx.session(store)?;
+                let key = admin::lock_key(store.name);
+                let free = admin::try_advisory_lock_shared(&mut conn, key)
+                    .map_err(|e| query_error(store, url, "checking for a run", e))?;
+                if !free {
+                    return Ok(true);
+                }
+                admin::advisory_unlock_shared(&mut conn, key)
+                    .map_err(|e| query_error(store, url, "checking for a run", e))?;
+            }
+            Some(path) if !path.exists() => {}
+            Some(path) => {
+                let file = open_lock_file(store, path)?;
+                match file.try_lock_shared() {
+                    Ok(()) => {}
+                    Err(std::fs::TryLockError::WouldBlock) => return Ok(true),
+                    Err(std::fs::TryLockError::Error(e)) => {
+                        return Err(io_error(store, &lock_path(path), e))
+                    }
+                }
+            }
+        }
+    }
+    Ok(false)
+}
+
 /// The lock file beside a SQLite database.
 pub fn lock_path(db: &std::path::Path) -> PathBuf {
     let mut name = db.as_os_str().to_owned();

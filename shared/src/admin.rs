@@ -117,6 +117,13 @@ pub fn try_advisory_lock_shared(conn: &mut Conn, key: i64) -> diesel::QueryResul
     Ok(row.v)
 }
 
+/// Releases one shared hold of `key` by this session.
+pub fn advisory_unlock_shared(conn: &mut Conn, key: i64) -> diesel::QueryResult<bool> {
+    let row: Flag = diesel::sql_query(format!("SELECT pg_advisory_unlock_shared({key}) AS v"))
+        .get_result(pg(conn)?)?;
+    Ok(row.v)
+}
+
 pub fn try_advisory_lock(conn: &mut Conn, key: i64) -> diesel::QueryResult<bool> {
     let row: Flag = diesel::sql_query(format!("SELECT pg_try_advisory_lock({key}) AS v"))
         .get_result(pg(conn)?)?;
@@ -202,19 +209,39 @@ pub fn rollback_prepared(conn: &mut Conn, gid: &str) -> diesel::QueryResult<()> 
     conn.batch_execute(&format!("ROLLBACK PREPARED {}", quote_literal(gid)))
 }
 
-/// Creates the journal (if needed) and records `run` with the stores it covers.
-pub fn journal_record(conn: &mut Conn, run: &str, stores: &[&str]) -> diesel::QueryResult<()> {
-    conn.batch_execute(&journal_record_sql(run, stores))
+/// A run as its journal row records it: which stores it covers (dependency order) and
+/// what it was doing, as the orchestrator wrote it (`source`, opaque here).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct JournalEntry {
+    pub run: String,
+    pub stores: Vec<String>,
+    /// What the run replaced the stores' contents with; `None` in rows written before
+    /// the journal had this column (those runs were resets).
+    pub source: Option<String>,
+}
+
+/// Records `run` with the stores it covers and its source, inside a rebuild. The journal
+/// is created anew: a rebuild replaces everything in the store, and any row the old
+/// contents (or a restored backup) carried belongs to another time.
+pub fn journal_record(
+    conn: &mut Conn,
+    run: &str,
+    stores: &[&str],
+    source: &str,
+) -> diesel::QueryResult<()> {
+    conn.batch_execute(&journal_record_sql(run, stores, source))
 }
 
 /// The SQL of [`journal_record`], for scripts run by `psql`.
-pub fn journal_record_sql(run: &str, stores: &[&str]) -> String {
+pub fn journal_record_sql(run: &str, stores: &[&str], source: &str) -> String {
     format!(
-        "CREATE TABLE IF NOT EXISTS {JOURNAL_TABLE} (run_id TEXT PRIMARY KEY NOT NULL, stores TEXT NOT NULL, \
-         created_at TIMESTAMP NOT NULL DEFAULT CURRENT_TIMESTAMP);\n\
-         INSERT INTO {JOURNAL_TABLE} (run_id, stores) VALUES ({}, {});\n",
+        "DROP TABLE IF EXISTS {JOURNAL_TABLE};\n\
+         CREATE TABLE {JOURNAL_TABLE} (run_id TEXT PRIMARY KEY NOT NULL, stores TEXT NOT NULL, \
+         source TEXT, created_at TIMESTAMP NOT NULL DEFAULT CURRENT_TIMESTAMP);\n\
+         INSERT INTO {JOURNAL_TABLE} (run_id, stores, source) VALUES ({}, {}, {});\n",
         quote_literal(run),
-        quote_literal(&stores.join(","))
+        quote_literal(&stores.join(",")),
+        quote_literal(source)
     )
 }
 
@@ -233,8 +260,8 @@ pub fn row_count_check_sql(schema: &str, expected: &[(String, i64)]) -> String {
     sql
 }
 
-/// The runs this database's journal records, with the stores each covered.
-pub fn journal_entries(conn: &mut Conn) -> diesel::QueryResult<Vec<(String, Vec<String>)>> {
+/// The runs this database's journal records. Only reads.
+pub fn journal_entries(conn: &mut Conn) -> diesel::QueryResult<Vec<JournalEntry>> {
     if !crate::catalog::all_tables(conn)?
         .iter()
         .any(|t| t == JOURNAL_TABLE)
@@ -247,12 +274,29 @@ pub fn journal_entries(conn: &mut Conn) -> diesel::QueryResult<Vec<(String, Vec<
         run_id: String,
         #[diesel(sql_type = Text)]
         stores: String,
+        #[diesel(sql_type = Nullable<Text>)]
+        source: Option<String>,
     }
-    let sql = format!("SELECT run_id, stores FROM {JOURNAL_TABLE} ORDER BY run_id");
-    let rows: Vec<Entry> = crate::with_conn!(conn, |c| diesel::sql_query(sql).load(c))?;
+    let sql = format!("SELECT run_id, stores, source FROM {JOURNAL_TABLE} ORDER BY run_id");
+    let rows: Vec<Entry> = match crate::with_conn!(&mut *conn, |c| diesel::sql_query(&sql).load(c))
+    {
+        Ok(rows) => rows,
+        // A journal written by an older build has no source column: its runs were resets.
+        Err(e) if e.to_string().contains("source") => {
+            let sql = format!(
+                "SELECT run_id, stores, NULL AS source FROM {JOURNAL_TABLE} ORDER BY run_id"
+            );
+            crate::with_conn!(conn, |c| diesel::sql_query(sql).load(c))?
+        }
+        Err(e) => return Err(e),
+    };
     Ok(rows
         .into_iter()
-        .map(|e| (e.run_id, e.stores.split(',').map(str::to_string).collect()))
+        .map(|e| JournalEntry {
+            run: e.run_id,
+            stores: e.stores.split(',').map(str::to_string).collect(),
+            source: e.source,
+        })
         .collect())
 }
 

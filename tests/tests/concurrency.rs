@@ -5,8 +5,8 @@
 //! What may legitimately happen while they race (see README, reset step 1): `reset` and
 //! `migrate` take both databases' locks in dependency order and wait for each other up to
 //! `ORCH_LOCK_TIMEOUT_SECS` (generous here, so every wait succeeds and none exits 5).
-//! `status` settles a crashed run's leftovers only when it gets every lock without
-//! waiting; nothing crashes here, so nothing may ever be reported as recovered.
+//! `status` only reports what a crashed run left (settling is for writing commands);
+//! nothing crashes here, so nothing may ever be reported as interrupted.
 //! `verify` waits for them (a shared lock): it judges settled states only, never the
 //! moment between one store's commit and the other's. On SQLite every reader holds that
 //! shared lock, because a reset swaps the file by rename and a connection still open on
@@ -227,10 +227,13 @@ fn problems_of(ran: &Ran, backend: Backend) -> Vec<String> {
                 if report["ok"] != serde_json::json!(true) {
                     problems.push("status JSON says ok: false".into());
                 }
-                if report["recovered"].as_array().is_none_or(|r| !r.is_empty()) {
+                if report["interrupted"]
+                    .as_array()
+                    .is_none_or(|r| !r.is_empty())
+                {
                     problems.push(format!(
-                        "status recovered {} although nothing crashed",
-                        report["recovered"]
+                        "status reports {} interrupted although nothing crashed",
+                        report["interrupted"]
                     ));
                 }
                 let stores = report["stores"].as_array().cloned().unwrap_or_default();

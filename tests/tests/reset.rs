@@ -298,9 +298,49 @@ fn a_crash_between_the_two_commits_is_finished_by_the_next_run() {
                 .output()
                 .expect("run");
             assert!(!output.status.success(), "the run must have died");
-            // The next writing command settles (commands that only read report, issue 12):
-            // app is finished, not left with its old rows.
-            orchestrator(pair).arg("migrate").assert().success();
+            // Commands that only read report the half-finished run and change nothing. (With
+            // two-phase commit app's old tables are held by its prepared rebuild: only auth
+            // can be read, and the prepared transaction must stay as it is.)
+            let prepared = prepared_of(pair);
+            let mixed = if prepared.is_empty() {
+                Some(snapshots(pair))
+            } else {
+                None
+            };
+            let auth_before = snapshot(&mut pair.auth.connect());
+            for reader in ["status", "verify"] {
+                let (code, report) = json_of(orchestrator(pair), &[reader]);
+                assert_eq!(code, 1, "{reader} ({mode}): {report}");
+                assert!(
+                    report["interrupted"][0]
+                        .as_str()
+                        .is_some_and(|l| l.contains("interrupted run") && l.contains("reset")),
+                    "{reader} ({mode}): {report}"
+                );
+                if let Some(mixed) = &mixed {
+                    assert_eq!(&snapshots(pair), mixed, "{reader} ({mode}) changes nothing");
+                }
+                assert_eq!(
+                    snapshot(&mut pair.auth.connect()),
+                    auth_before,
+                    "{reader} ({mode})"
+                );
+                assert_eq!(
+                    prepared_of(pair),
+                    prepared,
+                    "{reader} ({mode}) commits nothing"
+                );
+            }
+            // The next writing command settles: app is finished, not left with its old rows.
+            let (code, status) = json_of(orchestrator(pair), &["recover"]);
+            assert_eq!(code, 0, "{status}");
+            assert!(
+                !status["recovered"]
+                    .as_array()
+                    .map(Vec::is_empty)
+                    .unwrap_or(true),
+                "{status}"
+            );
             assert_clean_and_verified(pair);
             println!(
                 "CRASH BETWEEN COMMITS {} ORCH_TWO_PHASE={mode}: the next writing command finished the reset",
@@ -308,6 +348,14 @@ fn a_crash_between_the_two_commits_is_finished_by_the_next_run() {
             );
         }
     });
+}
+
+/// Our prepared transactions on the app database (none on SQLite).
+fn prepared_of(pair: &TestPair) -> Vec<String> {
+    if pair.backend != Backend::Postgres {
+        return Vec::new();
+    }
+    shared::admin::prepared_transactions(&mut pair.app.connect()).expect("prepared")
 }
 
 /// Seeds rows again (after an earlier reset) so that the next reset has rows to wipe.
@@ -505,7 +553,7 @@ fn losing_the_app_connection_mid_reset_leaves_old_data_or_a_clean_reset() {
         let output = child.wait_with_output().expect("wait");
         let stderr = stderr_of(&output);
         // Let the next writing command settle, then the stores are old or new, never mixed.
-        orchestrator(&pair).arg("migrate").assert().success();
+        orchestrator(&pair).arg("recover").assert().success();
         let now = snapshots(&pair);
         if !output.status.success() {
             assert_eq!(output.status.code(), Some(4), "{mode}: {stderr}");
@@ -552,19 +600,32 @@ fn a_bookkeeping_row_left_by_a_finished_run_is_cleared_without_redoing_anything(
         seed(pair);
         let before = snapshots(pair);
         let mut app = pair.app.connect();
-        shared::admin::journal_record(&mut app, "20260101000000000_1", &["auth", "app"])
+        shared::admin::journal_record(&mut app, "20260101000000000_1", &["auth", "app"], r#"{}"#)
             .expect("leftover row");
         drop(app);
 
+        // It decides nothing: status leaves it to a writing command and changes nothing.
         let (code, status) = json_of(orchestrator(pair), &["status"]);
         assert_eq!(code, 0, "{status}");
-        let recovered = status["recovered"].to_string();
+        assert_eq!(status["interrupted"], serde_json::json!([]), "{status}");
+        assert_eq!(snapshots(pair), before, "status changes nothing");
+        assert_eq!(
+            shared::admin::journal_entries(&mut pair.app.connect())
+                .expect("journal")
+                .len(),
+            1,
+            "status leaves the row for a writing command"
+        );
+
+        let (code, recovered) = json_of(orchestrator(pair), &["recover"]);
+        assert_eq!(code, 0, "{recovered}");
+        let recovered = recovered["recovered"].to_string();
         assert!(
             recovered.contains("cleared the bookkeeping row"),
             "{recovered}"
         );
         assert!(
-            !recovered.contains("completed the reset"),
+            !recovered.contains("finished interrupted run"),
             "a finished run must not be redone: {recovered}"
         );
         assert_eq!(

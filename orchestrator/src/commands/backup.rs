@@ -38,7 +38,7 @@ pub fn run(ctx: &Context, args: &BackupArgs) -> CliResult {
         .out
         .clone()
         .unwrap_or_else(|| ctx.settings.backup_dir.clone());
-    let dir = crate::commands::reset::write_backup(ctx, &stores, &base)?;
+    let dir = backup::write_set(ctx, &stores, &base)?;
     let manifest = backup::load_checked(&dir, &stores.iter().map(|s| s.name).collect::<Vec<_>>())
         .map_err(|e| {
         CliError::new(

@@ -41,6 +41,8 @@ pub struct DiffArgs {
 struct DiffReport {
     ok: bool,
     stores: Vec<StoreDiff>,
+    /// What interrupted runs left: diff reports it and changes nothing.
+    interrupted: Vec<String>,
 }
 
 #[derive(Debug, Serialize)]
@@ -56,9 +58,11 @@ pub fn run(ctx: &Context, args: &DiffArgs) -> CliResult {
         .as_deref()
         .map(DatabaseUrl::parse)
         .transpose()?;
+    let runs = crate::recovery::for_readers(ctx)?;
     let mut report = DiffReport {
-        ok: true,
+        ok: !runs.needs_settling(),
         stores: Vec::new(),
+        interrupted: runs.interrupted.clone(),
     };
     if let Some(dir) = &args.migrations_dir {
         crate::squash_journal::settle_locked(dir).map_err(CliError::usage)?;
@@ -98,6 +102,12 @@ pub fn run(ctx: &Context, args: &DiffArgs) -> CliResult {
     if ctx.json() {
         output::print_json(&report).map_err(|e| CliError::new(Exit::Usage, e))?;
     } else {
+        for line in &report.interrupted {
+            println!(
+                "{}: {line}",
+                output::paint("interrupted", output::Tone::Bad)
+            );
+        }
         for s in &report.stores {
             if s.differences.is_empty() {
                 println!("{}: No difference detected ({})", s.store, s.url);
@@ -116,6 +126,9 @@ pub fn run(ctx: &Context, args: &DiffArgs) -> CliResult {
                 }
             }
         }
+    }
+    if let Some(line) = runs.summary() {
+        return Err(CliError::new(Exit::CheckFailed, anyhow::anyhow!("{line}")));
     }
     if report.ok {
         Ok(())

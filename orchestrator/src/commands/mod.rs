@@ -4,6 +4,7 @@ pub mod backup;
 pub mod completions;
 pub mod diff;
 pub mod migrate;
+pub mod recover;
 pub mod reset;
 pub mod restore;
 pub mod smoke;

@@ -8,7 +8,7 @@ use clap::Args;
 use serde::Serialize;
 use shared::migrations;
 
-use crate::backup::{self, StoreBackup};
+use crate::backup;
 use crate::context::{selected_stores, Context};
 use crate::exit::{CliError, CliResult, Exit};
 use crate::guard::{self, Contents};
@@ -133,7 +133,7 @@ pub fn run(ctx: &Context, args: &ResetArgs) -> CliResult {
 
     let t = Instant::now();
     let backup_dir = if will_back_up {
-        Some(write_backup(ctx, &stores, &backup_base)?)
+        Some(backup::write_set(ctx, &stores, &backup_base)?)
     } else {
         None
     };
@@ -145,6 +145,14 @@ pub fn run(ctx: &Context, args: &ResetArgs) -> CliResult {
         run: rebuild::new_run_id(),
         stores: stores.clone(),
         fallback: backup_dir.as_deref(),
+        record: crate::run_record::RunRecord {
+            restore_from: None,
+            safety: backup_dir
+                .as_deref()
+                .map(crate::run_record::BackupRef::pin)
+                .transpose()
+                .map_err(|e| CliError::new(Exit::Database, anyhow::anyhow!("{e}")))?,
+        },
     };
     let sources = vec![Source::Migrations; stores.len()];
     let outcomes = engine.execute(&sources)?;
@@ -182,50 +190,6 @@ fn shipped_names(store: &shared::Store, backend: shared::Backend) -> CliResult<V
                 anyhow::anyhow!("{} migrations: {e}", store.name),
             )
         })
-}
-
-/// Backs up `stores` into a new folder under `base`; returns the folder.
-pub fn write_backup(
-    ctx: &Context,
-    stores: &[&'static shared::Store],
-    base: &std::path::Path,
-) -> CliResult<PathBuf> {
-    let dir = backup::new_backup_dir(base).map_err(|e| {
-        CliError::new(
-            Exit::Database,
-            anyhow::anyhow!(
-                "cannot create a backup folder under {}: {e}",
-                base.display()
-            ),
-        )
-    })?;
-    // The stores are dumped at once, each on its own connection (and pg_dump process).
-    let dir_ref = &dir;
-    let entries: Vec<StoreBackup> = crate::context::all_at_once(stores, "backup", |store| {
-        let url = ctx.url(store)?;
-        ctx.progress(format!(
-            "{}: backing up to {}…",
-            store.name,
-            dir_ref.display()
-        ));
-        let mut conn = ctx.session(store)?;
-        backup::backup_store(store, url, &mut conn, dir_ref).map_err(|e| {
-            CliError::new(
-                Exit::Database,
-                anyhow::anyhow!(
-                    "{} database at {url}: backup failed: {e}; nothing was changed",
-                    store.name
-                ),
-            )
-        })
-    })?;
-    backup::write_manifest(&dir, &backup::new_manifest(entries)).map_err(|e| {
-        CliError::new(
-            Exit::Database,
-            anyhow::anyhow!("cannot write {}: {e}", dir.join(backup::MANIFEST).display()),
-        )
-    })?;
-    Ok(dir)
 }
 
 fn print(ctx: &Context, report: &Report, refused: Option<&CliError>) {

@@ -80,14 +80,16 @@ pub fn run(ctx: &Context, args: &RestoreArgs) -> CliResult {
         "restore over",
     )?;
 
-    let safety = if contents.iter().any(|c| c.total() > 0) {
-        Some(crate::commands::reset::write_backup(
-            ctx,
-            &stores,
-            &ctx.settings.backup_dir,
-        )?)
-    } else {
-        None
+    // Always, even of empty stores: without two-phase commit this is what puts a store
+    // that committed back, should a later store fail.
+    let safety = Some(backup::write_set(ctx, &stores, &ctx.settings.backup_dir)?);
+    let pin = |dir: &std::path::Path| {
+        crate::run_record::BackupRef::pin(dir)
+            .map_err(|e| CliError::new(Exit::Database, anyhow::anyhow!("{e}")))
+    };
+    let record = crate::run_record::RunRecord {
+        restore_from: Some(pin(&args.dir)?),
+        safety: safety.as_deref().map(pin).transpose()?,
     };
     let sources: Vec<Source<'_>> = stores
         .iter()
@@ -102,6 +104,7 @@ pub fn run(ctx: &Context, args: &RestoreArgs) -> CliResult {
         run: rebuild::new_run_id(),
         stores: stores.clone(),
         fallback: safety.as_deref(),
+        record,
     };
     ctx.progress(format!("restoring from {}…", args.dir.display()));
     let outcomes = engine.execute(&sources)?;

@@ -45,7 +45,13 @@ struct Report {
 type StepResult = Result<String, String>;
 
 pub fn run(ctx: &Context, _args: &SmokeArgs) -> CliResult {
-    let (_locks, _) = crate::recovery::lock_and_settle(ctx)?;
+    // The stores' locks keep other runs out while the checklist runs; what an interrupted
+    // run left is reported, not settled: smoke changes nothing.
+    let stores = shared::store::dependency_order(&crate::context::all_stores());
+    let _locks = crate::lock::acquire_all(ctx, &stores)?;
+    if let Some(line) = crate::recovery::under_lock(ctx)?.summary() {
+        return Err(CliError::new(Exit::CheckFailed, anyhow::anyhow!("{line}")));
+    }
     let mut auth = ctx.connect(&auth_db::STORE)?;
     let mut app = ctx.connect(&app_db::STORE)?;
     let before = (rows(&mut auth)?, rows(&mut app)?);

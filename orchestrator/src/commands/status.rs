@@ -26,8 +26,9 @@ pub struct StatusArgs {
 #[derive(Debug, Serialize)]
 pub struct StatusReport {
     pub ok: bool,
-    /// What this run settled of a crashed run (only when no other run was busy).
-    pub recovered: Vec<String>,
+    /// What interrupted runs left (status changes nothing; a writing command settles it).
+    #[serde(flatten)]
+    pub runs: crate::recovery::ReaderView,
     pub profile: String,
     pub stores: Vec<StoreStatus>,
 }
@@ -55,17 +56,18 @@ pub struct TableRows {
 
 pub fn run(ctx: &Context, args: &StatusArgs) -> CliResult {
     let stores = selected_stores(args.store.store);
-    let recovered = settle_if_idle(ctx);
+    let runs = readers_view(ctx);
     // SQLite files are read under a shared lock (see `lock`); PostgreSQL is read as it is,
     // so that status answers at once even while a reset runs.
     let _read = crate::lock::read_all(ctx, &stores, false)?;
     // Both stores are read at once: the slowest connection sets the time, not the sum.
-    let statuses: Vec<StoreStatus> =
-        crate::context::all_at_once(&stores, "status", |store| store_status(ctx, store))?;
+    let statuses: Vec<StoreStatus> = crate::context::all_at_once(&stores, "status", |store| {
+        store_status(ctx, store, runs.held.contains(&store.name))
+    })?;
 
     let report = StatusReport {
-        recovered,
-        ok: statuses.iter().all(|s| s.reachable),
+        ok: statuses.iter().all(|s| s.reachable) && !runs.needs_settling(),
+        runs,
         profile: ctx.settings.profile.clone(),
         stores: statuses,
     };
@@ -73,6 +75,9 @@ pub fn run(ctx: &Context, args: &StatusArgs) -> CliResult {
         output::print_json(&report).map_err(|e| CliError::new(Exit::Usage, e))?;
     } else {
         print_text(&report);
+    }
+    if let Some(line) = report.runs.summary() {
+        return Err(CliError::new(Exit::CheckFailed, anyhow::anyhow!("{line}")));
     }
     if report.ok {
         Ok(())
@@ -90,28 +95,16 @@ pub fn run(ctx: &Context, args: &StatusArgs) -> CliResult {
     }
 }
 
-/// Settles a crashed run's leftovers when every store is reachable and no other run holds
-/// a lock; otherwise leaves them to the next locking command. Never creates a SQLite file.
-fn settle_if_idle(ctx: &Context) -> Vec<String> {
-    let stores = shared::store::dependency_order(&crate::context::all_stores());
-    let all_exist = stores.iter().all(|s| {
-        ctx.url(s)
-            .map(|u| u.sqlite_path().is_none_or(|p| p.exists()))
-            .unwrap_or(false)
-    });
-    if !all_exist {
-        return Vec::new();
-    }
-    match crate::lock::try_acquire_all(ctx, &stores) {
-        Ok(Some(_locks)) => crate::recovery::settle(ctx).unwrap_or_else(|e| {
-            tracing::warn!(error = %e, "could not settle an interrupted run");
-            Vec::new()
-        }),
-        _ => Vec::new(),
-    }
+/// What interrupted runs left, when every store can be read; it changes nothing and
+/// creates no SQLite file (an unreachable store is reported on its own).
+fn readers_view(ctx: &Context) -> crate::recovery::ReaderView {
+    crate::recovery::for_readers(ctx).unwrap_or_else(|e| {
+        tracing::warn!(error = %e, "could not look for an interrupted run");
+        crate::recovery::ReaderView::default()
+    })
 }
 
-fn store_status(ctx: &Context, store: &'static Store) -> CliResult<StoreStatus> {
+fn store_status(ctx: &Context, store: &'static Store, held: bool) -> CliResult<StoreStatus> {
     let url = ctx.url(store)?;
     let mut status = StoreStatus {
         store: store.name,
@@ -147,6 +140,14 @@ fn store_status(ctx: &Context, store: &'static Store) -> CliResult<StoreStatus> 
         }
     };
     status.reachable = true;
+    if held {
+        // Its old tables are locked by the prepared rebuild: reading them would only wait.
+        status.error = Some(
+            "a prepared rebuild of an interrupted run holds its tables; `orchestrator recover` settles it"
+                .into(),
+        );
+        return Ok(status);
+    }
     if url.backend() == Backend::Postgres {
         // A read that waits on a lock (a reset committing, a transaction another tool left
         // prepared) fails after the configured time instead of hanging.
@@ -188,10 +189,13 @@ fn count_rows(
 }
 
 fn print_text(report: &StatusReport) {
-    for line in &report.recovered {
-        println!("recovered: {line}");
-    }
     println!("profile: {}", report.profile);
+    for line in &report.runs.interrupted {
+        println!("{}: {line}", paint("interrupted", Tone::Bad));
+    }
+    if report.runs.run_in_progress {
+        println!("a run is in progress");
+    }
     for s in &report.stores {
         let state = if !s.reachable {
             paint("unreachable", Tone::Bad)

@@ -33,6 +33,8 @@ pub struct VerifyReport {
     pub ok: bool,
     pub stores: Vec<StoreVerify>,
     pub references: Vec<ReferenceCheck>,
+    /// What interrupted runs left: verify reports it and changes nothing.
+    pub interrupted: Vec<String>,
 }
 
 #[derive(Debug, Serialize)]
@@ -65,11 +67,16 @@ impl StoreVerify {
 }
 
 impl VerifyReport {
-    fn new(stores: Vec<StoreVerify>, references: Vec<ReferenceCheck>) -> Self {
+    fn new(
+        stores: Vec<StoreVerify>,
+        references: Vec<ReferenceCheck>,
+        interrupted: Vec<String>,
+    ) -> Self {
         let mut report = VerifyReport {
             ok: false,
             stores,
             references,
+            interrupted,
         };
         report.ok = report.problems() == 0;
         report
@@ -78,6 +85,7 @@ impl VerifyReport {
     pub fn problems(&self) -> usize {
         self.stores.iter().map(StoreVerify::problems).sum::<usize>()
             + self.references.iter().filter(|r| !r.ok()).count()
+            + self.interrupted.len()
     }
 }
 
@@ -149,6 +157,24 @@ pub fn run(ctx: &Context, args: &VerifyArgs) -> CliResult {
     // A reset or migrate in progress is waited for: verify judges settled states only.
     let checked: Vec<&'static Store> = needed.iter().map(|(s, _)| *s).collect();
     let _read = crate::lock::read_all(ctx, &checked, true)?;
+    let runs = crate::recovery::for_readers(ctx)?;
+    if !runs.held.is_empty() {
+        // A prepared rebuild holds those stores' tables: checking them would only wait.
+        let report = VerifyReport::new(Vec::new(), Vec::new(), runs.interrupted);
+        if ctx.json() {
+            output::print_json(&report).map_err(|e| CliError::new(Exit::Usage, e))?;
+        } else {
+            print_text(&report);
+        }
+        return Err(CliError::new(
+            Exit::CheckFailed,
+            anyhow::anyhow!(
+                "verify cannot check {} until the interrupted run is settled: {}",
+                runs.held.join(" and "),
+                crate::recovery::SETTLE_HINT
+            ),
+        ));
+    }
     ctx.progress("verify: reading catalogs and migration histories…");
     // Every store is connected to and checked at once.
     let opened = crate::context::all_at_once(&needed, "verify", |(store, check)| {
@@ -193,7 +219,7 @@ pub fn run(ctx: &Context, args: &VerifyArgs) -> CliResult {
     .into_iter()
     .collect::<CliResult<Vec<_>>>()?;
 
-    let report = VerifyReport::new(stores, refs);
+    let report = VerifyReport::new(stores, refs, runs.interrupted);
     let problems = report.problems();
     if ctx.json() {
         output::print_json(&report).map_err(|e| CliError::new(Exit::Usage, e))?;
@@ -252,6 +278,12 @@ fn check_reference(
 }
 
 fn print_text(report: &VerifyReport) {
+    for line in &report.interrupted {
+        println!("{}: {line}", paint("interrupted", Tone::Bad));
+    }
+    if !report.interrupted.is_empty() {
+        println!("  {}", crate::recovery::SETTLE_HINT);
+    }
     for s in &report.stores {
         let n = s.problems();
         if n == 0 {

@@ -233,7 +233,7 @@ pub fn in_doubt(pair: &TestPair) -> Vec<String> {
         let journal = shared::admin::journal_entries(&mut db.connect()).unwrap_or_default();
         let decisions: Vec<_> = journal
             .into_iter()
-            .filter(|(_, stores)| stores.first().is_some_and(|s| s == name))
+            .filter(|entry| entry.stores.first().is_some_and(|s| s == name))
             .collect();
         if !decisions.is_empty() {
             found.push(format!("{name}: journal {decisions:?}"));

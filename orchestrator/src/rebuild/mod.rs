@@ -12,7 +12,17 @@
 //! `recovery`). With
 //! `max_prepared_transactions > 0` every PostgreSQL store is prepared (two-phase commit)
 //! before the first commit, so even a commit that fails at the server cannot lose the
-//! rebuilt state: the next run commits it.
+//! rebuilt state: the next run commits it. Without it (the server default), every store's
+//! transaction stays open until all are ready, restores included (psql keeps the load's
+//! transaction open), and a later store whose commit fails has the earlier ones put back
+//! from the run's safety backup. The journal row also records the run's source (see
+//! `run_record`), so a run is only ever finished from what it started from.
+
+mod postgres;
+mod sqlite;
+
+pub use sqlite::staged_path;
+pub(crate) use sqlite::swap_in;
 
 use std::path::{Path, PathBuf};
 use std::time::Instant;
@@ -26,7 +36,7 @@ use crate::backup::StoreBackup;
 use crate::context::Context;
 use crate::exit::{CliError, CliResult, Exit};
 use crate::fault;
-use crate::pgtools::{self, PgTools};
+use crate::run_record::RunRecord;
 
 /// What replaces a store's contents.
 #[derive(Clone, Copy)]
@@ -110,9 +120,12 @@ enum State {
     Open(Conn),
     /// PostgreSQL: prepared under this gid; the connection only commits or rolls it back.
     Prepared(Conn, String),
+    /// PostgreSQL without two-phase commit: a dump loaded by psql, whose transaction is
+    /// open until we commit it.
+    Loaded(postgres::PsqlTxn),
     /// SQLite: the new database is complete in this file, not yet swapped in.
     Staged(PathBuf),
-    /// Committed already (psql restore without two-phase commit) or settled.
+    /// Nothing open: settled, or not started.
     Done,
 }
 
@@ -142,13 +155,6 @@ pub(crate) fn parse_gid(gid: &str) -> Option<(String, String)> {
     Some((run.to_string(), store.to_string()))
 }
 
-/// Where a SQLite store's replacement is built before the swap.
-pub fn staged_path(live: &Path, run: &str) -> PathBuf {
-    let mut name = live.as_os_str().to_owned();
-    name.push(format!(".rebuild-{run}"));
-    PathBuf::from(name)
-}
-
 /// Runs the rebuild of `stores` (dependency order) from `sources` (same order).
 pub struct Rebuild<'a> {
     pub ctx: &'a Context,
@@ -156,6 +162,8 @@ pub struct Rebuild<'a> {
     pub stores: Vec<&'static Store>,
     /// The backup to put back if a later store's commit fails without two-phase commit.
     pub fallback: Option<&'a Path>,
+    /// What the journal rows record of the run: its source and safety backup.
+    pub record: RunRecord,
 }
 
 impl Rebuild<'_> {
@@ -288,37 +296,11 @@ impl Rebuild<'_> {
             .map_err(|e| StoreFailure::new(store, &url, "listing tables", e))?;
         drop(session);
         if url.backend() == Backend::Postgres {
-            // The run's pooled session holds the store's advisory lock, so it stays in the
-            // pool until the run ends and the rebuild transaction gets a connection of its
-            // own. Were it the transaction's, the lock would end with this store's commit:
-            // a waiting run could then take both locks while this one still clears its
-            // journal, find the run's row in one store but not the other, and redo a reset
-            // that had finished.
-            let mut conn = self
-                .ctx
-                .connect(store)
-                .map_err(|e| StoreFailure::new(store, &url, "connecting", e))?;
-            // Held by this session until it ends: see `admin::rebuild_lock_key`.
-            admin::advisory_lock(&mut conn, admin::rebuild_lock_key(store.name))
-                .map_err(|e| StoreFailure::new(store, &url, "taking the rebuild lock", e))?;
-            admin::begin(&mut conn).map_err(|e| StoreFailure::new(store, &url, "BEGIN", e))?;
+            let mut drop_ms = 0;
+            let conn = timed(&mut drop_ms, || postgres::open(self.ctx, store))
+                .map_err(|(step, e)| StoreFailure::new(store, &url, step, e))?;
+            stage.outcome.phases.drop += drop_ms;
             stage.state = State::Open(conn);
-            let State::Open(conn) = &mut stage.state else {
-                unreachable!("just set")
-            };
-            let secs = self.ctx.settings.lock_timeout.as_secs();
-            admin::set_local_lock_timeout(conn, secs)
-                .map_err(|e| StoreFailure::new(store, &url, "SET lock_timeout", e))?;
-            let (_, sql) = admin::schema_rebuild_sql(conn)
-                .map_err(|e| StoreFailure::new(store, &url, "reading the schema's grants", e))?;
-            timed(&mut stage.outcome.phases.drop, || conn.batch_execute(&sql)).map_err(|e| {
-                let hint = if e.to_string().contains("lock timeout") {
-                    format!("{e} (other sessions hold its tables; stop them or retry)")
-                } else {
-                    e.to_string()
-                };
-                StoreFailure::new(store, &url, "dropping the schema", hint)
-            })?;
         }
         stage.outcome.millis += started.elapsed().as_millis();
         Ok(stage)
@@ -333,6 +315,7 @@ impl Rebuild<'_> {
     ) -> Result<(), StoreFailure> {
         let store = stage.store;
         let url = stage.url.clone();
+        let record = self.record.to_json();
         let fail =
             |step: &'static str, e: &dyn std::fmt::Display| StoreFailure::new(store, &url, step, e);
         match (&mut stage.state, source) {
@@ -343,7 +326,7 @@ impl Rebuild<'_> {
                 })
                 .map_err(|(step, e)| fail(step, &e))?;
                 timed(&mut phases.verify, || {
-                    finish_rebuild(conn, store, &self.run, names)
+                    finish_rebuild(conn, store, &self.run, names, &record)
                 })
                 .map_err(|(step, e)| fail(step, &e))?;
                 if two_phase {
@@ -363,41 +346,42 @@ impl Rebuild<'_> {
                     let _ = admin::rollback(&mut conn);
                     // psql's session takes the rebuild lock for the load.
                     let _ = admin::advisory_unlock(&mut conn, admin::rebuild_lock_key(store.name));
-                    let prepared = load_postgres(
-                        self.ctx, store, &url, &mut conn, dir, entry, &self.run, names, two_phase,
-                    )
-                    .map_err(|e| fail("restoring the dump", &e))?;
-                    stage.state = match prepared {
-                        Some(gid) => {
+                    let job = postgres::LoadJob {
+                        dir,
+                        entry,
+                        run: &self.run,
+                        names,
+                        record: &record,
+                        two_phase,
+                    };
+                    let loaded = postgres::load(self.ctx, store, &url, &mut conn, &job)
+                        .map_err(|e| fail("restoring the dump", &e))?;
+                    stage.state = match loaded {
+                        postgres::Loaded::Prepared(gid) => {
                             stage.outcome.two_phase = true;
                             State::Prepared(conn, gid)
                         }
-                        None => {
-                            stage.outcome.committed = true;
-                            State::Done
-                        }
+                        postgres::Loaded::Open(txn) => State::Loaded(txn),
                     };
                 }
             }
             (State::Done, source) => {
                 let live = url.sqlite_path().map(Path::to_path_buf).unwrap_or_default();
                 let staged = staged_path(&live, &self.run);
-                build_sqlite(
-                    self.ctx,
-                    store,
-                    &staged,
+                let job = sqlite::Build {
+                    staged: &staged,
                     source,
-                    &self.run,
+                    run: &self.run,
                     names,
-                    &mut stage.outcome,
-                )
-                .map_err(|(step, e)| {
+                    record: &record,
+                };
+                sqlite::build(self.ctx, store, &job, &mut stage.outcome).map_err(|(step, e)| {
                     let _ = std::fs::remove_file(&staged);
                     fail(step, &e)
                 })?;
                 stage.state = State::Staged(staged);
             }
-            (State::Prepared(..) | State::Staged(_), _) => {}
+            (State::Prepared(..) | State::Loaded(_) | State::Staged(_), _) => {}
         }
         if fault::armed("fail-migrate", store.name) {
             return Err(fail("migrating", &"injected fault (ORCH_FAULT)"));
@@ -418,7 +402,9 @@ impl Rebuild<'_> {
                 let mut spent = 0;
                 let result = timed(&mut spent, || commit_stage(&mut stage));
                 stage.outcome.phases.commit += spent;
-                result
+                // A commit whose answer was lost (the connection broke, psql died) may
+                // still have happened: the store's journal row tells.
+                result.or_else(|e| if self.landed(store) { Ok(()) } else { Err(e) })
             };
             match result {
                 Ok(()) => {
@@ -456,23 +442,51 @@ impl Rebuild<'_> {
         Ok(outcomes)
     }
 
+    /// Whether this run's journal row is committed in `store` (read on a new connection).
+    /// A rebuild still prepared is not committed, and holds the old tables: its journal is
+    /// not read then (that read would wait on the prepared transaction's locks).
+    fn landed(&self, store: &'static Store) -> bool {
+        let Ok(mut conn) = self.ctx.connect(store) else {
+            return false;
+        };
+        if conn.backend() == Backend::Postgres {
+            let secs = self.ctx.settings.lock_timeout.as_secs();
+            let still_prepared = admin::set_lock_timeout(&mut conn, secs)
+                .and_then(|()| admin::prepared_transactions(&mut conn))
+                .map(|gids| gids.contains(&gid(&self.run, store.name)));
+            if !matches!(still_prepared, Ok(false)) {
+                return false;
+            }
+        }
+        admin::journal_entries(&mut conn).is_ok_and(|rows| rows.iter().any(|r| r.run == self.run))
+    }
+
     /// Without two-phase commit a later store's commit failed after earlier ones
-    /// committed: put the earlier ones back from the backup taken before the run.
+    /// committed: put the earlier ones back from the backup taken before the run. The
+    /// message says exactly what is changed, and where the safety backup is.
     fn undo_committed(&self, committed: &[&'static Store], failure: StoreFailure) -> CliError {
+        let names: Vec<&str> = committed.iter().map(|s| s.name).collect();
+        let changed = names.join(" and ");
+        let op = self.record.operation();
         let Some(dir) = self.fallback else {
             return failure_exit(
                 failure,
-                "earlier stores were already reset and there is no backup to undo them (no rows were held, or --no-backup); \
-                 the next run completes the reset",
+                &format!(
+                    "{changed} already committed the {op} and there is no safety backup to undo it \
+                     (no rows were held, or --no-backup); `orchestrator recover` completes the {op}"
+                ),
             );
         };
-        let wanted: Vec<&str> = committed.iter().map(|s| s.name).collect();
-        let manifest = match crate::backup::load_checked(dir, &wanted) {
+        let manifest = match crate::backup::load_checked(dir, &names) {
             Ok(m) => m,
             Err(e) => {
                 return failure_exit(
                     failure,
-                    &format!("the backup {} cannot be used to undo: {e}", dir.display()),
+                    &format!(
+                        "{changed} already committed the {op}; the safety backup {} cannot undo it ({e}); \
+                         `orchestrator recover` completes the {op}",
+                        dir.display()
+                    ),
                 )
             }
         };
@@ -481,6 +495,10 @@ impl Rebuild<'_> {
             run: new_run_id(),
             stores: committed.to_vec(),
             fallback: None,
+            record: RunRecord {
+                restore_from: crate::run_record::BackupRef::pin(dir).ok(),
+                safety: None,
+            },
         };
         let sources: Vec<Source<'_>> = committed
             .iter()
@@ -491,14 +509,17 @@ impl Rebuild<'_> {
             Ok(_) => failure_exit(
                 failure,
                 &format!(
-                    "the stores committed before it were restored from {}",
+                    "{changed} had committed and {} put back from the safety backup {}: nothing is changed",
+                    if names.len() == 1 { "was" } else { "were" },
                     dir.display()
                 ),
             ),
             Err(e) => failure_exit(
                 failure,
                 &format!(
-                    "restoring the earlier stores from {} also failed: {e}",
+                    "{changed} already committed the {op}; putting {} back from the safety backup {} failed too ({e}); \
+                     `orchestrator recover` completes the {op}",
+                    if names.len() == 1 { "it" } else { "them" },
                     dir.display()
                 ),
             ),
@@ -553,8 +574,10 @@ fn finish_rebuild(
     store: &Store,
     run: &str,
     names: &[&str],
+    record: &str,
 ) -> Result<(), StepError> {
-    admin::journal_record(conn, run, names).map_err(|e| ("recording the run", e.to_string()))?;
+    admin::journal_record(conn, run, names, record)
+        .map_err(|e| ("recording the run", e.to_string()))?;
     let check = contract::check_schema(conn, store).map_err(|e| ("verifying", e.to_string()))?;
     if !check.ok() {
         return Err(("verifying", check.summary()));
@@ -562,187 +585,16 @@ fn finish_rebuild(
     Ok(())
 }
 
-fn build_sqlite(
-    ctx: &Context,
-    store: &Store,
-    staged: &Path,
-    source: Source<'_>,
-    run: &str,
-    names: &[&str],
-    outcome: &mut StoreOutcome,
-) -> Result<(), StepError> {
-    let io = |step: &'static str| move |e: std::io::Error| (step, e.to_string());
-    if staged.exists() {
-        std::fs::remove_file(staged).map_err(io("removing an old staging file"))?;
-    }
-    if let Source::Backup { dir, entry } = source {
-        std::fs::copy(dir.join(&entry.file), staged).map_err(io("copying the backup"))?;
-    }
-    let url =
-        DatabaseUrl::parse(&staged.to_string_lossy()).map_err(|e| ("staging", e.to_string()))?;
-    let mut conn = Conn::establish(store.name, &url)
-        .map_err(|e| ("opening the staging file", e.to_string()))?;
-    match source {
-        Source::Migrations => {
-            outcome.applied = timed(&mut outcome.phases.migrate, || {
-                fill_by_migrations(ctx, store, &mut conn)
-            })?
-        }
-        Source::Backup { entry, .. } => {
-            admin::sqlite_quick_check(&mut conn).map_err(|e| ("checking the backup", e))?;
-            check_counts(&mut conn, entry)?;
-        }
-    }
-    if matches!(source, Source::Migrations) {
-        timed(&mut outcome.phases.verify, || {
-            finish_rebuild(&mut conn, store, run, names)
-        })?;
-    } else {
-        admin::journal_record(&mut conn, run, names)
-            .map_err(|e| ("recording the run", e.to_string()))?;
-    }
-    drop(conn);
-    std::fs::File::open(staged)
-        .and_then(|f| f.sync_all())
-        .map_err(io("syncing the staging file"))?;
-    Ok(())
-}
-
-fn check_counts(conn: &mut Conn, entry: &StoreBackup) -> Result<(), StepError> {
-    let tables: Vec<String> = entry.row_counts.keys().cloned().collect();
-    let counts =
-        shared::catalog::row_counts(conn, &tables).map_err(|e| ("counting rows", e.to_string()))?;
-    for (table, n) in counts {
-        let want = entry.row_counts.get(&table).copied().unwrap_or(0);
-        if n != want {
-            return Err((
-                "checking row counts",
-                format!("{table} holds {n} rows, the manifest says {want}"),
-            ));
-        }
-    }
-    Ok(())
-}
-
-/// Loads a PostgreSQL dump with psql in one transaction: drop and recreate the schema,
-/// the dump, the journal row, a check of every table's row count against the manifest,
-/// then `PREPARE TRANSACTION` (returned gid) or `COMMIT` (`None`).
-#[allow(
-    clippy::too_many_arguments,
-    reason = "one call site; the arguments are the rebuild's own context"
-)]
-fn load_postgres(
-    ctx: &Context,
-    store: &Store,
-    url: &DatabaseUrl,
-    conn: &mut Conn,
-    dir: &Path,
-    entry: &StoreBackup,
-    run: &str,
-    names: &[&str],
-    two_phase: bool,
-) -> Result<Option<String>, String> {
-    let major = admin::server_major(conn).map_err(|e| e.to_string())?;
-    let tools = PgTools::find(major)?;
-    let (schema, rebuild) = admin::schema_rebuild_sql(conn).map_err(|e| e.to_string())?;
-    let mut to_sql = tools.command("pg_restore");
-    to_sql
-        .args(["--no-owner", "--file", "-"])
-        .arg(dir.join(&entry.file));
-    let dump_sql = pgtools::run(to_sql, "pg_restore", url)?.stdout;
-
-    let expected: Vec<(String, i64)> = entry
-        .row_counts
-        .iter()
-        .map(|(t, n)| (t.clone(), *n))
-        .collect();
-    let gid = two_phase.then(|| gid(run, store.name));
-    let mut script = Vec::with_capacity(dump_sql.len() + 4096);
-    script.extend_from_slice(b"\\set ON_ERROR_STOP on\nSET client_min_messages = warning;\n");
-    script.extend_from_slice(
-        admin::advisory_lock_sql(admin::rebuild_lock_key(store.name)).as_bytes(),
-    );
-    script.extend_from_slice(b"BEGIN;\n");
-    script.extend_from_slice(
-        format!(
-            "SET LOCAL lock_timeout = '{}s';\n",
-            ctx.settings.lock_timeout.as_secs().max(1)
-        )
-        .as_bytes(),
-    );
-    script.extend_from_slice(rebuild.as_bytes());
-    script.extend_from_slice(&dump_sql);
-    script.extend_from_slice(b"\n");
-    // pg_restore's script empties search_path; the bookkeeping goes into the schema.
-    script.extend_from_slice(
-        format!("SET search_path TO {};\n", shared::db::quote_ident(&schema)).as_bytes(),
-    );
-    script.extend_from_slice(admin::journal_record_sql(run, names).as_bytes());
-    script.extend_from_slice(admin::row_count_check_sql(&schema, &expected).as_bytes());
-    script.extend_from_slice(format!("\\echo {LOADED}\n").as_bytes());
-    // Written only once psql says everything above ran: should this process die before,
-    // psql reads the end of its input, quits, and the server rolls the load back; psql
-    // never finishes a load on its own after its run is gone.
-    let last = match &gid {
-        Some(gid) => format!("PREPARE TRANSACTION {};\n", shared::db::quote_literal(gid)),
-        None => "COMMIT;\n".to_string(),
-    };
-
-    let mut psql = tools.connected("psql", url);
-    psql.args(["-X", "-q", "-v", "ON_ERROR_STOP=1", "-f", "-"]);
-    psql.stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped());
-    let mut child = psql.spawn().map_err(|e| format!("cannot run psql: {e}"))?;
-    let loaded = {
-        use std::io::{BufRead, Write};
-        let mut stdin = child.stdin.take().ok_or("psql has no stdin")?;
-        let stdout = child.stdout.take().ok_or("psql has no stdout")?;
-        // A failing psql stops reading; its own message, below, says why.
-        let written = stdin.write_all(&script).is_ok();
-        let loaded = written
-            && std::io::BufReader::new(stdout)
-                .lines()
-                .map_while(Result::ok)
-                .any(|line| line.trim() == LOADED);
-        if loaded {
-            stdin
-                .write_all(last.as_bytes())
-                .map_err(|e| format!("writing to psql: {e}"))?;
-        }
-        loaded
-    };
-    let output = child.wait_with_output().map_err(|e| format!("psql: {e}"))?;
-    if !output.status.success() || !loaded {
-        let last = pgtools::last_words(&output.stderr);
-        return Err(shared::db::scrub(url, &format!("psql: {last}")));
-    }
-    Ok(gid)
-}
-
-/// What the load script prints once everything but its last statement ran.
-const LOADED: &str = "orchestrator: loaded";
-
 fn commit_stage(stage: &mut Stage) -> Result<(), String> {
     match std::mem::replace(&mut stage.state, State::Done) {
         State::Open(mut conn) => admin::commit(&mut conn).map_err(|e| e.to_string()),
         State::Prepared(mut conn, gid) => {
             admin::commit_prepared(&mut conn, &gid).map_err(|e| e.to_string())
         }
+        State::Loaded(txn) => txn.commit(),
         State::Staged(staged) => swap_in(&staged, stage.url.sqlite_path().unwrap_or(Path::new(""))),
         State::Done => Ok(()),
     }
-}
-
-/// Replaces the live SQLite file by the staged one in one atomic rename.
-pub(crate) fn swap_in(staged: &Path, live: &Path) -> Result<(), String> {
-    std::fs::rename(staged, live)
-        .map_err(|e| format!("renaming {} to {}: {e}", staged.display(), live.display()))?;
-    if let Some(dir) = live.parent().filter(|p| !p.as_os_str().is_empty()) {
-        // The rename is durable once the folder is synced.
-        let _ = std::fs::File::open(dir).and_then(|d| d.sync_all());
-    }
-    Ok(())
 }
 
 fn abort_all(stages: Vec<Stage>) {
@@ -754,6 +606,7 @@ fn abort_all(stages: Vec<Stage>) {
             State::Prepared(mut conn, gid) => {
                 let _ = admin::rollback_prepared(&mut conn, &gid);
             }
+            State::Loaded(txn) => txn.abort(),
             State::Staged(path) => {
                 let _ = std::fs::remove_file(path);
             }
