@@ -17,6 +17,7 @@
 #   scripts/kill-trials.sh
 #   TRIALS=50 ROWS=100000 SERVER_TRIALS=10 scripts/kill-trials.sh
 #   PG_URLS="postgres://postgres@db0/postgres postgres://postgres@db64/postgres" scripts/kill-trials.sh
+#   ONLY="reset restore" scripts/kill-trials.sh    # only the trials whose names hold these words
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export ORCH_KILL_TRIALS="${TRIALS:-20}" ORCH_KILL_ROWS="${ROWS:-200000}" \
@@ -58,7 +59,7 @@ for i in "${!urls[@]}"; do
   # the other trials.
   set +e
   ORCH_TEST_PG_URL="$url" ORCH_TEST_BACKENDS="$backends" \
-    cargo test --release -p orch-tests --test kill_trials -- --nocapture --test-threads=1 "${extra[@]}" 2>&1 \
+    cargo test --release -p orch-tests --test kill_trials -- --nocapture --test-threads=1 "${extra[@]}" ${ONLY:-} 2>&1 \
     | tee -a "$log" | grep -E '^=== |KILL TRIALS|SERVER STOP|READER FINDING|test result|panicked|mixed|emptied'
   # cargo's status, not grep's, says whether the pass failed; the next pass runs anyway.
   codes=("${PIPESTATUS[@]}")
