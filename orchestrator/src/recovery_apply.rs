@@ -15,6 +15,18 @@ fn store_named(name: &str) -> Option<&'static Store> {
     all_stores().into_iter().find(|s| s.name == name)
 }
 
+/// Runs one settling statement on the store's session; a failure names the store and
+/// the action.
+fn on_store(
+    ctx: &Context,
+    store: &'static Store,
+    action: &str,
+    statement: impl FnOnce(&mut shared::Conn) -> diesel::QueryResult<()>,
+) -> CliResult<()> {
+    let mut conn = ctx.session(store)?;
+    statement(&mut conn).map_err(|e| db_error(store, ctx.url(store).ok(), action, e))
+}
+
 /// Settles one leftover; returns what was done, in words.
 pub fn apply(ctx: &Context, leftover: Leftover) -> CliResult<Option<String>> {
     match leftover {
@@ -39,9 +51,9 @@ pub fn apply(ctx: &Context, leftover: Leftover) -> CliResult<Option<String>> {
             let Some(store) = store_named(store) else {
                 return Ok(None);
             };
-            let mut conn = ctx.session(store)?;
-            admin::journal_clear(&mut conn, &run)
-                .map_err(|e| db_error(store, ctx.url(store).ok(), "clearing the journal", e))?;
+            on_store(ctx, store, "clearing the journal", |c| {
+                admin::journal_clear(c, &run)
+            })?;
             Ok(Some(format!(
                 "{}: cleared the bookkeeping row of finished run {run}",
                 store.name
@@ -51,9 +63,9 @@ pub fn apply(ctx: &Context, leftover: Leftover) -> CliResult<Option<String>> {
             let Some(store) = store_named(store) else {
                 return Ok(None);
             };
-            let mut conn = ctx.session(store)?;
-            admin::rollback_prepared(&mut conn, &gid)
-                .map_err(|e| db_error(store, ctx.url(store).ok(), "ROLLBACK PREPARED", e))?;
+            on_store(ctx, store, "ROLLBACK PREPARED", |c| {
+                admin::rollback_prepared(c, &gid)
+            })?;
             Ok(Some(format!(
                 "{}: rolled back the undecided rebuild of interrupted run {run}",
                 store.name
@@ -146,9 +158,9 @@ fn finish(
         };
         match how {
             Finish::CommitPrepared { gid } => {
-                let mut conn = ctx.session(store)?;
-                admin::commit_prepared(&mut conn, gid)
-                    .map_err(|e| db_error(store, ctx.url(store).ok(), "COMMIT PREPARED", e))?;
+                on_store(ctx, store, "COMMIT PREPARED", |c| {
+                    admin::commit_prepared(c, gid)
+                })?;
                 done.push(format!("{name}: committed its prepared rebuild"));
             }
             Finish::SwapStaged { path } => {
@@ -175,14 +187,7 @@ fn finish(
             )?;
         }
         Some((set, manifest)) => {
-            let sources: Vec<Source<'_>> = to_rebuild
-                .iter()
-                .filter_map(|s| manifest.stores.iter().find(|e| e.store == s.name))
-                .map(|entry| Source::Backup {
-                    dir: &set.dir,
-                    entry,
-                })
-                .collect();
+            let sources = Source::from_set(&set.dir, manifest, to_rebuild);
             rebuild(
                 ctx,
                 run.into(),
@@ -252,14 +257,7 @@ fn undo(ctx: &Context, job: &Undo<'_>, safety: Option<BackupRef>, why: &str) -> 
             )))
         }
     };
-    let sources: Vec<Source<'_>> = stores
-        .iter()
-        .filter_map(|s| manifest.stores.iter().find(|e| e.store == s.name))
-        .map(|entry| Source::Backup {
-            dir: &set.dir,
-            entry,
-        })
-        .collect();
+    let sources = Source::from_set(&set.dir, &manifest, &stores);
     let record = RunRecord {
         restore_from: Some(set.clone()),
         safety: None,
@@ -271,9 +269,9 @@ fn undo(ctx: &Context, job: &Undo<'_>, safety: Option<BackupRef>, why: &str) -> 
         };
         match how {
             Finish::CommitPrepared { gid } => {
-                let mut conn = ctx.session(store)?;
-                admin::rollback_prepared(&mut conn, gid)
-                    .map_err(|e| db_error(store, ctx.url(store).ok(), "ROLLBACK PREPARED", e))?;
+                on_store(ctx, store, "ROLLBACK PREPARED", |c| {
+                    admin::rollback_prepared(c, gid)
+                })?;
             }
             Finish::SwapStaged { path } => {
                 let _ = std::fs::remove_file(path);

@@ -121,7 +121,7 @@ fn run_with_fault(
     let completes = fault.starts_with("fail-commit") && two_phase(pair, mode);
     if completes {
         assert!(
-            stderr.contains("next run"),
+            stderr.contains("orchestrator recover"),
             "{context}: says who completes it: {stderr}"
         );
     }

@@ -93,58 +93,40 @@ fn modes(pair: &TestPair) -> &'static [&'static str] {
     }
 }
 
+// Injected failures of app's load and commit, with and without two-phase commit, are in
+// `faults.rs`; this is the failure the report met first.
 #[test]
-fn a_restore_that_fails_in_the_second_store_leaves_both_as_before() {
-    for_each_backend("restore_fail_app", |pair| {
-        let (dir, backed, before) = seeded_with_backup(pair);
-        for mode in modes(pair) {
-            for fault in ["fail-migrate:app", "fail-commit:app"] {
-                let output = restore(
-                    pair,
-                    &dir,
-                    &[("ORCH_FAULT", fault), ("ORCH_TWO_PHASE", mode)],
-                );
-                let stderr = stderr_of(&output);
-                assert_eq!(output.status.code(), Some(4), "{fault} ({mode}): {stderr}");
-                assert!(stderr.contains("app database"), "{fault}: {stderr}");
-                assert!(
-                    stderr.contains("nothing was changed") || stderr.contains("nothing is changed"),
-                    "{fault} ({mode}) says nothing changed only when true: {stderr}"
-                );
-                assert_eq!(
-                    pair_checksums(pair),
-                    before,
-                    "{fault} ({mode}) on {}: both stores exactly as before",
-                    pair.backend
-                );
-            }
-        }
-        if pair.backend == Backend::Postgres {
-            // The repro of the report: another session reads an app table in an open
-            // transaction, so the guard and the backup pass but app's drop cannot.
-            let mut holder = pair.app.connect();
-            exec(&mut holder, "BEGIN; SELECT count(*) FROM datasets;");
-            let output = restore(
-                pair,
-                &dir,
-                &[("ORCH_TWO_PHASE", "off"), ("ORCH_LOCK_TIMEOUT_SECS", "2")],
-            );
-            let stderr = stderr_of(&output);
-            assert_eq!(output.status.code(), Some(4), "{stderr}");
-            assert!(stderr.contains("nothing was changed"), "{stderr}");
-            exec(&mut holder, "ROLLBACK;");
-            drop(holder);
-            assert_eq!(
-                pair_checksums(pair),
-                before,
-                "auth is not restored while app could not be"
-            );
-        }
-        // Undisturbed, the restore brings back exactly what the backup holds.
-        let output = restore(pair, &dir, &[]);
-        assert!(output.status.success(), "{}", stderr_of(&output));
-        assert_eq!(pair_checksums(pair), backed);
-    });
+fn a_restore_whose_app_drop_waits_out_the_lock_timeout_leaves_both_as_before() {
+    let Some(pair) = TestPair::new(Backend::Postgres, "restore_app_held") else {
+        return;
+    };
+    let (dir, backed, before) = seeded_with_backup(&pair);
+    // Another session reads an app table in an open transaction: the guard and the
+    // safety backup pass, app's drop cannot.
+    let mut holder = pair.app.connect();
+    exec(&mut holder, "BEGIN; SELECT count(*) FROM datasets;");
+    for mode in ["off", "on"] {
+        let output = restore(
+            &pair,
+            &dir,
+            &[("ORCH_TWO_PHASE", mode), ("ORCH_LOCK_TIMEOUT_SECS", "2")],
+        );
+        let stderr = stderr_of(&output);
+        assert_eq!(output.status.code(), Some(4), "{mode}: {stderr}");
+        assert!(stderr.contains("app database"), "{mode}: {stderr}");
+        assert!(stderr.contains("nothing was changed"), "{mode}: {stderr}");
+        assert_eq!(
+            pair_checksums(&pair),
+            before,
+            "{mode}: auth is not restored while app could not be"
+        );
+    }
+    exec(&mut holder, "ROLLBACK;");
+    drop(holder);
+    // Undisturbed, the restore brings back exactly what the backup holds.
+    let output = restore(&pair, &dir, &[]);
+    assert!(output.status.success(), "{}", stderr_of(&output));
+    assert_eq!(pair_checksums(&pair), backed);
 }
 
 #[test]

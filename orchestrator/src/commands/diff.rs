@@ -59,6 +59,7 @@ pub fn run(ctx: &Context, args: &DiffArgs) -> CliResult {
         .map(DatabaseUrl::parse)
         .transpose()?;
     let runs = crate::recovery::for_readers(ctx)?;
+    let held = runs.held.clone();
     let mut report = DiffReport {
         ok: !runs.needs_settling(),
         stores: Vec::new(),
@@ -68,6 +69,11 @@ pub fn run(ctx: &Context, args: &DiffArgs) -> CliResult {
         crate::squash_journal::settle_locked(dir).map_err(CliError::usage)?;
     }
     for store in selected_stores(args.store.store) {
+        if held.contains(&store.name) {
+            // A prepared rebuild holds its old tables: reading them would only wait. The
+            // interrupted run is reported instead.
+            continue;
+        }
         let url = ctx.url(store)?;
         let backend = url.backend();
         let dir = args

@@ -91,14 +91,7 @@ pub fn run(ctx: &Context, args: &RestoreArgs) -> CliResult {
         restore_from: Some(pin(&args.dir)?),
         safety: safety.as_deref().map(pin).transpose()?,
     };
-    let sources: Vec<Source<'_>> = stores
-        .iter()
-        .filter_map(|s| manifest.stores.iter().find(|e| e.store == s.name))
-        .map(|entry| Source::Backup {
-            dir: &args.dir,
-            entry,
-        })
-        .collect();
+    let sources = Source::from_set(&args.dir, &manifest, &stores);
     let engine = Rebuild {
         ctx,
         run: rebuild::new_run_id(),

@@ -48,6 +48,22 @@ pub enum Source<'a> {
     },
 }
 
+impl<'a> Source<'a> {
+    /// The sources that restore `stores` from the backup set in `dir`, in their order
+    /// (a store the manifest lacks is left out; the caller checked the set covers it).
+    pub fn from_set(
+        dir: &'a Path,
+        manifest: &'a crate::backup::Manifest,
+        stores: &[&'static Store],
+    ) -> Vec<Source<'a>> {
+        stores
+            .iter()
+            .filter_map(|s| manifest.stores.iter().find(|e| e.store == s.name))
+            .map(|entry| Source::Backup { dir, entry })
+            .collect()
+    }
+}
+
 /// A store's failure, named.
 #[derive(Debug)]
 pub struct StoreFailure {
@@ -430,7 +446,7 @@ impl Rebuild<'_> {
                         // transactions survive, and the next run commits them.
                         return Err(failure_exit(
                             failure,
-                            "the stores committed so far hold the decision; the next run of any command completes the commit",
+                            "the stores committed so far hold the decision and the others are prepared; `orchestrator recover` (or any writing command) completes the commit",
                         ));
                     }
                     abort_all(std::iter::once(stage).chain(rest).collect());
@@ -500,11 +516,7 @@ impl Rebuild<'_> {
                 safety: None,
             },
         };
-        let sources: Vec<Source<'_>> = committed
-            .iter()
-            .filter_map(|s| manifest.stores.iter().find(|e| e.store == s.name))
-            .map(|entry| Source::Backup { dir, entry })
-            .collect();
+        let sources = Source::from_set(dir, &manifest, committed);
         match undo.execute(&sources) {
             Ok(_) => failure_exit(
                 failure,

@@ -227,13 +227,24 @@ pub fn in_doubt(pair: &TestPair) -> Vec<String> {
         if !print.staged.is_empty() {
             found.push(format!("{name}: staged {:?}", print.staged));
         }
-        // A row in the store that commits first is a decision taken and not carried out;
-        // a row only in a later store is a finished run's bookkeeping (see README, "How a
-        // crash is settled"), nothing interrupted: readers must leave it, not report it.
+        // A row in the store that commits first is a decision taken; it is carried out
+        // unless every store of the run has its row too (then only the tidying was cut
+        // short). A row only in a later store is a finished run's bookkeeping (see README,
+        // "How a crash is settled"). Neither of those is interrupted work: readers leave
+        // them to the writers and need not report them.
         let journal = shared::admin::journal_entries(&mut db.connect()).unwrap_or_default();
+        let committed_everywhere = |run: &str| {
+            [&pair.auth, &pair.app].iter().all(|other| {
+                shared::admin::journal_entries(&mut other.connect())
+                    .unwrap_or_default()
+                    .iter()
+                    .any(|e| e.run == run)
+            })
+        };
         let decisions: Vec<_> = journal
             .into_iter()
             .filter(|entry| entry.stores.first().is_some_and(|s| s == name))
+            .filter(|entry| !committed_everywhere(&entry.run))
             .collect();
         if !decisions.is_empty() {
             found.push(format!("{name}: journal {decisions:?}"));
@@ -292,7 +303,7 @@ pub fn readers_change_nothing(pair: &TestPair, doubt: &[String], context: &str) 
                     "{what} exited {code:?} with nothing to settle: {stderr}"
                 ));
             }
-        } else if !said.contains("interrupted") && !said.contains("mixed") {
+        } else if !reported(&stdout, &said) {
             findings.push(format!(
                 "{what} did not report the interrupted run ({doubt:?}): exit {code:?}: {}",
                 brief(&format!("{} {}", stdout.trim(), stderr.trim()))
@@ -310,6 +321,18 @@ pub fn readers_change_nothing(pair: &TestPair, doubt: &[String], context: &str) 
         .into_iter()
         .map(|f| format!("{context}: {f}"))
         .collect()
+}
+
+/// Whether a reader reported an interrupted run: its JSON's `interrupted` list is not
+/// empty (the key itself is always there), or, without a JSON report (an error), its
+/// message says so.
+fn reported(stdout: &str, said: &str) -> bool {
+    match serde_json::from_str::<serde_json::Value>(stdout) {
+        Ok(report) if report.get("interrupted").is_some() => report["interrupted"]
+            .as_array()
+            .is_some_and(|runs| !runs.is_empty()),
+        _ => said.contains("interrupted") || said.contains("mixed"),
+    }
 }
 
 /// A command's output on one line, cut short: enough to see what it said.
