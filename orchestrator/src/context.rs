@@ -79,6 +79,9 @@ impl Context {
             app_url: global.app_url.clone(),
         };
         let settings = Settings::load(&cwd, &overrides)?;
+        // Every connection opened from here on, wherever in the code, waits for locks no
+        // longer than this.
+        shared::session::set_lock_timeout(settings.lock_timeout);
         for (key, source) in &settings.sources {
             tracing::debug!(%key, %source, "configuration");
         }
