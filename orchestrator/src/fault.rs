@@ -30,12 +30,16 @@ pub fn crash_if(point: &str, store: &str) {
 
 /// Sleeps when `pause-before-commit` is armed for `store`.
 pub fn pause_if(store: &str) {
-    pause_at("pause-before-commit", store);
+    if armed("pause-before-commit", store) {
+        std::thread::sleep(std::time::Duration::from_secs(3));
+    }
 }
 
-/// Sleeps 3 s when `point` is armed for `store`.
+/// Sleeps 3 s when `point` is armed for `store`, saying so on stderr first so that a test
+/// acts while the run is paused, not on a guess of when.
 pub fn pause_at(point: &str, store: &str) {
     if armed(point, store) {
+        eprintln!("fault injected: {point}:{store}, pausing");
         std::thread::sleep(std::time::Duration::from_secs(3));
     }
 }
