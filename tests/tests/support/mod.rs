@@ -156,9 +156,20 @@ impl OwnCluster {
     }
 
     fn start_server(&self) {
+        self.start_server_with("");
+    }
+
+    /// Stops the server and starts it with `extra` server options (`-c name=value`; later
+    /// ones win), for settings that need a restart (max_prepared_transactions).
+    pub fn restart_with(&self, extra: &str) {
+        self.pg_ctl(&["-w", "-m", "fast", "stop"]);
+        self.start_server_with(extra);
+    }
+
+    fn start_server_with(&self, extra: &str) {
         let options = format!(
             "-p {} -c listen_addresses=127.0.0.1 -c unix_socket_directories={} \
-             -c max_prepared_transactions=20 -c fsync=off -c shared_buffers=32MB",
+             -c max_prepared_transactions=20 -c fsync=off -c shared_buffers=32MB {extra}",
             self.port,
             self.dir.path().display()
         );
