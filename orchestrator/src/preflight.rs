@@ -137,12 +137,24 @@ pub fn check(ctx: &Context, plan: &Plan) -> CliResult<()> {
         .into_iter()
         .flatten()
         .collect();
-    check_capacity(ctx, plan, &seen)?;
+    let tight = check_capacity(ctx, plan, &seen)?;
     let reachable: Vec<&'static Store> = seen.iter().map(|s| s.store).collect();
     all_at_once(&reachable, "preflight", |store| {
-        probe_store(ctx, plan, store)
+        probe_store(ctx, plan, store, tight.contains(&store.name))
     })?;
     Ok(())
+}
+
+impl Seen {
+    /// The names of the limits this store's connections count against.
+    fn capacity_scopes(&self) -> [String; 3] {
+        let c = &self.capacity;
+        [
+            format!("role {} on {}", c.role, c.server),
+            format!("database {} on {}", c.database, c.server),
+            format!("server {}", c.server),
+        ]
+    }
 }
 
 /// One limit and the stores of this command it covers.
@@ -158,24 +170,19 @@ struct Scope {
 }
 
 /// Refuses when a limit leaves fewer connections than the command holds at once. The
-/// role's and the server's limits cover every store of theirs together.
-fn check_capacity(ctx: &Context, plan: &Plan, seen: &[Seen]) -> CliResult<()> {
+/// role's and the server's limits cover every store of theirs together. Returns the
+/// stores under a limit the command fits exactly.
+fn check_capacity(ctx: &Context, plan: &Plan, seen: &[Seen]) -> CliResult<Vec<&'static str>> {
+    let mut tight = Vec::new();
     let mut scopes: BTreeMap<String, Scope> = BTreeMap::new();
     for s in seen {
         let c = &s.capacity;
+        let [role, database, server] = s.capacity_scopes();
         let limits = [
+            (role, c.role_left, "the role's CONNECTION LIMIT"),
+            (database, c.database_left, "the database's CONNECTION LIMIT"),
             (
-                format!("role {} on {}", c.role, c.server),
-                c.role_left,
-                "the role's CONNECTION LIMIT",
-            ),
-            (
-                format!("database {} on {}", c.database, c.server),
-                c.database_left,
-                "the database's CONNECTION LIMIT",
-            ),
-            (
-                format!("server {}", c.server),
+                server,
                 Some(c.server_left),
                 "max_connections less the reserved slots",
             ),
@@ -196,6 +203,13 @@ fn check_capacity(ctx: &Context, plan: &Plan, seen: &[Seen]) -> CliResult<()> {
     }
     for (name, scope) in scopes {
         let allowed = scope.left + scope.ours;
+        if i64::from(scope.need) == allowed {
+            tight.extend(
+                seen.iter()
+                    .filter(|s| s.capacity_scopes().contains(&name))
+                    .map(|s| s.store.name),
+            );
+        }
         if i64::from(scope.need) > allowed {
             let url = ctx.url(scope.store)?.redacted().to_string();
             return Err(CliError::new(
@@ -213,18 +227,44 @@ fn check_capacity(ctx: &Context, plan: &Plan, seen: &[Seen]) -> CliResult<()> {
             ));
         }
     }
-    Ok(())
+    Ok(tight)
 }
 
 /// The pooler probe and, for a command that may commit, the synchronous standby check,
-/// on a second connection beside the run's session.
-fn probe_store(ctx: &Context, plan: &Plan, store: &'static Store) -> CliResult<()> {
-    let url = ctx.url(store)?;
+/// on a second connection beside the run's session. Under a limit the command fits
+/// exactly (`tight`), the probe's server process must be gone before the command opens
+/// its own connections: a closed connection's backend leaves a moment after the client.
+fn probe_store(ctx: &Context, plan: &Plan, store: &'static Store, tight: bool) -> CliResult<()> {
     let mut session = ctx.session(store)?;
     let Ok(mut side) = ctx.connect(store) else {
         return Ok(());
     };
-    if let Some(evidence) = shared_server_sessions(&mut session, &mut side, store)
+    let side_pid = match &mut side {
+        Conn::Postgres(pg) => pg_server::backend_pid(pg).ok(),
+        Conn::Sqlite(_) => None,
+    };
+    let probed = probes(ctx, plan, store, &mut session, &mut side);
+    drop(side);
+    if let (true, Some(pid), Conn::Postgres(pg)) = (tight, side_pid, &mut *session) {
+        let deadline = std::time::Instant::now() + Duration::from_secs(2);
+        while pg_server::backend_alive(pg, pid).unwrap_or(false)
+            && std::time::Instant::now() < deadline
+        {
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+    probed
+}
+
+fn probes(
+    ctx: &Context,
+    plan: &Plan,
+    store: &'static Store,
+    session: &mut Conn,
+    side: &mut Conn,
+) -> CliResult<()> {
+    let url = ctx.url(store)?;
+    if let Some(evidence) = shared_server_sessions(session, side, store)
         .map_err(|e| query_error(ctx, store, "probing for a connection pooler", e))?
     {
         return Err(CliError::usage(format!(
@@ -239,7 +279,7 @@ fn probe_store(ctx: &Context, plan: &Plan, store: &'static Store) -> CliResult<(
     if !plan.commits {
         return Ok(());
     }
-    let Conn::Postgres(pg) = &mut side else {
+    let Conn::Postgres(pg) = side else {
         return Ok(());
     };
     let bound = ctx.settings.lock_timeout.max(Duration::from_secs(1));

@@ -273,9 +273,23 @@ pub fn sqlite_quick_check(conn: &mut Conn) -> Result<(), String> {
 
 /// Opens a transaction through diesel's own transaction manager, so that migrations run
 /// inside it become savepoints instead of committing it.
+///
+/// On SQLite the transaction takes the write lock up front (`BEGIN IMMEDIATE`, waiting up
+/// to the busy timeout): a deferred one that reads and then writes cannot wait for a
+/// writer ahead of it (SQLite answers BUSY at once rather than risk a deadlock, and in
+/// WAL mode a stale snapshot cannot be upgraded at all).
 pub fn begin(conn: &mut Conn) -> diesel::QueryResult<()> {
     use diesel::connection::{AnsiTransactionManager, TransactionManager};
-    crate::with_conn!(conn, |c| AnsiTransactionManager::begin_transaction(c))
+    match conn {
+        Conn::Sqlite(c) => {
+            if crate::db::in_transaction(c) {
+                AnsiTransactionManager::begin_transaction(c)
+            } else {
+                AnsiTransactionManager::begin_transaction_sql(c, "BEGIN IMMEDIATE")
+            }
+        }
+        Conn::Postgres(c) => AnsiTransactionManager::begin_transaction(c),
+    }
 }
 
 pub fn commit(conn: &mut Conn) -> diesel::QueryResult<()> {

@@ -230,6 +230,12 @@ fn a_connection_limit_below_a_commands_needs_refuses_it_before_any_change() {
             .unwrap_or(true),
         "no backup was written"
     );
+    // At exactly what they need, they run: the counts are not too low.
+    role.limit(4);
+    for args in [&["migrate"][..], &["verify"]] {
+        let output = role.run(&pair, args);
+        assert!(output.status.success(), "{args:?}: {}", stderr_of(&output));
+    }
     // With room to spare the same role works.
     role.limit(12);
     let output = role.run(&pair, &["reset", "--force"]);
