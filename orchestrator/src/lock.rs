@@ -167,7 +167,15 @@ struct Holders<'a> {
     store: &'a Store,
     /// Server processes this run has ended already (each is reported once).
     ended: Vec<i64>,
+    /// When each holder was first seen to belong to a dead run.
+    seen_dead: Vec<(i64, Instant)>,
 }
+
+/// How long a dead run's session may go on holding a lock before it is ended. A run that
+/// just exited normally leaves its server process a moment to notice and release its
+/// locks; and with `client_connection_check_interval` a backend whose client died ends
+/// itself within a second. Only a session that outlives both is a leftover.
+const DEAD_HOLDER_GRACE: Duration = Duration::from_secs(2);
 
 impl<'a> Holders<'a> {
     fn new(ctx: &'a Context, store: &'a Store) -> Self {
@@ -175,6 +183,7 @@ impl<'a> Holders<'a> {
             ctx,
             store,
             ended: Vec::new(),
+            seen_dead: Vec::new(),
         }
     }
 
@@ -205,10 +214,21 @@ impl<'a> Holders<'a> {
                 words.push(format!("{left} (ending)"));
                 continue;
             }
+            let since = match self.seen_dead.iter().find(|(pid, _)| *pid == holder.pid) {
+                Some((_, since)) => *since,
+                None => {
+                    self.seen_dead.push((holder.pid, Instant::now()));
+                    Instant::now()
+                }
+            };
+            if since.elapsed() < DEAD_HOLDER_GRACE {
+                words.push(left);
+                continue;
+            }
             match pg_server::terminate_backend(pg, holder.pid) {
                 Ok(_) => {
                     self.ended.push(holder.pid);
-                    tracing::warn!(
+                    tracing::info!(
                         store = self.store.name,
                         pid = holder.pid,
                         run,

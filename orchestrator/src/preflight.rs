@@ -29,6 +29,9 @@ pub struct Plan {
     pub stores: Vec<(&'static Store, u32)>,
     /// Whether the command may commit (settling a crashed run counts).
     pub commits: bool,
+    /// Whether the probe's connection becomes the command's next one (see `probe_store`);
+    /// not for commands that open none, or that would only keep it idle through a dump.
+    pub keeps_probe: bool,
 }
 
 /// The preflight's own second connection (the pooler probe) is open while the run's
@@ -39,32 +42,41 @@ const PROBE_CONNECTIONS: u32 = 2;
 /// - `status`: the pooled session (settling when idle) and one to read the store;
 /// - `verify`: the pooled session, which streams the first reference; every further
 ///   reference streams on a new connection to each store it joins;
-/// - `backup`, `reset`: the pooled session plus pg_dump, then (reset) plus the rebuild's;
-/// - `restore`: the pooled session, the rebuild's connection and psql loading into it;
+/// - `backup`: the pooled session plus pg_dump;
+/// - `reset`: the pooled session plus pg_dump, with the rebuild's connection (the probe's)
+///   waiting meanwhile; then the session and the rebuild's;
+/// - `restore`: likewise for the safety backup; then the pooled session, the rebuild's
+///   connection and psql loading into it;
 /// - `migrate`: the pooled session alone;
-/// - `diff`: the pooled session plus, on the same server, the scratch database's
-///   connection and the one creating it;
+/// - `diff`: the pooled sessions (the preflight opened them) plus, on the same server,
+///   the scratch database's connection and the one creating it, one store at a time;
 /// - `smoke`: the pooled session plus the connection its rolled-back checklist runs on.
 ///
 /// Every lock-taking command locks all stores, whatever `--store` says.
 pub fn plan(command: &Command) -> Option<Plan> {
     let all = || dependency_order(&all_stores());
     let each = |stores: Vec<&'static Store>, n: u32| stores.into_iter().map(|s| (s, n)).collect();
-    let (name, stores, commits) = match command {
-        Command::Status(_) => ("status", each(all(), 2), false),
-        Command::Verify(args) => ("verify", verify_needs(args.store.store), false),
-        Command::Backup(_) => ("backup", each(all(), 2), true),
-        Command::Reset(_) => ("reset", each(all(), 2), true),
-        Command::Restore(_) => ("restore", each(all(), 3), true),
-        Command::Migrate(_) => ("migrate", each(all(), 1), true),
-        Command::Diff(args) => ("diff", each(selected_stores(args.store.store), 3), false),
-        Command::Smoke(_) => ("smoke", each(all(), 2), true),
+    let (name, stores, commits, keeps_probe) = match command {
+        Command::Status(_) => ("status", each(all(), 2), false, true),
+        Command::Verify(args) => ("verify", verify_needs(args.store.store), false, true),
+        Command::Backup(_) => ("backup", each(all(), 2), true, false),
+        Command::Reset(_) => ("reset", each(all(), 3), true, true),
+        Command::Restore(_) => ("restore", each(all(), 3), true, true),
+        Command::Migrate(_) => ("migrate", each(all(), 1), true, false),
+        Command::Diff(args) => (
+            "diff",
+            each(selected_stores(args.store.store), 2),
+            false,
+            false,
+        ),
+        Command::Smoke(_) => ("smoke", each(all(), 2), true, true),
         Command::Squash(_) | Command::Completions(_) => return None,
     };
     Some(Plan {
         command: name,
         stores,
         commits,
+        keeps_probe,
     })
 }
 
@@ -137,10 +149,10 @@ pub fn check(ctx: &Context, plan: &Plan) -> CliResult<()> {
         .into_iter()
         .flatten()
         .collect();
-    let tight = check_capacity(ctx, plan, &seen)?;
+    check_capacity(ctx, plan, &seen)?;
     let reachable: Vec<&'static Store> = seen.iter().map(|s| s.store).collect();
     all_at_once(&reachable, "preflight", |store| {
-        probe_store(ctx, plan, store, tight.contains(&store.name))
+        probe_store(ctx, plan, store)
     })?;
     Ok(())
 }
@@ -170,10 +182,8 @@ struct Scope {
 }
 
 /// Refuses when a limit leaves fewer connections than the command holds at once. The
-/// role's and the server's limits cover every store of theirs together. Returns the
-/// stores under a limit the command fits exactly.
-fn check_capacity(ctx: &Context, plan: &Plan, seen: &[Seen]) -> CliResult<Vec<&'static str>> {
-    let mut tight = Vec::new();
+/// role's and the server's limits cover every store of theirs together.
+fn check_capacity(ctx: &Context, plan: &Plan, seen: &[Seen]) -> CliResult<()> {
     let mut scopes: BTreeMap<String, Scope> = BTreeMap::new();
     for s in seen {
         let c = &s.capacity;
@@ -203,13 +213,6 @@ fn check_capacity(ctx: &Context, plan: &Plan, seen: &[Seen]) -> CliResult<Vec<&'
     }
     for (name, scope) in scopes {
         let allowed = scope.left + scope.ours;
-        if i64::from(scope.need) == allowed {
-            tight.extend(
-                seen.iter()
-                    .filter(|s| s.capacity_scopes().contains(&name))
-                    .map(|s| s.store.name),
-            );
-        }
         if i64::from(scope.need) > allowed {
             let url = ctx.url(scope.store)?.redacted().to_string();
             return Err(CliError::new(
@@ -227,33 +230,24 @@ fn check_capacity(ctx: &Context, plan: &Plan, seen: &[Seen]) -> CliResult<Vec<&'
             ));
         }
     }
-    Ok(tight)
+    Ok(())
 }
 
 /// The pooler probe and, for a command that may commit, the synchronous standby check,
-/// on a second connection beside the run's session. Under a limit the command fits
-/// exactly (`tight`), the probe's server process must be gone before the command opens
-/// its own connections: a closed connection's backend leaves a moment after the client.
-fn probe_store(ctx: &Context, plan: &Plan, store: &'static Store, tight: bool) -> CliResult<()> {
+/// on a second connection beside the run's session. When the plan says so, that
+/// connection is kept for the command's own next one (see `Context::park_spare`):
+/// reconnecting would cost a handshake, and under a limit the command fits exactly, the
+/// closed connection's server process could still count when the command opened its own.
+fn probe_store(ctx: &Context, plan: &Plan, store: &'static Store) -> CliResult<()> {
     let mut session = ctx.session(store)?;
     let Ok(mut side) = ctx.connect(store) else {
         return Ok(());
     };
-    let side_pid = match &mut side {
-        Conn::Postgres(pg) => pg_server::backend_pid(pg).ok(),
-        Conn::Sqlite(_) => None,
-    };
-    let probed = probes(ctx, plan, store, &mut session, &mut side);
-    drop(side);
-    if let (true, Some(pid), Conn::Postgres(pg)) = (tight, side_pid, &mut *session) {
-        let deadline = std::time::Instant::now() + Duration::from_secs(2);
-        while pg_server::backend_alive(pg, pid).unwrap_or(false)
-            && std::time::Instant::now() < deadline
-        {
-            std::thread::sleep(Duration::from_millis(10));
-        }
+    probes(ctx, plan, store, &mut session, &mut side)?;
+    if plan.keeps_probe {
+        ctx.park_spare(store.name, side);
     }
-    probed
+    Ok(())
 }
 
 fn probes(

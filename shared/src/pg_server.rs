@@ -126,16 +126,6 @@ pub fn backend_pid(conn: &mut PgConnection) -> diesel::QueryResult<i64> {
     Ok(row.v)
 }
 
-/// Whether server process `pid` is still there (a closed connection's backend exits a
-/// moment after its client, and counts against the limits until it has).
-pub fn backend_alive(conn: &mut PgConnection, pid: i64) -> diesel::QueryResult<bool> {
-    let row: Flag = diesel::sql_query(format!(
-        "SELECT EXISTS (SELECT 1 FROM pg_stat_activity WHERE pid = {pid}) AS v"
-    ))
-    .get_result(conn)?;
-    Ok(row.v)
-}
-
 /// How many more connections this role may open to this database, by each of the limits
 /// the server enforces at connection time (`None`: that limit does not apply to it).
 #[derive(Debug, Clone, PartialEq, Eq)]
