@@ -124,6 +124,7 @@ pub fn check(ctx: &Context, plan: &Plan) -> CliResult<()> {
     if servers.is_empty() {
         return Ok(());
     }
+    let started = std::time::Instant::now();
     // Every session is open before any count, so that each count sees all of ours.
     let opened = all_at_once(&servers, "preflight", |&(store, need)| {
         Ok(ctx.session(store).ok().map(|s| (store, need, s)))
@@ -154,6 +155,11 @@ pub fn check(ctx: &Context, plan: &Plan) -> CliResult<()> {
     all_at_once(&reachable, "preflight", |store| {
         probe_store(ctx, plan, store)
     })?;
+    tracing::info!(
+        command = plan.command,
+        millis = started.elapsed().as_millis() as u64,
+        "preflight passed"
+    );
     Ok(())
 }
 
@@ -273,11 +279,11 @@ fn probes(
     if !plan.commits {
         return Ok(());
     }
-    let Conn::Postgres(pg) = side else {
+    let (Conn::Postgres(run), Conn::Postgres(pg)) = (session, side) else {
         return Ok(());
     };
     let bound = ctx.settings.lock_timeout.max(Duration::from_secs(1));
-    if let Some(why) = missing_sync_standby(pg, bound)
+    if let Some(why) = missing_sync_standby(run, pg, bound)
         .map_err(|e| query_error(ctx, store, "checking synchronous replication", e))?
     {
         return Err(CliError::new(
@@ -346,9 +352,10 @@ fn shared_server_sessions(
 
 /// Why commits would hang on synchronous replication, or `None`. Which standbys are in
 /// sync is only shown to roles with pg_read_all_stats; for any other role, or when some
-/// standby claims to be in sync, an empty commit on the side connection tells, cut off
-/// after `bound`.
+/// standby claims to be in sync, an empty commit on the side connection tells, cancelled
+/// from the run's session after `bound`.
 fn missing_sync_standby(
+    run: &mut diesel::PgConnection,
     pg: &mut diesel::PgConnection,
     bound: Duration,
 ) -> diesel::QueryResult<Option<String>> {
@@ -367,8 +374,29 @@ fn missing_sync_standby(
             state.senders
         )));
     }
-    let took = pg_server::probe_commit(pg, bound)?;
-    Ok((took + Duration::from_millis(50) >= bound).then(|| {
+    let pid = pg_server::backend_pid(pg)?;
+    pg_server::begin_probe(pg)?;
+    let (done_tx, done_rx) = std::sync::mpsc::channel();
+    let answered = std::thread::scope(|scope| {
+        let committing = scope.spawn(move || {
+            let committed = pg_server::commit_probe(pg);
+            let _ = done_tx.send(());
+            committed
+        });
+        let answered = done_rx.recv_timeout(bound).is_ok();
+        if !answered {
+            // The commit goes on waiting for the standby until it is cancelled.
+            let _ = pg_server::cancel_backend(run, pid);
+        }
+        let committed = committing.join();
+        (answered, committed)
+    });
+    let (answered, committed) = answered;
+    match committed {
+        Ok(result) => result?,
+        Err(_) => tracing::warn!("the synchronous standby probe panicked"),
+    }
+    Ok((!answered).then(|| {
         format!(
             "{wanted} and none confirmed a commit within {}s (lock_timeout_secs)",
             bound.as_secs()

@@ -3,13 +3,9 @@
 //! many connections the server will still give, and whether commits would wait for a
 //! synchronous standby.
 
-use std::time::{Duration, Instant};
-
 use diesel::pg::PgConnection;
 use diesel::sql_types::{BigInt, Bool, Nullable, Text};
 use diesel::{QueryableByName, RunQueryDsl};
-
-use crate::db::quote_literal;
 
 /// Session state, set with SQL right after connecting: a pooler such as pgbouncer rejects
 /// libpq's `options` startup parameter, so `SET` is the one way that works everywhere.
@@ -247,19 +243,26 @@ pub fn sync_replication(conn: &mut PgConnection) -> diesel::QueryResult<SyncRepl
     })
 }
 
-/// Commits a transaction that changes nothing but takes a transaction id, which makes its
-/// commit wait for the synchronous standbys as a run's commits would. The wait is cut
-/// off at `bound` (the server cancels it with a warning and the empty commit stands);
-/// returns how long the commit took, which is `bound` or more when no standby answered.
-pub fn probe_commit(conn: &mut PgConnection, bound: Duration) -> diesel::QueryResult<Duration> {
+/// Opens the probe transaction of [`commit_probe`]: it leaves nothing behind but writes
+/// WAL (a temporary table's catalog rows, dropped at commit), so its commit waits for the
+/// synchronous standbys as a run's would. A transaction id alone writes no WAL and would
+/// not wait.
+pub fn begin_probe(conn: &mut PgConnection) -> diesel::QueryResult<()> {
     use diesel::connection::SimpleConnection;
-    let ms = bound.as_millis().max(1);
-    conn.batch_execute(&format!(
-        "BEGIN; SET LOCAL statement_timeout = {}; SELECT txid_current();",
-        quote_literal(&format!("{ms}ms"))
-    ))?;
-    let started = Instant::now();
-    let committed = conn.batch_execute("COMMIT");
-    let took = started.elapsed();
-    committed.map(|()| took)
+    conn.batch_execute("BEGIN; CREATE TEMPORARY TABLE orch_sync_probe () ON COMMIT DROP;")
+}
+
+/// Commits the probe transaction. The wait for the standbys happens after the COMMIT
+/// statement's own timeout is disarmed, so only a cancel ([`cancel_backend`], from
+/// another session) can cut it off; the empty commit then stands, with a warning.
+pub fn commit_probe(conn: &mut PgConnection) -> diesel::QueryResult<()> {
+    use diesel::connection::SimpleConnection;
+    conn.batch_execute("COMMIT")
+}
+
+/// `pg_cancel_backend`: cancels what server process `pid` runs (one of this role's).
+pub fn cancel_backend(conn: &mut PgConnection, pid: i64) -> diesel::QueryResult<bool> {
+    let row: Flag =
+        diesel::sql_query(format!("SELECT pg_cancel_backend({pid}) AS v")).get_result(conn)?;
+    Ok(row.v)
 }

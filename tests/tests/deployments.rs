@@ -317,4 +317,114 @@ fn a_synchronous_standby_that_is_down_bounds_the_run_and_prepares_nothing() {
         exec(&mut auth, "ALTER SYSTEM RESET synchronous_standby_names");
         exec(&mut auth, "SELECT pg_reload_conf()");
     }
+
+    // A standby that is connected, named, and never confirms (pg_receivewal reports no
+    // flush position without --synchronous): only an actual commit can tell, and it is
+    // cut off at the bound.
+    let Some(receivewal) = support::server_program("pg_receivewal") else {
+        assert!(
+            !orch_tests::pg_required(),
+            "PostgreSQL is required but pg_receivewal was not found"
+        );
+        return;
+    };
+    let (auth_url, app_url) = (cluster.url("auth_64"), cluster.url("app_64"));
+    let wal = tempfile::tempdir().expect("tempdir");
+    let _standby = Killed(
+        std::process::Command::new(receivewal)
+            .args([
+                "-h",
+                "127.0.0.1",
+                "-p",
+                &cluster.port.to_string(),
+                "-U",
+                "postgres",
+            ])
+            .arg("-D")
+            .arg(wal.path())
+            .arg("--no-sync")
+            .env("PGAPPNAME", "nosuch")
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("pg_receivewal"),
+    );
+    let mut auth =
+        Conn::establish("test", &DatabaseUrl::parse(&auth_url).expect("url")).expect("connect");
+    let mut app =
+        Conn::establish("test", &DatabaseUrl::parse(&app_url).expect("url")).expect("connect");
+    let deadline = Instant::now() + GENEROUS;
+    while count_where(
+        &mut auth,
+        "pg_stat_replication",
+        "application_name = 'nosuch'",
+    ) == 0
+    {
+        assert!(Instant::now() < deadline, "pg_receivewal never connected");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    // Created before commits wait for the standby, which would hold this one too.
+    exec(&mut auth, "CREATE ROLE orch_plain LOGIN");
+    exec(
+        &mut auth,
+        "ALTER SYSTEM SET synchronous_standby_names = 'nosuch'",
+    );
+    exec(&mut auth, "SELECT pg_reload_conf()");
+    std::thread::sleep(Duration::from_millis(500));
+    // A role that may read pg_stat_replication's states is told at once; any other role
+    // (which sees only that a standby is connected) by a commit cut off at the bound.
+    let dir = tempfile::tempdir().expect("tempdir");
+    for (user, says) in [
+        (
+            "postgres",
+            "none of the 1 connected standby(s) is synchronous",
+        ),
+        ("orch_plain", "none confirmed a commit within 3s"),
+    ] {
+        let as_user = |url: &str| url.replacen("postgres@", &format!("{user}@"), 1);
+        let started = Instant::now();
+        let output = orchestrator_in(dir.path())
+            .arg("--auth-url")
+            .arg(as_user(&auth_url))
+            .arg("--app-url")
+            .arg(as_user(&app_url))
+            .env("ORCH_LOCK_TIMEOUT_SECS", "3")
+            .args(["reset", "--force"])
+            .output()
+            .expect("reset");
+        let stderr = stderr_of(&output);
+        assert!(started.elapsed() < GENEROUS);
+        assert_eq!(output.status.code(), Some(4), "{user}: {stderr}");
+        assert!(stderr.contains(says), "{user}: {stderr}");
+    }
+    assert_eq!(rows(&mut auth, &mut app), (2, 1), "rows intact");
+    assert!(shared::admin::prepared_transactions(&mut auth)
+        .expect("prepared")
+        .is_empty());
+}
+
+/// A child process killed when dropped, a failed assertion included.
+struct Killed(std::process::Child);
+
+impl Drop for Killed {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn count_where(conn: &mut Conn, table: &str, filter: &str) -> i64 {
+    #[derive(diesel::QueryableByName)]
+    struct N {
+        #[diesel(sql_type = diesel::sql_types::BigInt)]
+        n: i64,
+    }
+    use diesel::RunQueryDsl;
+    let Conn::Postgres(pg) = conn else { return 0 };
+    diesel::sql_query(format!(
+        "SELECT count(*)::bigint AS n FROM {table} WHERE {filter}"
+    ))
+    .get_result::<N>(pg)
+    .expect("count")
+    .n
 }

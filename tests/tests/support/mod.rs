@@ -43,6 +43,13 @@ fn server_bin() -> Option<PathBuf> {
     bin.join("initdb").exists().then_some(bin)
 }
 
+/// One of the installed server's programs (`pg_receivewal`, say), when there is one.
+pub fn server_program(name: &str) -> Option<PathBuf> {
+    server_bin()
+        .map(|bin| bin.join(name))
+        .filter(|p| p.exists())
+}
+
 fn running_as_root() -> bool {
     Command::new("id")
         .arg("-u")
