@@ -115,12 +115,14 @@ fn backup_postgres(
         dump.args([
             "--format=custom",
             "--no-owner",
+            &pgtools::lock_wait_timeout_arg(),
             "--snapshot",
             &snapshot,
             "--file",
         ])
         .arg(&path);
         pgtools::run(dump, "pg_dump", url)?;
+        crate::fault::pause_at("pause-after-dump", store.name);
         Ok((applied, counts))
     })();
     let _ = conn.batch_execute("COMMIT");

@@ -60,6 +60,9 @@ pub struct Context {
     /// One idle connection per store, reused by the steps of a run (each new connection
     /// costs a TCP and TLS handshake).
     idle: std::sync::Mutex<Vec<(&'static str, Conn)>>,
+    /// Connections opened ahead of need (the preflight's probe), handed to the next
+    /// [`Context::connect`] of their store instead of a new one.
+    spare: std::sync::Mutex<Vec<(&'static str, Conn)>>,
     pub settings: Settings,
     pub format: Format,
     pub verbose: u8,
@@ -79,6 +82,9 @@ impl Context {
             app_url: global.app_url.clone(),
         };
         let settings = Settings::load(&cwd, &overrides)?;
+        // Every connection opened from here on, wherever in the code, waits for locks no
+        // longer than this.
+        shared::session::set_lock_timeout(settings.lock_timeout);
         for (key, source) in &settings.sources {
             tracing::debug!(%key, %source, "configuration");
         }
@@ -90,6 +96,7 @@ impl Context {
         );
         Ok(Context {
             idle: std::sync::Mutex::new(Vec::new()),
+            spare: std::sync::Mutex::new(Vec::new()),
             settings,
             format: global.format,
             verbose: global.verbose,
@@ -102,7 +109,17 @@ impl Context {
         Ok(self.settings.url_for(store.name)?)
     }
 
+    /// A connection to `store` of the caller's own (a spare one when there is one).
     pub fn connect(&self, store: &Store) -> Result<Conn, DbError> {
+        let spare = self.spare.lock().ok().and_then(|mut spare| {
+            spare
+                .iter()
+                .position(|(name, _)| *name == store.name)
+                .map(|i| spare.swap_remove(i).1)
+        });
+        if let Some(conn) = spare {
+            return Ok(conn);
+        }
         let url = self
             .settings
             .url_for(store.name)
@@ -141,6 +158,18 @@ impl Context {
     pub fn evict(&self, store: &str) {
         if let Ok(mut idle) = self.idle.lock() {
             idle.retain(|(name, _)| *name != store);
+        }
+        if let Ok(mut spare) = self.spare.lock() {
+            spare.retain(|(name, _)| *name != store);
+        }
+    }
+
+    /// Keeps a connection with no transaction, lock or state of its own for the next
+    /// [`Context::connect`] of `store`: it saves that a connection's handshake, and a
+    /// command then holds no more connections than it counted.
+    pub fn park_spare(&self, store: &'static str, conn: Conn) {
+        if let Ok(mut spare) = self.spare.lock() {
+            spare.push((store, conn));
         }
     }
 

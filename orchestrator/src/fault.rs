@@ -6,7 +6,9 @@
 //! (sleeps 3 s before the store commits, so a test can race another run against it),
 //! `squash-drift` (squash writes a baseline with one table too many, which its proof
 //! must catch), `crash-mid-swap:squash` (squash aborts one rename into its committed
-//! swap, which the next reader of the folder must finish).
+//! swap, which the next reader of the folder must finish), `pause-after-dump` (sleeps 3 s
+//! once pg_dump has read the store, its snapshot's transaction still open on the session
+//! holding the run's lock, so a test can end that session under the run).
 //! Unset in normal use.
 
 pub const ENV: &str = "ORCH_FAULT";
@@ -29,6 +31,15 @@ pub fn crash_if(point: &str, store: &str) {
 /// Sleeps when `pause-before-commit` is armed for `store`.
 pub fn pause_if(store: &str) {
     if armed("pause-before-commit", store) {
+        std::thread::sleep(std::time::Duration::from_secs(3));
+    }
+}
+
+/// Sleeps 3 s when `point` is armed for `store`, saying so on stderr first so that a test
+/// acts while the run is paused, not on a guess of when.
+pub fn pause_at(point: &str, store: &str) {
+    if armed(point, store) {
+        eprintln!("fault injected: {point}:{store}, pausing");
         std::thread::sleep(std::time::Duration::from_secs(3));
     }
 }

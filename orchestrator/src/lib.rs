@@ -12,6 +12,7 @@ pub mod lock;
 mod logging;
 pub mod output;
 pub mod pgtools;
+pub mod preflight;
 pub mod rebuild;
 pub mod recovery;
 mod recovery_apply;
@@ -95,6 +96,9 @@ pub fn run(cli: &Cli) -> CliResult {
         return commands::completions::run(args);
     }
     let ctx = Context::load(&cli.global)?;
+    if let Some(plan) = preflight::plan(&cli.command) {
+        preflight::check(&ctx, &plan)?;
+    }
     match &cli.command {
         Command::Status(args) => commands::status::run(&ctx, args),
         Command::Migrate(args) => commands::migrate::run(&ctx, args),

@@ -13,9 +13,9 @@ use std::io::{Read, Seek, Write};
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
-use shared::admin;
 use shared::store::Store;
 use shared::DbError;
+use shared::{admin, pg_server};
 
 use crate::context::Context;
 use crate::exit::{CliError, CliResult, Exit};
@@ -80,13 +80,18 @@ fn acquire_within(ctx: &Context, store: &'static Store, timeout: Duration) -> Cl
             // steps reuse; it ends with that connection, at the latest with the process.
             let mut conn = ctx.session(store)?;
             let key = admin::lock_key(store.name);
+            let mut holders = Holders::new(ctx, store);
             poll(store, url, timeout, announce, || {
                 if admin::try_advisory_lock(&mut conn, key)
                     .map_err(|e| query_error(store, url, "taking the lock", e))?
                 {
                     Ok(Attempt::Got(()))
                 } else {
-                    Ok(Attempt::HeldBy(pg_holder(&mut conn, key, "another run")))
+                    Ok(Attempt::HeldBy(holders.describe(
+                        &mut conn,
+                        key,
+                        "another run",
+                    )))
                 }
             })?;
             // A run killed mid-rebuild may still have a backend finishing its last
@@ -94,7 +99,7 @@ fn acquire_within(ctx: &Context, store: &'static Store, timeout: Duration) -> Cl
             // what it leaves. Its rebuild key says so until that backend exits, which
             // takes as long as that statement; even a run that does not wait (status)
             // gives it a few seconds.
-            wait_for_dead_rebuild(&mut conn, store, url, timeout.max(DEAD_REBUILD_GRACE))?;
+            wait_for_dead_rebuild(ctx, &mut conn, store, timeout.max(DEAD_REBUILD_GRACE))?;
             tracing::info!(
                 store = store.name,
                 millis = started.elapsed().as_millis() as u64,
@@ -153,12 +158,138 @@ fn poll<T>(
     }
 }
 
-/// Who holds `key` on this database, in words (`otherwise` when it cannot be told).
-fn pg_holder(conn: &mut shared::Conn, key: i64, otherwise: &str) -> String {
-    admin::advisory_lock_holder(conn, key)
-        .ok()
-        .flatten()
-        .unwrap_or_else(|| otherwise.into())
+/// Who holds a PostgreSQL lock, in words. A session left holding it by a run of this host
+/// whose process is gone (its application name says which process: see
+/// `shared::session`) is ended on the way, so the next attempt can take the lock; when
+/// this role may not end it, the run waits it out within its bound and says why.
+struct Holders<'a> {
+    ctx: &'a Context,
+    store: &'a Store,
+    /// Server processes this run has ended already (each is reported once).
+    ended: Vec<i64>,
+    /// When each holder was first seen to belong to a dead run.
+    seen_dead: Vec<(i64, Instant)>,
+}
+
+/// How long a dead run's session may go on holding a lock before it is ended. A run that
+/// just exited normally leaves its server process a moment to notice and release its
+/// locks; and with `client_connection_check_interval` a backend whose client died ends
+/// itself within a second. Only a session that outlives both is a leftover.
+const DEAD_HOLDER_GRACE: Duration = Duration::from_secs(2);
+
+impl<'a> Holders<'a> {
+    fn new(ctx: &'a Context, store: &'a Store) -> Self {
+        Holders {
+            ctx,
+            store,
+            ended: Vec::new(),
+            seen_dead: Vec::new(),
+        }
+    }
+
+    /// Who holds `key` on this database (`otherwise` when it cannot be told).
+    fn describe(&mut self, conn: &mut shared::Conn, key: i64, otherwise: &str) -> String {
+        let shared::Conn::Postgres(pg) = conn else {
+            return otherwise.into();
+        };
+        let Ok(holders) = pg_server::lock_holders(pg, key) else {
+            return otherwise.into();
+        };
+        let mut words = Vec::new();
+        for holder in holders {
+            let dead_run = holder
+                .application_name
+                .as_deref()
+                .and_then(shared::session::local_run_pid)
+                .filter(|pid| !shared::process::alive(*pid));
+            let Some(run) = dead_run else {
+                words.push(holder.describe());
+                continue;
+            };
+            let left = format!(
+                "{}, left by orchestrator process {run} of this host, which no longer runs",
+                holder.describe()
+            );
+            if self.ended.contains(&holder.pid) {
+                words.push(format!("{left} (ending)"));
+                continue;
+            }
+            let since = match self.seen_dead.iter().find(|(pid, _)| *pid == holder.pid) {
+                Some((_, since)) => *since,
+                None => {
+                    self.seen_dead.push((holder.pid, Instant::now()));
+                    Instant::now()
+                }
+            };
+            if since.elapsed() < DEAD_HOLDER_GRACE {
+                words.push(left);
+                continue;
+            }
+            match pg_server::terminate_backend(pg, holder.pid) {
+                Ok(_) => {
+                    self.ended.push(holder.pid);
+                    tracing::info!(
+                        store = self.store.name,
+                        pid = holder.pid,
+                        run,
+                        "ended a dead run's session"
+                    );
+                    if !self.ctx.quiet {
+                        eprintln!(
+                            "{}: ended {left}; it held this database's run lock",
+                            self.store.name
+                        );
+                    }
+                    words.push(format!("{left} (ended)"));
+                }
+                Err(e) => words.push(format!(
+                    "{left} (this role may not end it: {}; waiting for it to go)",
+                    shared::db::one_line(&e.to_string())
+                )),
+            }
+        }
+        if words.is_empty() {
+            otherwise.into()
+        } else {
+            words.join("; ")
+        }
+    }
+}
+
+/// Before a run vouches for its result: the session of each PostgreSQL store that took
+/// the run's lock still exists and still holds that lock. A session ended under the run
+/// (a server timeout, an administrator, a restart) took the lock with it, so another run
+/// may have worked meanwhile; `what` says what can no longer be vouched for.
+pub fn confirm_held(ctx: &Context, stores: &[&'static Store], what: &str) -> CliResult<()> {
+    for store in stores {
+        let url = ctx.url(store)?;
+        if url.sqlite_path().is_some() {
+            continue;
+        }
+        let mut conn = ctx.session(store)?;
+        let held = match &mut *conn {
+            shared::Conn::Postgres(pg) => pg_server::holds_lock(pg, admin::lock_key(store.name)),
+            shared::Conn::Sqlite(_) => Ok(true),
+        };
+        let reason = match held {
+            Ok(true) => continue,
+            Ok(false) => "it no longer holds the lock".to_string(),
+            Err(e) => shared::db::one_line(&e.to_string()),
+        };
+        // Whatever that session was, it is no use to the rest of the run.
+        conn.detach();
+        ctx.evict(store.name);
+        return Err(CliError::new(
+            Exit::Database,
+            anyhow::anyhow!(
+                "the {} database at {}: the session holding this run's lock was lost ({reason}), \
+                 so another run may have worked meanwhile; {what}",
+                store.name,
+                url.redacted()
+            ),
+        ));
+    }
+    Ok(())
 }
 
 /// The note the holder of a SQLite lock file wrote into it.
@@ -195,13 +326,15 @@ const DEAD_REBUILD_GRACE: Duration = Duration::from_secs(5);
 /// With the store's lock held: waits until no session holds the store's rebuild key (see
 /// `admin::rebuild_lock_key`). On timeout the store's lock is released again.
 fn wait_for_dead_rebuild(
+    ctx: &Context,
     conn: &mut shared::Conn,
     store: &Store,
-    url: &shared::DatabaseUrl,
     timeout: Duration,
 ) -> CliResult<()> {
+    let url = ctx.url(store)?;
     let key = admin::rebuild_lock_key(store.name);
     let checking = |e| query_error(store, url, "checking for an interrupted run", e);
+    let mut holders = Holders::new(ctx, store);
     let waited = poll(
         store,
         url,
@@ -212,7 +345,7 @@ fn wait_for_dead_rebuild(
                 admin::advisory_unlock(conn, key).map_err(checking)?;
                 Ok(Attempt::Got(()))
             } else {
-                let holder = pg_holder(conn, key, "a session");
+                let holder = holders.describe(conn, key, "a session");
                 Ok(Attempt::HeldBy(format!(
                     "the last statement of an interrupted run ({holder})"
                 )))
@@ -262,6 +395,7 @@ pub fn read_all(
             None => {
                 let mut conn = ctx.session(store)?;
                 let key = admin::lock_key(store.name);
+                let mut holders = Holders::new(ctx, store);
                 poll(
                     store,
                     url,
@@ -273,7 +407,11 @@ pub fn read_all(
                         {
                             Ok(Attempt::Got(()))
                         } else {
-                            Ok(Attempt::HeldBy(pg_holder(&mut conn, key, "another run")))
+                            Ok(Attempt::HeldBy(holders.describe(
+                                &mut conn,
+                                key,
+                                "another run",
+                            )))
                         }
                     },
                 )?;

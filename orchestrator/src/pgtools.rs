@@ -67,10 +67,19 @@ impl PgTools {
         if let Some(pw) = url.password() {
             cmd.env("PGPASSWORD", pw);
         }
-        cmd.env("PGAPPNAME", shared::db::APPLICATION_NAME);
+        cmd.env("PGAPPNAME", shared::session::application_name());
         cmd.env("PGCONNECT_TIMEOUT", "10");
         cmd
     }
+}
+
+/// pg_dump's own bound on waiting for each table's lock: the run's bound, like every other
+/// wait (a table another session holds exclusively would otherwise stall the dump).
+pub fn lock_wait_timeout_arg() -> String {
+    format!(
+        "--lock-wait-timeout={}",
+        shared::session::lock_timeout_millis()
+    )
 }
 
 fn version_of(tool: &Path) -> Option<u32> {

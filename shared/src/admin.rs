@@ -1,7 +1,7 @@
 //! Administrative SQL the orchestrator needs but no store owns: locks, the schema rebuild
 //! with its grants, two-phase commit, the reset journal and SQLite's `VACUUM INTO`.
 
-use diesel::sql_types::{BigInt, Bool, Nullable, Text};
+use diesel::sql_types::{BigInt, Bool, Text};
 use diesel::{QueryableByName, RunQueryDsl};
 
 use crate::db::{quote_ident, quote_literal, Conn};
@@ -42,18 +42,6 @@ struct Flag {
 struct TextRow {
     #[diesel(sql_type = Text)]
     v: String,
-}
-
-#[derive(QueryableByName)]
-struct HolderRow {
-    #[diesel(sql_type = BigInt)]
-    pid: i64,
-    #[diesel(sql_type = Nullable<Text>)]
-    application_name: Option<String>,
-    #[diesel(sql_type = Nullable<Text>)]
-    client: Option<String>,
-    #[diesel(sql_type = Nullable<Text>)]
-    since: Option<String>,
 }
 
 fn pg(conn: &mut Conn) -> diesel::QueryResult<&mut diesel::PgConnection> {
@@ -128,32 +116,6 @@ pub fn try_advisory_lock(conn: &mut Conn, key: i64) -> diesel::QueryResult<bool>
     let row: Flag = diesel::sql_query(format!("SELECT pg_try_advisory_lock({key}) AS v"))
         .get_result(pg(conn)?)?;
     Ok(row.v)
-}
-
-/// Who holds our advisory lock on this database, in words.
-pub fn advisory_lock_holder(conn: &mut Conn, key: i64) -> diesel::QueryResult<Option<String>> {
-    let high = key >> 32;
-    let low = key & 0xffff_ffff;
-    let sql = format!(
-        "SELECT a.pid::bigint AS pid, a.application_name::text AS application_name, \
-                a.client_addr::text AS client, to_char(a.backend_start, 'YYYY-MM-DD HH24:MI:SS TZ') AS since \
-         FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid \
-         WHERE l.locktype = 'advisory' AND l.granted AND l.objsubid = 1 \
-           AND l.database = (SELECT oid FROM pg_database WHERE datname = current_database()) \
-           AND l.classid::bigint = {high} AND l.objid::bigint = {low} LIMIT 1"
-    );
-    let rows: Vec<HolderRow> = diesel::sql_query(sql).load(pg(conn)?)?;
-    Ok(rows.into_iter().next().map(|r| {
-        format!(
-            "server process {} ({}{}, connected since {})",
-            r.pid,
-            r.application_name
-                .filter(|a| !a.is_empty())
-                .unwrap_or_else(|| "unnamed client".into()),
-            r.client.map(|c| format!(" from {c}")).unwrap_or_default(),
-            r.since.unwrap_or_else(|| "?".into())
-        )
-    }))
 }
 
 /// The schema's name and the SQL that drops it with everything in it and recreates it with
@@ -274,7 +236,7 @@ pub fn journal_entries(conn: &mut Conn) -> diesel::QueryResult<Vec<JournalEntry>
         run_id: String,
         #[diesel(sql_type = Text)]
         stores: String,
-        #[diesel(sql_type = Nullable<Text>)]
+        #[diesel(sql_type = diesel::sql_types::Nullable<Text>)]
         source: Option<String>,
     }
     let sql = format!("SELECT run_id, stores, source FROM {JOURNAL_TABLE} ORDER BY run_id");
@@ -355,9 +317,23 @@ pub fn sqlite_quick_check(conn: &mut Conn) -> Result<(), String> {
 
 /// Opens a transaction through diesel's own transaction manager, so that migrations run
 /// inside it become savepoints instead of committing it.
+///
+/// On SQLite the transaction takes the write lock up front (`BEGIN IMMEDIATE`, waiting up
+/// to the busy timeout): a deferred one that reads and then writes cannot wait for a
+/// writer ahead of it (SQLite answers BUSY at once rather than risk a deadlock, and in
+/// WAL mode a stale snapshot cannot be upgraded at all).
 pub fn begin(conn: &mut Conn) -> diesel::QueryResult<()> {
     use diesel::connection::{AnsiTransactionManager, TransactionManager};
-    crate::with_conn!(conn, |c| AnsiTransactionManager::begin_transaction(c))
+    match conn {
+        Conn::Sqlite(c) => {
+            if crate::db::in_transaction(c) {
+                AnsiTransactionManager::begin_transaction(c)
+            } else {
+                AnsiTransactionManager::begin_transaction_sql(c, "BEGIN IMMEDIATE")
+            }
+        }
+        Conn::Postgres(c) => AnsiTransactionManager::begin_transaction(c),
+    }
 }
 
 pub fn commit(conn: &mut Conn) -> diesel::QueryResult<()> {

@@ -192,6 +192,19 @@ impl Settings {
             sources.push((key.to_string(), origin));
         }
 
+        if raw.lock_timeout_secs > crate::session::MAX_LOCK_TIMEOUT_SECS {
+            let origin = sources
+                .iter()
+                .find(|(k, _)| k == "lock_timeout_secs")
+                .map(|(_, v)| v.as_str())
+                .unwrap_or("the configuration");
+            return Err(ConfigError::Invalid(format!(
+                "lock_timeout_secs = {} (from {origin}) is more than the server can take: at most {} \
+                 (PostgreSQL keeps lock_timeout in milliseconds as a 32-bit number)",
+                raw.lock_timeout_secs,
+                crate::session::MAX_LOCK_TIMEOUT_SECS
+            )));
+        }
         Ok(Settings {
             auth_url: DatabaseUrl::parse(&raw.auth_url)?,
             app_url: DatabaseUrl::parse(&raw.app_url)?,
@@ -471,6 +484,34 @@ mod tests {
             load(dir.path(), &Overrides::default(), &[]).is_err(),
             "malformed toml"
         );
+    }
+
+    #[test]
+    fn a_lock_timeout_the_server_cannot_take_is_refused() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let err = load(
+            dir.path(),
+            &Overrides::default(),
+            &[(ENV_LOCK_TIMEOUT, "99999999")],
+        )
+        .expect_err("too long");
+        assert!(
+            err.to_string().contains("lock_timeout_secs") && err.to_string().contains("2147483"),
+            "{err}"
+        );
+        std::fs::write(
+            dir.path().join(CONFIG_FILE),
+            "[default]\nlock_timeout_secs = 2147484\n",
+        )
+        .expect("write");
+        assert!(load(dir.path(), &Overrides::default(), &[]).is_err());
+        std::fs::write(
+            dir.path().join(CONFIG_FILE),
+            "[default]\nlock_timeout_secs = 2147483\n",
+        )
+        .expect("write");
+        let s = load(dir.path(), &Overrides::default(), &[]).expect("the largest bound");
+        assert_eq!(s.lock_timeout.as_secs(), 2_147_483);
     }
 
     #[test]

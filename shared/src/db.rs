@@ -1,6 +1,7 @@
 //! Connections to either backend, opened the same way everywhere so that every connection
-//! has the same safety settings (foreign keys on in SQLite, a connect timeout and an
-//! application name in PostgreSQL).
+//! has the same safety settings: in SQLite foreign keys on and a busy timeout of the run's
+//! lock bound; in PostgreSQL a connect timeout, an application name naming the process and
+//! host, and the session state of `pg_server::prepare_session` (the run's lock bound).
 
 use diesel::pg::PgConnection;
 use diesel::sqlite::SqliteConnection;
@@ -9,9 +10,7 @@ use diesel::{Connection, RunQueryDsl};
 use crate::error::DbError;
 use crate::url::{Backend, DatabaseUrl};
 
-/// The name every connection of ours announces, so that a run waiting for a lock can say
-/// who holds it.
-pub const APPLICATION_NAME: &str = "orchestrator";
+pub use crate::session::APPLICATION_NAME;
 
 /// Runs `$body` with `$c` bound to the concrete diesel connection of either backend, so
 /// one piece of diesel code serves both (each expansion is type-checked on its own).
@@ -74,8 +73,7 @@ impl Conn {
         };
         match url.backend() {
             Backend::Postgres => {
-                let conn = PgConnection::establish(&postgres_connect_string(url))
-                    .map_err(|e| connect_error(e.to_string().trim().to_string()))?;
+                let conn = open_postgres(url).map_err(connect_error)?;
                 Ok(Conn::Postgres(conn))
             }
             Backend::Sqlite => {
@@ -89,14 +87,17 @@ impl Conn {
                 }
                 let mut conn = SqliteConnection::establish(&path.to_string_lossy())
                     .map_err(|e| connect_error(e.to_string()))?;
-                // Foreign keys are off by default in SQLite and cannot be changed inside a
-                // transaction, so they are set first, on every connection.
-                diesel::sql_query("PRAGMA foreign_keys = ON")
-                    .execute(&mut conn)
-                    .and_then(|_| {
-                        diesel::sql_query("PRAGMA busy_timeout = 10000").execute(&mut conn)
-                    })
-                    .map_err(|e| connect_error(e.to_string()))?;
+                // The busy timeout first, so that no statement, not even one reading the
+                // schema, fails on a lock before it has waited the run's bound. Foreign
+                // keys are off by default in SQLite and cannot be changed inside a
+                // transaction, so they are set here, on every connection.
+                diesel::sql_query(format!(
+                    "PRAGMA busy_timeout = {}",
+                    crate::session::lock_timeout_millis().min(i32::MAX as u64)
+                ))
+                .execute(&mut conn)
+                .and_then(|_| diesel::sql_query("PRAGMA foreign_keys = ON").execute(&mut conn))
+                .map_err(|e| connect_error(e.to_string()))?;
                 Ok(Conn::Sqlite(conn))
             }
         }
@@ -119,6 +120,16 @@ impl Conn {
     }
 }
 
+/// Opens a PostgreSQL connection with our connect string and session state; errors are
+/// the driver's words, one line, password removed.
+pub fn open_postgres(url: &DatabaseUrl) -> Result<PgConnection, String> {
+    let fail = |e: &dyn std::fmt::Display| one_line(&scrub(url, e.to_string().trim()));
+    let mut conn = PgConnection::establish(&postgres_connect_string(url)).map_err(|e| fail(&e))?;
+    crate::pg_server::prepare_session(&mut conn, crate::session::lock_timeout_millis())
+        .map_err(|e| fail(&format!("setting up the session: {e}")))?;
+    Ok(conn)
+}
+
 /// The connect string for libpq: the configured URL plus a connect timeout (an unreachable
 /// host must not hang a run for minutes) and our application name, unless the user set
 /// them.
@@ -129,7 +140,11 @@ fn postgres_connect_string(url: &DatabaseUrl) -> String {
         extra.push("connect_timeout=10".to_string());
     }
     if !raw.contains("application_name=") {
-        extra.push(format!("application_name={APPLICATION_NAME}"));
+        let name: String =
+            url::form_urlencoded::byte_serialize(crate::session::application_name().as_bytes())
+                .collect();
+        // libpq decodes %XX in URI parameters but not `+`.
+        extra.push(format!("application_name={}", name.replace('+', "%20")));
     }
     if extra.is_empty() {
         return raw.to_string();
@@ -178,9 +193,14 @@ mod tests {
     #[test]
     fn connect_string_adds_timeout_and_name_once() {
         let url = DatabaseUrl::parse("postgres://u@localhost/db").expect("url");
-        assert_eq!(
-            postgres_connect_string(&url),
-            "postgres://u@localhost/db?connect_timeout=10&application_name=orchestrator"
+        let expected = format!(
+            "postgres://u@localhost/db?connect_timeout=10&application_name=orchestrator%20pid%3D{}%20host%3D",
+            std::process::id()
+        );
+        assert!(
+            postgres_connect_string(&url).starts_with(&expected),
+            "{}",
+            postgres_connect_string(&url)
         );
         let url =
             DatabaseUrl::parse("postgres://u@localhost/db?connect_timeout=3&application_name=x")

@@ -10,10 +10,12 @@ pub mod directory;
 pub mod error;
 pub mod history;
 pub mod migrations;
+pub mod pg_server;
 pub mod process;
 pub mod references;
 pub mod schema;
 pub mod scratch;
+pub mod session;
 pub mod store;
 #[cfg(feature = "testing")]
 pub mod testing;

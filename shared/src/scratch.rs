@@ -10,7 +10,7 @@ use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::Mutex;
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use diesel::{Connection, PgConnection, RunQueryDsl};
+use diesel::{PgConnection, RunQueryDsl};
 
 use crate::db::{quote_ident, Conn};
 use crate::error::DbError;
@@ -75,7 +75,8 @@ impl Scratch {
                     action: action.into(),
                     reason: crate::db::one_line(&e.to_string()),
                 };
-                let mut admin = PgConnection::establish(server.expose_secret())
+                // Our session state too: creating and dropping a database wait on locks.
+                let mut admin = crate::db::open_postgres(server)
                     .map_err(|e| query_error("connecting to create a scratch database", &e))?;
                 sweep_dead(&mut admin);
                 // Registered before it exists: a Ctrl-C between the two still drops it.
@@ -144,7 +145,7 @@ impl Drop for Scratch {
 }
 
 fn drop_database(server: &DatabaseUrl, name: &str) {
-    match PgConnection::establish(server.expose_secret()) {
+    match crate::db::open_postgres(server) {
         Ok(mut admin) => {
             let sql = format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", quote_ident(name));
             match diesel::sql_query(sql).execute(&mut admin) {
@@ -155,7 +156,7 @@ fn drop_database(server: &DatabaseUrl, name: &str) {
         Err(e) => eprintln!(
             "warning: could not drop scratch database {name} on {}: {}",
             server.redacted(),
-            crate::db::scrub(server, &e.to_string())
+            e
         ),
     }
 }

@@ -546,7 +546,7 @@ fn losing_the_app_connection_mid_reset_leaves_old_data_or_a_clean_reset() {
             &mut admin,
             &format!(
                 "SELECT pg_terminate_backend(pid) FROM pg_stat_activity \
-                 WHERE datname = '{}' AND application_name = 'orchestrator'",
+                 WHERE datname = '{}' AND application_name LIKE 'orchestrator%'",
                 pair.app.url.database_name()
             ),
         );

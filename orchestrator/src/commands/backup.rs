@@ -39,6 +39,16 @@ pub fn run(ctx: &Context, args: &BackupArgs) -> CliResult {
         .clone()
         .unwrap_or_else(|| ctx.settings.backup_dir.clone());
     let dir = backup::write_set(ctx, &stores, &base)?;
+    // The dump's snapshot was taken on the session holding the lock; had that session
+    // been ended meanwhile, the set could hold a moment another run was changing.
+    crate::lock::confirm_held(
+        ctx,
+        &stores,
+        &format!(
+            "the backup in {} cannot be trusted; run backup again",
+            dir.display()
+        ),
+    )?;
     let manifest = backup::load_checked(&dir, &stores.iter().map(|s| s.name).collect::<Vec<_>>())
         .map_err(|e| {
         CliError::new(

@@ -137,6 +137,13 @@ pub fn run(ctx: &Context, args: &ResetArgs) -> CliResult {
     } else {
         None
     };
+    // A long dump gives a server timeout or an administrator time to end the session
+    // holding the lock; without it another run could interleave with the rebuild.
+    crate::lock::confirm_held(
+        ctx,
+        &shared::store::dependency_order(&crate::context::all_stores()),
+        "nothing was changed; run reset again",
+    )?;
     timings.backup = t.elapsed().as_millis();
 
     let t = Instant::now();

@@ -45,6 +45,13 @@ fn server_bin() -> Option<PathBuf> {
     bin.join("initdb").exists().then_some(bin)
 }
 
+/// One of the installed server's programs (`pg_receivewal`, say), when there is one.
+pub fn server_program(name: &str) -> Option<PathBuf> {
+    server_bin()
+        .map(|bin| bin.join(name))
+        .filter(|p| p.exists())
+}
+
 fn running_as_root() -> bool {
     Command::new("id")
         .arg("-u")
@@ -168,6 +175,17 @@ impl OwnCluster {
     }
 
     fn start_server(&self) {
+        self.start_server_with("");
+    }
+
+    /// Stops the server and starts it with `extra` server options (`-c name=value`; later
+    /// ones win), for settings that need a restart (max_prepared_transactions).
+    pub fn restart_with(&self, extra: &str) {
+        self.pg_ctl(&["-w", "-m", "fast", "stop"]);
+        self.start_server_with(extra);
+    }
+
+    fn start_server_with(&self, extra: &str) {
         let mut options = format!(
             "-p {} -c listen_addresses=127.0.0.1 -c unix_socket_directories={} \
              -c fsync=off -c shared_buffers=32MB",
@@ -180,6 +198,10 @@ impl OwnCluster {
         settings.extend(self.settings.iter().cloned());
         for (name, value) in settings {
             options.push_str(&format!(" -c {name}={value}"));
+        }
+        if !extra.is_empty() {
+            options.push(' ');
+            options.push_str(extra);
         }
         let log = self.dir.path().join("server.log");
         self.pg_ctl(&[

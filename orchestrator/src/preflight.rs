@@ -1,0 +1,423 @@
+//! What a real deployment can do to a run, checked once per command before it takes a
+//! lock or changes anything (PostgreSQL stores only):
+//!
+//! - a pooler in transaction or statement mode hands one client's server session to
+//!   another between transactions, so the run's session locks and prepared statements
+//!   would not be its own: refused (exit 2) with the fix;
+//! - the connections the command holds at once must be available under the role's and
+//!   the database's CONNECTION LIMIT and the server's max_connections: otherwise it would
+//!   fail at whatever step it had reached (exit 4);
+//! - a command that may commit would wait, unbounded, for a synchronous standby that is
+//!   down (exit 4).
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use shared::store::{dependency_order, Store};
+use shared::{admin, pg_server, Conn};
+
+use crate::cli::Command;
+use crate::context::{all_at_once, all_stores, selected_stores, Context};
+use crate::exit::{CliError, CliResult, Exit};
+
+/// What one command needs of the PostgreSQL stores it works on.
+#[derive(Debug)]
+pub struct Plan {
+    pub command: &'static str,
+    /// Each store the command connects to, with the most connections it holds there at
+    /// once (its pooled session included; pg_dump and psql are connections too).
+    pub stores: Vec<(&'static Store, u32)>,
+    /// Whether the command may commit (settling a crashed run counts).
+    pub commits: bool,
+    /// Whether the probe's connection becomes the command's next one (see `probe_store`);
+    /// not for commands that open none, or that would only keep it idle through a dump.
+    pub keeps_probe: bool,
+}
+
+/// The preflight's own second connection (the pooler probe) is open while the run's
+/// session is, before the command opens any other.
+const PROBE_CONNECTIONS: u32 = 2;
+
+/// The plan of each command, counted from its code:
+/// - `status`: the pooled session (which looks for interrupted runs) and one to read the
+///   store;
+/// - `verify`: the pooled session, which streams the first reference; every further
+///   reference streams on a new connection to each store it joins;
+/// - `backup`: the pooled session plus pg_dump;
+/// - `reset`: the pooled session plus pg_dump, with the rebuild's connection (the probe's)
+///   waiting meanwhile; then the session and the rebuild's;
+/// - `restore`: likewise for the safety backup; then the pooled session, the rebuild's
+///   connection and psql loading into it;
+/// - `migrate`: the pooled session alone;
+/// - `diff`: the pooled sessions (the preflight opened them) plus, on the same server,
+///   the scratch database's connection and the one creating it, one store at a time;
+/// - `smoke`: the pooled session plus the connection its rolled-back checklist runs on;
+///   it commits nothing (an interrupted run is reported, not settled);
+/// - `recover`: as `restore` at most: settling may back a store up and rebuild it from a
+///   backup set.
+///
+/// Every lock-taking command locks all stores, whatever `--store` says.
+pub fn plan(command: &Command) -> Option<Plan> {
+    let all = || dependency_order(&all_stores());
+    let each = |stores: Vec<&'static Store>, n: u32| stores.into_iter().map(|s| (s, n)).collect();
+    let (name, stores, commits, keeps_probe) = match command {
+        Command::Status(_) => ("status", each(all(), 2), false, true),
+        Command::Verify(args) => ("verify", verify_needs(args.store.store), false, true),
+        Command::Backup(_) => ("backup", each(all(), 2), true, false),
+        Command::Reset(_) => ("reset", each(all(), 3), true, true),
+        Command::Restore(_) => ("restore", each(all(), 3), true, true),
+        Command::Migrate(_) => ("migrate", each(all(), 1), true, false),
+        Command::Diff(args) => (
+            "diff",
+            each(selected_stores(args.store.store), 2),
+            false,
+            false,
+        ),
+        Command::Smoke(_) => ("smoke", each(all(), 2), false, true),
+        Command::Recover(_) => ("recover", each(all(), 3), true, true),
+        Command::Squash(_) | Command::Completions(_) => return None,
+    };
+    Some(Plan {
+        command: name,
+        stores,
+        commits,
+        keeps_probe,
+    })
+}
+
+fn verify_needs(only: Option<crate::cli::StoreName>) -> Vec<(&'static Store, u32)> {
+    let selected = selected_stores(only);
+    let mut needs: Vec<(&'static Store, u32)> = selected.iter().map(|s| (*s, 1)).collect();
+    let references: Vec<_> = selected
+        .iter()
+        .flat_map(|s| s.references.iter().map(move |r| (s.name, r.target_store)))
+        .collect();
+    for (from, to) in &references {
+        if !needs.iter().any(|(s, _)| s.name == *to) {
+            if let Some(target) = all_stores().into_iter().find(|s| s.name == *to) {
+                needs.push((target, 1));
+            }
+        }
+        for (store, n) in &mut needs {
+            if store.name == *from || store.name == *to {
+                *n = (*n).max(references.len() as u32);
+            }
+        }
+    }
+    dependency_order(&needs.iter().map(|(s, _)| *s).collect::<Vec<_>>())
+        .into_iter()
+        .filter_map(|s| needs.iter().find(|(n, _)| n.name == s.name).copied())
+        .collect()
+}
+
+/// What the server told us about one store's session.
+struct Seen {
+    store: &'static Store,
+    need: u32,
+    capacity: pg_server::Capacity,
+}
+
+/// Runs every check of `plan` on its PostgreSQL stores. A store that cannot be reached
+/// is left to the command, which reports it its own way.
+pub fn check(ctx: &Context, plan: &Plan) -> CliResult<()> {
+    let servers: Vec<(&'static Store, u32)> = plan
+        .stores
+        .iter()
+        .copied()
+        .filter(|(s, _)| ctx.url(s).is_ok_and(|u| u.sqlite_path().is_none()))
+        .collect();
+    if servers.is_empty() {
+        return Ok(());
+    }
+    let started = std::time::Instant::now();
+    // Every session is open before any count, so that each count sees all of ours.
+    let opened = all_at_once(&servers, "preflight", |&(store, need)| {
+        Ok(ctx.session(store).ok().map(|s| (store, need, s)))
+    })?;
+    let seen: Vec<Seen> = opened
+        .into_iter()
+        .flatten()
+        .map(|(store, need, mut session)| {
+            let Conn::Postgres(pg) = &mut *session else {
+                return Ok(None);
+            };
+            pg_server::capacity(pg)
+                .map(|capacity| {
+                    Some(Seen {
+                        store,
+                        need: need.max(PROBE_CONNECTIONS),
+                        capacity,
+                    })
+                })
+                .map_err(|e| query_error(ctx, store, "reading connection limits", e))
+        })
+        .collect::<CliResult<Vec<_>>>()?
+        .into_iter()
+        .flatten()
+        .collect();
+    check_capacity(ctx, plan, &seen)?;
+    let reachable: Vec<&'static Store> = seen.iter().map(|s| s.store).collect();
+    all_at_once(&reachable, "preflight", |store| {
+        probe_store(ctx, plan, store)
+    })?;
+    tracing::info!(
+        command = plan.command,
+        millis = started.elapsed().as_millis() as u64,
+        "preflight passed"
+    );
+    Ok(())
+}
+
+impl Seen {
+    /// The names of the limits this store's connections count against.
+    fn capacity_scopes(&self) -> [String; 3] {
+        let c = &self.capacity;
+        [
+            format!("role {} on {}", c.role, c.server),
+            format!("database {} on {}", c.database, c.server),
+            format!("server {}", c.server),
+        ]
+    }
+}
+
+/// One limit and the stores of this command it covers.
+struct Scope {
+    /// Connections the command holds at once under this limit.
+    need: u32,
+    /// What the limit leaves (the least any of our sessions saw).
+    left: i64,
+    /// Our own sessions among the used ones: the run's, so available to it.
+    ours: i64,
+    store: &'static Store,
+    what: &'static str,
+}
+
+/// Refuses when a limit leaves fewer connections than the command holds at once. The
+/// role's and the server's limits cover every store of theirs together.
+fn check_capacity(ctx: &Context, plan: &Plan, seen: &[Seen]) -> CliResult<()> {
+    let mut scopes: BTreeMap<String, Scope> = BTreeMap::new();
+    for s in seen {
+        let c = &s.capacity;
+        let [role, database, server] = s.capacity_scopes();
+        let limits = [
+            (role, c.role_left, "the role's CONNECTION LIMIT"),
+            (database, c.database_left, "the database's CONNECTION LIMIT"),
+            (
+                server,
+                Some(c.server_left),
+                "max_connections less the reserved slots",
+            ),
+        ];
+        for (name, left, what) in limits {
+            let Some(left) = left else { continue };
+            let scope = scopes.entry(name).or_insert(Scope {
+                need: 0,
+                left,
+                ours: 0,
+                store: s.store,
+                what,
+            });
+            scope.need += s.need;
+            scope.left = scope.left.min(left);
+            scope.ours += 1;
+        }
+    }
+    for (name, scope) in scopes {
+        let allowed = scope.left + scope.ours;
+        if i64::from(scope.need) > allowed {
+            let url = ctx.url(scope.store)?.redacted().to_string();
+            return Err(CliError::new(
+                Exit::Database,
+                anyhow::anyhow!(
+                    "{} needs {} connection(s) at once to {name} ({} at {url}), the server allows {} \
+                     ({}, less the sessions already open); nothing was changed. Raise the limit or \
+                     close other sessions, then try again",
+                    plan.command,
+                    scope.need,
+                    scope.store.name,
+                    allowed.max(0),
+                    scope.what
+                ),
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// The pooler probe and, for a command that may commit, the synchronous standby check,
+/// on a second connection beside the run's session. When the plan says so, that
+/// connection is kept for the command's own next one (see `Context::park_spare`):
+/// reconnecting would cost a handshake, and under a limit the command fits exactly, the
+/// closed connection's server process could still count when the command opened its own.
+fn probe_store(ctx: &Context, plan: &Plan, store: &'static Store) -> CliResult<()> {
+    let mut session = ctx.session(store)?;
+    let Ok(mut side) = ctx.connect(store) else {
+        return Ok(());
+    };
+    probes(ctx, plan, store, &mut session, &mut side)?;
+    if plan.keeps_probe {
+        ctx.park_spare(store.name, side);
+    }
+    Ok(())
+}
+
+fn probes(
+    ctx: &Context,
+    plan: &Plan,
+    store: &'static Store,
+    session: &mut Conn,
+    side: &mut Conn,
+) -> CliResult<()> {
+    let url = ctx.url(store)?;
+    if let Some(evidence) = shared_server_sessions(session, side, store)
+        .map_err(|e| query_error(ctx, store, "probing for a connection pooler", e))?
+    {
+        return Err(CliError::usage(format!(
+            "the {} database at {} is reached through a connection pooler in transaction or \
+             statement mode ({evidence}): session locks and prepared statements would not \
+             belong to this run; nothing was changed. Use a direct URL to the server, or a \
+             session-pooled one (pgbouncer: pool_mode = session)",
+            store.name,
+            url.redacted()
+        )));
+    }
+    if !plan.commits {
+        return Ok(());
+    }
+    let (Conn::Postgres(run), Conn::Postgres(pg)) = (session, side) else {
+        return Ok(());
+    };
+    let bound = ctx.settings.lock_timeout.max(Duration::from_secs(1));
+    if let Some(why) = missing_sync_standby(run, pg, bound)
+        .map_err(|e| query_error(ctx, store, "checking synchronous replication", e))?
+    {
+        return Err(CliError::new(
+            Exit::Database,
+            anyhow::anyhow!(
+                "the {} database at {}: {why}, so every commit would wait for it; nothing was \
+                 changed. Bring the standby back, or change synchronous_standby_names (or \
+                 synchronous_commit for this role)",
+                store.name,
+                url.redacted()
+            ),
+        ));
+    }
+    Ok(())
+}
+
+/// A key no other run uses: this process's id under a tag of its own.
+fn probe_key(store: &Store) -> i64 {
+    admin::lock_key(store.name) ^ (1 << 41) ^ (i64::from(std::process::id()) << 8)
+}
+
+/// Whether the pooler gives one server session to several clients. The run's session
+/// takes a session lock and goes idle; a second client then asks for the same lock and
+/// for its server process. A session-mode pooler (or none) keeps the run's server session
+/// for the run, so the second client gets another process and cannot take the lock; a
+/// transaction-mode one hands the idle server session to whoever asks next.
+fn shared_server_sessions(
+    run: &mut Conn,
+    side: &mut Conn,
+    store: &Store,
+) -> diesel::QueryResult<Option<String>> {
+    let (Conn::Postgres(_), Conn::Postgres(_)) = (&*run, &*side) else {
+        return Ok(None);
+    };
+    let key = probe_key(store);
+    let pid = |c: &mut Conn| match c {
+        Conn::Postgres(pg) => pg_server::backend_pid(pg),
+        Conn::Sqlite(_) => Ok(0),
+    };
+    let first = pid(run)?;
+    if !admin::try_advisory_lock(run, key)? {
+        tracing::warn!(store = store.name, "pooler probe key busy; probe skipped");
+        return Ok(None);
+    }
+    let other = pid(side)?;
+    let taken = admin::try_advisory_lock(side, key)?;
+    if taken {
+        let _ = admin::advisory_unlock(side, key);
+    }
+    let later = pid(run)?;
+    let _ = admin::advisory_unlock(run, key);
+    Ok(if other == first {
+        Some(format!(
+            "two clients were given the same server process {first}"
+        ))
+    } else if taken {
+        Some("a second client could take this run's session lock".into())
+    } else if later != first {
+        Some(format!(
+            "this run's session moved from server process {first} to {later} between transactions"
+        ))
+    } else {
+        None
+    })
+}
+
+/// Why commits would hang on synchronous replication, or `None`. Which standbys are in
+/// sync is only shown to roles with pg_read_all_stats; for any other role, or when some
+/// standby claims to be in sync, an empty commit on the side connection tells, cancelled
+/// from the run's session after `bound`.
+fn missing_sync_standby(
+    run: &mut diesel::PgConnection,
+    pg: &mut diesel::PgConnection,
+    bound: Duration,
+) -> diesel::QueryResult<Option<String>> {
+    let state = pg_server::sync_replication(pg)?;
+    let Some(names) = state.standby_names else {
+        return Ok(None);
+    };
+    let wanted =
+        format!("commits wait for the synchronous standby '{names}' (synchronous_standby_names)");
+    if state.senders == 0 {
+        return Ok(Some(format!("{wanted} and no standby is connected")));
+    }
+    if state.synchronous == Some(0) {
+        return Ok(Some(format!(
+            "{wanted} and none of the {} connected standby(s) is synchronous",
+            state.senders
+        )));
+    }
+    let pid = pg_server::backend_pid(pg)?;
+    pg_server::begin_probe(pg)?;
+    let (done_tx, done_rx) = std::sync::mpsc::channel();
+    let answered = std::thread::scope(|scope| {
+        let committing = scope.spawn(move || {
+            let committed = pg_server::commit_probe(pg);
+            let _ = done_tx.send(());
+            committed
+        });
+        let answered = done_rx.recv_timeout(bound).is_ok();
+        if !answered {
+            // The commit goes on waiting for the standby until it is cancelled.
+            let _ = pg_server::cancel_backend(run, pid);
+        }
+        let committed = committing.join();
+        (answered, committed)
+    });
+    let (answered, committed) = answered;
+    match committed {
+        Ok(result) => result?,
+        Err(_) => tracing::warn!("the synchronous standby probe panicked"),
+    }
+    Ok((!answered).then(|| {
+        format!(
+            "{wanted} and none confirmed a commit within {}s (lock_timeout_secs)",
+            bound.as_secs()
+        )
+    }))
+}
+
+fn query_error(ctx: &Context, store: &Store, action: &str, e: impl std::fmt::Display) -> CliError {
+    shared::DbError::Query {
+        store: store.name.to_string(),
+        url: ctx
+            .url(store)
+            .map(|u| u.redacted().to_string())
+            .unwrap_or_default(),
+        action: action.to_string(),
+        reason: shared::db::one_line(&e.to_string()),
+    }
+    .into()
+}
