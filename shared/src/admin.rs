@@ -26,16 +26,18 @@ pub const GID_PREFIX: &str = "orch_";
 /// decision; a later run reads it to finish what a crash interrupted.
 pub const JOURNAL_TABLE: &str = "__orchestrator_resets";
 
+/// One number, for single-value queries (`… AS v`).
 #[derive(QueryableByName)]
-struct Number {
+pub(crate) struct Number {
     #[diesel(sql_type = BigInt)]
-    v: i64,
+    pub(crate) v: i64,
 }
 
+/// One boolean, likewise.
 #[derive(QueryableByName)]
-struct Flag {
+pub(crate) struct Flag {
     #[diesel(sql_type = Bool)]
-    v: bool,
+    pub(crate) v: bool,
 }
 
 #[derive(QueryableByName)]

@@ -7,6 +7,8 @@ use diesel::pg::PgConnection;
 use diesel::sql_types::{BigInt, Bool, Nullable, Text};
 use diesel::{QueryableByName, RunQueryDsl};
 
+use crate::admin::{Flag, Number};
+
 /// Session state, set with SQL right after connecting: a pooler such as pgbouncer rejects
 /// libpq's `options` startup parameter, so `SET` is the one way that works everywhere.
 /// - `lock_timeout`: every lock wait of every statement ends within the run's bound;
@@ -32,18 +34,6 @@ pub fn prepare_session(conn: &mut PgConnection, lock_timeout_ms: u64) -> diesel:
            END IF;
          END $orch$;"
     ))
-}
-
-#[derive(QueryableByName)]
-struct Number {
-    #[diesel(sql_type = BigInt)]
-    v: i64,
-}
-
-#[derive(QueryableByName)]
-struct Flag {
-    #[diesel(sql_type = Bool)]
-    v: bool,
 }
 
 /// A server session holding an advisory lock.

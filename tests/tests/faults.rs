@@ -22,21 +22,7 @@ use orch_tests::{exec, for_each_backend, json_of, orchestrator, TestPair};
 use shared::Backend;
 
 fn seed(pair: &TestPair) {
-    let mut auth = pair.auth.connect();
-    exec(
-        &mut auth,
-        "INSERT INTO users (id, email) VALUES ('u1', 'a@x'), ('u2', 'b@x'), ('u3', 'c@x');
-         INSERT INTO teams (id, name, owner_id) VALUES ('t1', 'team', 'u1');
-         INSERT INTO user_credits (id, user_id, credits) VALUES ('c1', 'u1', 50);
-         INSERT INTO credit_transactions (id, user_id, amount) VALUES ('x1', 'u1', 50);",
-    );
-    let mut app = pair.app.connect();
-    exec(
-        &mut app,
-        "INSERT INTO datasets (id, owner_id, team_id, name) VALUES ('d1', 'u1', 't1', 'one'), ('d2', 'u2', NULL, 'two');
-         INSERT INTO documents (id, dataset_id, filename) VALUES ('doc1', 'd1', 'a.pdf');
-         INSERT INTO processing_jobs (id, document_id) VALUES ('j1', 'doc1');",
-    );
+    orch_tests::seed_contract_rows(pair);
 }
 
 /// Rows written after the backup: what a restore replaces.
