@@ -156,9 +156,8 @@ pub fn check(ctx: &Context, plan: &Plan) -> CliResult<()> {
         .flatten()
         .collect();
     check_capacity(ctx, plan, &seen)?;
-    let reachable: Vec<&'static Store> = seen.iter().map(|s| s.store).collect();
-    all_at_once(&reachable, "preflight", |store| {
-        probe_store(ctx, plan, store)
+    all_at_once(&seen, "preflight", |seen| {
+        probe_store(ctx, plan, seen.store, &seen.capacity.server)
     })?;
     tracing::info!(
         command = plan.command,
@@ -249,29 +248,59 @@ fn check_capacity(ctx: &Context, plan: &Plan, seen: &[Seen]) -> CliResult<()> {
 /// connection is kept for the command's own next one (see `Context::park_spare`):
 /// reconnecting would cost a handshake, and under a limit the command fits exactly, the
 /// closed connection's server process could still count when the command opened its own.
-fn probe_store(ctx: &Context, plan: &Plan, store: &'static Store) -> CliResult<()> {
+fn probe_store(ctx: &Context, plan: &Plan, store: &'static Store, server: &str) -> CliResult<()> {
     let mut session = ctx.session(store)?;
     let Ok(mut side) = ctx.connect(store) else {
         return Ok(());
     };
-    probes(ctx, plan, store, &mut session, &mut side)?;
+    let direct = direct_to_server(ctx.url(store)?, server);
+    probes(ctx, plan, store, direct, &mut session, &mut side)?;
     if plan.keeps_probe {
         ctx.park_spare(store.name, side);
     }
     Ok(())
 }
 
+/// Whether the run's session is plainly a direct TCP session with the server: the URL
+/// alone names the address and port, and the server says it accepted the session on that
+/// very address and port (`server` is `inet_server_addr():port`). Only the server listens
+/// there, so no pooler sits between, and the pooler probe can be spared. Names (other than
+/// `localhost`, taken for loopback), sockets and parameters always get the probe.
+fn direct_to_server(url: &shared::DatabaseUrl, server: &str) -> bool {
+    let Some((host, port)) = url.explicit_tcp_endpoint() else {
+        return false;
+    };
+    let Some((addr, server_port)) = server.rsplit_once(':') else {
+        return false;
+    };
+    let (Ok(addr), Ok(server_port)) =
+        (addr.parse::<std::net::IpAddr>(), server_port.parse::<u16>())
+    else {
+        return false;
+    };
+    let same_host = match host.parse::<std::net::IpAddr>() {
+        Ok(ip) => ip == addr,
+        Err(_) => host.eq_ignore_ascii_case("localhost") && addr.is_loopback(),
+    };
+    same_host && server_port == port
+}
+
 fn probes(
     ctx: &Context,
     plan: &Plan,
     store: &'static Store,
+    direct: bool,
     session: &mut Conn,
     side: &mut Conn,
 ) -> CliResult<()> {
     let url = ctx.url(store)?;
-    if let Some(evidence) = shared_server_sessions(session, side, store)
-        .map_err(|e| query_error(ctx, store, "probing for a connection pooler", e))?
-    {
+    let pooled = if direct {
+        None
+    } else {
+        shared_server_sessions(session, side, store)
+            .map_err(|e| query_error(ctx, store, "probing for a connection pooler", e))?
+    };
+    if let Some(evidence) = pooled {
         return Err(CliError::usage(format!(
             "the {} database at {} is reached through a connection pooler in transaction or \
              statement mode ({evidence}): session locks and prepared statements would not \
@@ -420,4 +449,40 @@ fn query_error(ctx: &Context, store: &Store, action: &str, e: impl std::fmt::Dis
         reason: shared::db::one_line(&e.to_string()),
     }
     .into()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::direct_to_server;
+
+    #[test]
+    fn only_the_servers_own_address_and_port_spare_the_pooler_probe() {
+        let url = |u: &str| shared::DatabaseUrl::parse(u).expect("url");
+        assert!(direct_to_server(
+            &url("postgres://u@127.0.0.1:5432/db"),
+            "127.0.0.1:5432"
+        ));
+        assert!(direct_to_server(
+            &url("postgres://u@localhost/db"),
+            "127.0.0.1:5432"
+        ));
+        assert!(direct_to_server(&url("postgres://u@[::1]/db"), "::1:5432"));
+        // pgbouncer beside the server: the session arrives on the server's own port.
+        assert!(!direct_to_server(
+            &url("postgres://u@127.0.0.1:6432/db"),
+            "127.0.0.1:5432"
+        ));
+        assert!(!direct_to_server(
+            &url("postgres://u@db.internal/db"),
+            "10.0.0.5:5432"
+        ));
+        assert!(!direct_to_server(
+            &url("postgres://u@localhost/db"),
+            "local socket:5432"
+        ));
+        assert!(!direct_to_server(
+            &url("postgres://u@127.0.0.1/db?host=/run/pg"),
+            "127.0.0.1:5432"
+        ));
+    }
 }

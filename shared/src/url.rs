@@ -277,6 +277,28 @@ impl DatabaseUrl {
         }
     }
 
+    /// The TCP address and port this URL alone decides, when it does: a host named in the
+    /// authority and no `host`, `hostaddr`, `port` or `service` parameter that libpq would
+    /// follow instead (nor more than one host). `None` otherwise, and for SQLite.
+    pub fn explicit_tcp_endpoint(&self) -> Option<(String, u16)> {
+        if self.backend != Backend::Postgres {
+            return None;
+        }
+        let parsed = url::Url::parse(self.expose_secret()).ok()?;
+        let overridden = parsed
+            .query_pairs()
+            .any(|(k, _)| matches!(k.as_ref(), "host" | "hostaddr" | "port" | "service"));
+        let host = parsed.host_str()?;
+        if overridden || host.is_empty() || host.contains(',') {
+            return None;
+        }
+        let host = host
+            .trim_start_matches('[')
+            .trim_end_matches(']')
+            .to_string();
+        Some((host, parsed.port().unwrap_or(5432)))
+    }
+
     /// The same server with another database, for administrative connections
     /// (`CREATE DATABASE` of a scratch database, for instance). `None` for SQLite.
     pub fn with_database(&self, database: &str) -> Option<DatabaseUrl> {
@@ -542,6 +564,27 @@ fn percent_encode(s: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_endpoint_is_explicit_only_when_no_parameter_overrides_it() {
+        let endpoint = |u: &str| DatabaseUrl::parse(u).expect("url").explicit_tcp_endpoint();
+        assert_eq!(
+            endpoint("postgres://u@127.0.0.1/db"),
+            Some(("127.0.0.1".into(), 5432))
+        );
+        assert_eq!(
+            endpoint("postgres://u@[::1]:6432/db"),
+            Some(("::1".into(), 6432))
+        );
+        assert_eq!(endpoint("postgres://u@localhost/db?host=192.0.2.2"), None);
+        assert_eq!(
+            endpoint("postgres://u@localhost/db?hostaddr=192.0.2.2"),
+            None
+        );
+        assert_eq!(endpoint("postgres://u@localhost/db?service=prod"), None);
+        assert_eq!(endpoint("postgres:///db"), None);
+        assert_eq!(endpoint("sqlite://x.db"), None);
+    }
 
     #[test]
     fn postgres_schemes_choose_postgres() {
