@@ -244,15 +244,18 @@ pub fn inspect(ctx: &Context) -> CliResult<Vec<Leftover>> {
         }
     }
 
+    // Whether `run` recorded its decision: a row in the run's first store (dependency
+    // order), which commits first.
+    let decided = |run: &str| {
+        rows.iter()
+            .any(|(r, s, n, _)| r == run && n.first().map(String::as_str) == Some(*s))
+    };
     for (run, store, names, source) in &rows {
-        // The run's first store (dependency order) commits first, so its row is the
-        // decision; and a finished run clears that row first, so a row left only in a
-        // later store belongs to a run that finished and was being tidied away.
+        // The run's first store commits first, so its row is the decision; and a finished
+        // run clears that row first, so a row left only in a later store belongs to a run
+        // that finished and was being tidied away.
         if names.first().map(String::as_str) != Some(*store) {
-            if !rows
-                .iter()
-                .any(|(r, s, n, _)| r == run && n.first().map(String::as_str) == Some(*s))
-            {
+            if !decided(run) {
                 found.push(Leftover::FinishedRow {
                     run: run.clone(),
                     store,
@@ -314,10 +317,6 @@ pub fn inspect(ctx: &Context) -> CliResult<Vec<Leftover>> {
             rows_in,
         });
     }
-    let decided = |run: &str| {
-        rows.iter()
-            .any(|(r, s, n, _)| r == run && n.first().map(String::as_str) == Some(*s))
-    };
     for (run, store, gid) in prepared {
         if !decided(&run) {
             found.push(Leftover::UndecidedPrepared { run, store, gid });
