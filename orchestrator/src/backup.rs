@@ -9,6 +9,7 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
+use shared::inventory::Inventory;
 use shared::store::Store;
 use shared::{admin, catalog, Backend, Conn, DatabaseUrl};
 
@@ -59,18 +60,28 @@ pub fn new_backup_dir(base: &Path) -> std::io::Result<PathBuf> {
     Ok(dir)
 }
 
-/// Backs up one store into `dir`, returning its manifest entry.
+/// Backs up one store into `dir`, returning its manifest entry. The dump and its counts
+/// come from one snapshot, taken when the backup starts: under a rebuild's write fence
+/// that is exactly what the rebuild drops. A failed backup leaves no file behind.
 pub fn backup_store(
     store: &Store,
     url: &DatabaseUrl,
     conn: &mut Conn,
     dir: &Path,
 ) -> Result<StoreBackup, String> {
-    let (file, applied, counts) = match url.backend() {
-        Backend::Postgres => backup_postgres(store, url, conn, dir)?,
-        Backend::Sqlite => backup_sqlite(store, conn, dir)?,
+    let file = match url.backend() {
+        Backend::Postgres => format!("{}.dump", store.name),
+        Backend::Sqlite => format!("{}.sqlite3", store.name),
     };
     let path = dir.join(&file);
+    let written = match url.backend() {
+        Backend::Postgres => backup_postgres(store, url, conn, &path),
+        Backend::Sqlite => backup_sqlite(store, conn, &path),
+    };
+    let (applied, counts) = written.inspect_err(|_| {
+        // A full disk must not be left fuller by what failed to fit.
+        let _ = std::fs::remove_file(&path);
+    })?;
     let (sha256, bytes) =
         sha256_of(&path).map_err(|e| format!("cannot read back {}: {e}", path.display()))?;
     Ok(StoreBackup {
@@ -86,31 +97,32 @@ pub fn backup_store(
     })
 }
 
-type Contents = (String, Vec<String>, BTreeMap<String, i64>);
+type Contents = (Vec<String>, BTreeMap<String, i64>);
 
-fn read_contents(conn: &mut Conn) -> diesel::QueryResult<(Vec<String>, BTreeMap<String, i64>)> {
-    let tables = catalog::tables(conn)?;
-    let counts = catalog::row_counts(conn, &tables)?.into_iter().collect();
-    Ok((catalog::applied_versions(conn)?, counts))
+/// The applied versions and true row counts (row security off) of the connection's view.
+fn read_contents(store: &Store, conn: &mut Conn) -> Result<Contents, String> {
+    let inventory = Inventory::read(conn, store).map_err(|e| e.to_string())?;
+    let applied = catalog::applied_versions(conn).map_err(|e| e.to_string())?;
+    Ok((applied, inventory.table_rows().into_iter().collect()))
 }
 
 fn backup_postgres(
     store: &Store,
     url: &DatabaseUrl,
     conn: &mut Conn,
-    dir: &Path,
+    path: &Path,
 ) -> Result<Contents, String> {
     let major = admin::server_major(conn).map_err(|e| e.to_string())?;
     let tools = PgTools::find(major)?;
-    let file = format!("{}.dump", store.name);
-    let path = dir.join(&file);
     // The counts in the manifest and the dump come from one exported snapshot, so they
-    // agree even if the application writes meanwhile.
+    // agree even if the application writes meanwhile. (A rebuild's fenced transaction
+    // cannot export it itself: PostgreSQL refuses to PREPARE a transaction that exported
+    // a snapshot. Taken here after the fence, it sees the same: writers wait.)
     conn.batch_execute("BEGIN ISOLATION LEVEL REPEATABLE READ, READ ONLY")
         .map_err(|e| e.to_string())?;
     let result = (|| -> Result<_, String> {
         let snapshot = admin::export_snapshot(conn).map_err(|e| e.to_string())?;
-        let (applied, counts) = read_contents(conn).map_err(|e| e.to_string())?;
+        let contents = read_contents(store, conn)?;
         let mut dump = tools.connected("pg_dump", url);
         dump.args([
             "--format=custom",
@@ -120,29 +132,29 @@ fn backup_postgres(
             &snapshot,
             "--file",
         ])
-        .arg(&path);
+        .arg(path);
         pgtools::run(dump, "pg_dump", url)?;
         crate::fault::pause_at("pause-after-dump", store.name);
-        Ok((applied, counts))
+        Ok(contents)
     })();
     let _ = conn.batch_execute("COMMIT");
-    let (applied, counts) = result?;
+    let contents = result?;
     let mut list = tools.command("pg_restore");
-    list.arg("--list").arg(&path);
+    list.arg("--list").arg(path);
     pgtools::run(list, "pg_restore --list (reading the dump back)", url)?;
-    Ok((file, applied, counts))
+    Ok(contents)
 }
 
-fn backup_sqlite(store: &Store, conn: &mut Conn, dir: &Path) -> Result<Contents, String> {
-    let file = format!("{}.sqlite3", store.name);
-    let path = dir.join(&file);
-    let (applied, counts) = read_contents(conn).map_err(|e| e.to_string())?;
-    admin::vacuum_into(conn, &path).map_err(|e| format!("VACUUM INTO {}: {e}", path.display()))?;
+/// `VACUUM INTO` writes one consistent snapshot of the file; the manifest's counts are
+/// read from that copy, so they describe exactly what it holds whatever was committed
+/// meanwhile.
+fn backup_sqlite(store: &Store, conn: &mut Conn, path: &Path) -> Result<Contents, String> {
+    admin::vacuum_into(conn, path).map_err(|e| format!("VACUUM INTO {}: {e}", path.display()))?;
     let copy = DatabaseUrl::parse(&path.to_string_lossy()).map_err(|e| e.to_string())?;
     let mut check = Conn::establish(store.name, &copy).map_err(|e| e.to_string())?;
     admin::sqlite_quick_check(&mut check)
         .map_err(|e| format!("the copy {} is damaged: {e}", path.display()))?;
-    Ok((file, applied, counts))
+    read_contents(store, &mut check)
 }
 
 pub fn sha256_of(path: &Path) -> std::io::Result<(String, u64)> {
@@ -253,31 +265,45 @@ pub fn write_set(
     })?;
     // The stores are dumped at once, each on its own connection (and pg_dump process).
     let dir_ref = &dir;
-    let entries: Vec<StoreBackup> = crate::context::all_at_once(stores, "backup", |store| {
-        let url = ctx.url(store)?;
-        ctx.progress(format!(
-            "{}: backing up to {}…",
-            store.name,
-            dir_ref.display()
-        ));
-        let mut conn = ctx.session(store)?;
-        backup_store(store, url, &mut conn, dir_ref).map_err(|e| {
+    let entries: crate::exit::CliResult<Vec<StoreBackup>> =
+        crate::context::all_at_once(stores, "backup", |store| {
+            let url = ctx.url(store)?;
+            ctx.progress(format!(
+                "{}: backing up to {}…",
+                store.name,
+                dir_ref.display()
+            ));
+            let mut conn = ctx.session(store)?;
+            backup_store(store, url, &mut conn, dir_ref).map_err(|e| {
+                crate::exit::CliError::new(
+                    crate::exit::Exit::Database,
+                    anyhow::anyhow!(
+                        "{} database at {url}: backup failed: {e}; nothing was changed",
+                        store.name
+                    ),
+                )
+            })
+        });
+    let written = entries.and_then(|entries| {
+        write_manifest(&dir, &new_manifest(entries)).map_err(|e| {
             crate::exit::CliError::new(
                 crate::exit::Exit::Database,
-                anyhow::anyhow!(
-                    "{} database at {url}: backup failed: {e}; nothing was changed",
-                    store.name
-                ),
+                anyhow::anyhow!("cannot write {}: {e}", dir.join(MANIFEST).display()),
             )
         })
-    })?;
-    write_manifest(&dir, &new_manifest(entries)).map_err(|e| {
-        crate::exit::CliError::new(
-            crate::exit::Exit::Database,
-            anyhow::anyhow!("cannot write {}: {e}", dir.join(MANIFEST).display()),
-        )
-    })?;
-    Ok(dir)
+    });
+    if written.is_err() {
+        remove_set(&dir);
+    }
+    written.map(|()| dir)
+}
+
+/// Removes a backup set that failed part way: the store files written before the
+/// failure are no backup without their manifest, and only fill the disk.
+pub fn remove_set(dir: &Path) {
+    if let Err(e) = std::fs::remove_dir_all(dir) {
+        tracing::warn!(dir = %dir.display(), error = %e, "could not remove a partial backup set");
+    }
 }
 
 /// Backs up `stores` into a new set under `base` when any of them holds rows; `None`
@@ -288,7 +314,7 @@ pub fn write_set_if_rows(
     base: &std::path::Path,
 ) -> crate::exit::CliResult<Option<PathBuf>> {
     let contents = crate::guard::inspect_all(ctx, stores)?;
-    if contents.iter().all(|c| c.total() == 0) {
+    if !contents.iter().any(crate::guard::Contents::holds_data) {
         return Ok(None);
     }
     write_set(ctx, stores, base).map(Some)

@@ -108,6 +108,12 @@ pub struct GuardArgs {
     // A database name may start with `-`; it is still the value, never a flag.
     #[arg(long, value_name = "NAME", allow_hyphen_values = true)]
     pub confirm: Vec<String>,
+
+    /// Also drop or alter objects in other schemas that depend on the store's schema
+    /// (views, columns of its types, foreign keys, inheriting tables, publications);
+    /// without it they are named and the command refuses. They are in the backup.
+    #[arg(long)]
+    pub drop_dependents: bool,
 }
 
 #[derive(Debug, Subcommand)]

@@ -3,34 +3,36 @@
 //! socket) need `--confirm <database name>`, even when empty.
 
 use serde::Serialize;
+use shared::inventory::Inventory;
 use shared::store::Store;
-use shared::{catalog, Conn, DatabaseUrl, DbError};
+use shared::{Conn, DatabaseUrl, DbError};
 
+use crate::cli::GuardArgs;
 use crate::context::Context;
 use crate::exit::{CliError, CliResult, Exit};
 
-/// What a store holds right now.
+/// What a store holds right now: its inventory, and whether it is protected.
 #[derive(Debug, Clone, Serialize)]
 pub struct Contents {
     pub store: &'static str,
     pub database: String,
     pub protected: bool,
-    /// Rows per table, every table of the schema (bookkeeping aside).
-    pub rows: Vec<(String, i64)>,
+    pub inventory: Inventory,
 }
 
 impl Contents {
     pub fn total(&self) -> i64 {
-        self.rows.iter().map(|(_, n)| n).sum()
+        self.inventory.total_rows()
     }
 
-    fn non_empty(&self) -> String {
-        self.rows
-            .iter()
-            .filter(|(_, n)| *n > 0)
-            .map(|(t, n)| format!("{t}: {n}"))
-            .collect::<Vec<_>>()
-            .join(", ")
+    /// Rows per table, every table of the schema (bookkeeping aside).
+    pub fn rows(&self) -> Vec<(String, i64)> {
+        self.inventory.table_rows()
+    }
+
+    /// Whether anything in it is data: rows, a used sequence, large objects.
+    pub fn holds_data(&self) -> bool {
+        !self.inventory.holding().is_empty()
     }
 }
 
@@ -40,19 +42,17 @@ pub fn inspect(
     url: &DatabaseUrl,
     conn: &mut Conn,
 ) -> Result<Contents, DbError> {
-    let query_error = |e: diesel::result::Error| DbError::Query {
+    let inventory = Inventory::read(conn, store).map_err(|e| DbError::Query {
         store: store.name.into(),
         url: url.redacted().into(),
-        action: "counting rows".into(),
+        action: "reading what the store holds".into(),
         reason: e.to_string(),
-    };
-    let tables = catalog::tables(conn).map_err(query_error)?;
-    let rows = catalog::row_counts(conn, &tables).map_err(query_error)?;
+    })?;
     Ok(Contents {
         store: store.name,
         database: url.database_name(),
         protected: ctx.settings.protected || !url.is_local(),
-        rows,
+        inventory,
     })
 }
 
@@ -66,7 +66,7 @@ pub fn inspect_all(ctx: &Context, stores: &[&'static Store]) -> CliResult<Vec<Co
                 store: store.name,
                 database: url.database_name(),
                 protected: ctx.settings.protected,
-                rows: Vec::new(),
+                inventory: Inventory::default(),
             });
             continue;
         }
@@ -87,11 +87,20 @@ pub fn check_confirm_names(confirms: &[String]) -> CliResult {
 }
 
 /// Refuses (exit 3) unless every store may be wiped; `verb` names the command.
-pub fn check(contents: &[Contents], force: bool, confirms: &[String], verb: &str) -> CliResult {
-    check_confirm_names(confirms)?;
+/// In order: protected stores need `--confirm`; contents the role cannot count are never
+/// guessed at; objects in other schemas that depend on the store need
+/// `--drop-dependents`; data needs `--force`.
+pub fn check(contents: &[Contents], permission: &GuardArgs, verb: &str) -> CliResult {
+    check_confirm_names(&permission.confirm)?;
+    let refuse = |why: String| {
+        Err(CliError::new(
+            Exit::Refused,
+            anyhow::anyhow!("refusing to {verb}: {why}; nothing was changed"),
+        ))
+    };
     let unconfirmed: Vec<&Contents> = contents
         .iter()
-        .filter(|c| c.protected && !confirms.iter().any(|n| n == &c.database))
+        .filter(|c| c.protected && !permission.confirm.iter().any(|n| n == &c.database))
         .collect();
     if !unconfirmed.is_empty() {
         let names: Vec<String> = unconfirmed
@@ -111,12 +120,47 @@ pub fn check(contents: &[Contents], force: bool, confirms: &[String], verb: &str
             ),
         ));
     }
+    let unreadable: Vec<String> = contents
+        .iter()
+        .filter(|c| !c.inventory.unreadable().is_empty())
+        .map(|c| format!("{}: {}", c.store, c.inventory.unreadable().join(", ")))
+        .collect();
+    if !unreadable.is_empty() {
+        return refuse(format!(
+            "the connecting role cannot read all of {} (row-level security it cannot bypass, \
+             or no privilege), so what would be destroyed cannot be counted or backed up. \
+             Connect as a role that bypasses row security (the tables' owner without FORCE \
+             ROW LEVEL SECURITY, a role with BYPASSRLS, or a superuser)",
+            unreadable.join("; ")
+        ));
+    }
+    let outside: Vec<String> = contents
+        .iter()
+        .flat_map(|c| {
+            c.inventory.outside.iter().map(move |d| {
+                format!(
+                    "{}: {} ({}, depends on {})",
+                    c.store,
+                    d.object,
+                    if d.dropped { "dropped" } else { "altered" },
+                    d.depends_on
+                )
+            })
+        })
+        .collect();
+    if !outside.is_empty() && !permission.drop_dependents {
+        return refuse(format!(
+            "objects outside the store's schema depend on it and would be dropped or altered: {}. \
+             Remove the dependency, or add --drop-dependents to back them up and drop them too",
+            outside.join("; ")
+        ));
+    }
     let holding: Vec<String> = contents
         .iter()
-        .filter(|c| c.total() > 0)
-        .map(|c| format!("{} holds rows ({})", c.store, c.non_empty()))
+        .filter(|c| c.holds_data())
+        .map(|c| format!("{} holds {}", c.store, c.inventory.holding().join(", ")))
         .collect();
-    if !holding.is_empty() && !force {
+    if !holding.is_empty() && !permission.force {
         return Err(CliError::new(
             Exit::Refused,
             anyhow::anyhow!(
@@ -131,13 +175,38 @@ pub fn check(contents: &[Contents], force: bool, confirms: &[String], verb: &str
 #[cfg(test)]
 mod tests {
     use super::*;
+    use shared::inventory::{Dependent, Object};
 
     fn contents(store: &'static str, protected: bool, rows: &[(&str, i64)]) -> Contents {
+        let objects = rows
+            .iter()
+            .map(|(t, n)| Object {
+                kind: "table".into(),
+                name: t.to_string(),
+                on: None,
+                rows: Some(*n),
+                value: None,
+                unreadable: false,
+                ours: true,
+            })
+            .collect();
         Contents {
             store,
             database: format!("{store}_db"),
             protected,
-            rows: rows.iter().map(|(t, n)| (t.to_string(), *n)).collect(),
+            inventory: Inventory {
+                schema: "public".into(),
+                objects,
+                ..Inventory::default()
+            },
+        }
+    }
+
+    fn allow(force: bool, confirm: &[&str], drop_dependents: bool) -> GuardArgs {
+        GuardArgs {
+            force,
+            confirm: confirm.iter().map(|s| s.to_string()).collect(),
+            drop_dependents,
         }
     }
 
@@ -147,22 +216,48 @@ mod tests {
             contents("auth", false, &[("users", 3), ("teams", 0)]),
             contents("app", false, &[]),
         ];
-        let err = check(&c, false, &[], "reset").expect_err("must refuse");
+        let err = check(&c, &allow(false, &[], false), "reset").expect_err("must refuse");
         assert_eq!(err.exit, Exit::Refused);
         let msg = err.to_string();
-        assert!(msg.contains("users: 3") && !msg.contains("teams"), "{msg}");
-        assert!(check(&c, true, &[], "reset").is_ok());
+        assert!(
+            msg.contains("users (3 rows)") && !msg.contains("teams"),
+            "{msg}"
+        );
+        assert!(check(&c, &allow(true, &[], false), "reset").is_ok());
     }
 
     #[test]
     fn protected_stores_need_their_name_even_when_empty() {
         let c = [contents("auth", true, &[]), contents("app", false, &[])];
-        let err = check(&c, true, &[], "reset").expect_err("must refuse");
+        let err = check(&c, &allow(true, &[], false), "reset").expect_err("must refuse");
         assert_eq!(err.exit, Exit::Refused);
         assert!(err.to_string().contains("--confirm auth_db"), "{err}");
-        assert!(check(&c, true, &["wrong".into()], "reset").is_err());
-        assert!(check(&c, false, &["auth_db".into()], "reset").is_ok());
-        let err = check(&c, true, &[" ".into()], "reset").expect_err("empty confirm");
+        assert!(check(&c, &allow(true, &["wrong"], false), "reset").is_err());
+        assert!(check(&c, &allow(false, &["auth_db"], false), "reset").is_ok());
+        let err = check(&c, &allow(true, &[" "], false), "reset").expect_err("empty confirm");
         assert_eq!(err.exit, Exit::Usage);
+    }
+
+    #[test]
+    fn uncountable_tables_are_refused_even_with_force() {
+        let mut c = contents("app", false, &[("datasets", 0)]);
+        c.inventory.objects[0].unreadable = true;
+        let err = check(&[c], &allow(true, &[], true), "reset").expect_err("must refuse");
+        assert_eq!(err.exit, Exit::Refused);
+        assert!(err.to_string().contains("table datasets"), "{err}");
+    }
+
+    #[test]
+    fn dependents_outside_the_schema_need_their_own_flag() {
+        let mut c = contents("auth", false, &[]);
+        c.inventory.outside.push(Dependent {
+            object: "view billing.v".into(),
+            depends_on: "table users".into(),
+            dropped: true,
+        });
+        let c = [c];
+        let err = check(&c, &allow(true, &[], false), "reset").expect_err("must refuse");
+        assert!(err.to_string().contains("view billing.v (dropped"), "{err}");
+        assert!(check(&c, &allow(false, &[], true), "reset").is_ok());
     }
 }

@@ -15,7 +15,7 @@ use shared::{admin, Backend, DatabaseUrl};
 
 use crate::context::{all_stores, Context};
 use crate::exit::{CliError, CliResult, Exit};
-use crate::rebuild::{parse_gid, swap_in, Rebuild, Source};
+use crate::rebuild::{parse_gid, Allowed, Finished, Rebuild, Safety, Source};
 use crate::run_record::RunRecord;
 
 /// How a decided run's store is finished.
@@ -24,9 +24,6 @@ use crate::run_record::RunRecord;
 pub enum Finish {
     CommitPrepared {
         gid: String,
-    },
-    SwapStaged {
-        path: PathBuf,
     },
     /// Its rebuild is gone with the crash: rebuild it from the run's source.
     Rebuild,
@@ -284,14 +281,9 @@ pub fn inspect(ctx: &Context) -> CliResult<Vec<Leftover>> {
                 let gid = gid.clone();
                 unfinished.push((member.name, Finish::CommitPrepared { gid }));
                 rows_in.push(member.name);
-            } else if let Some((_, _, path)) = staged
-                .iter()
-                .find(|(r, s, _)| r == run && *s == member.name)
-            {
-                let path = path.clone();
-                unfinished.push((member.name, Finish::SwapStaged { path }));
-                rows_in.push(member.name);
             } else {
+                // A staged file an older build left for this store is removed (below,
+                // as undecided); the store is rebuilt in place from the run's source.
                 unfinished.push((member.name, Finish::Rebuild));
             }
         }
@@ -322,10 +314,11 @@ pub fn inspect(ctx: &Context) -> CliResult<Vec<Leftover>> {
             found.push(Leftover::UndecidedPrepared { run, store, gid });
         }
     }
+    // Builds before the in-place SQLite rebuild staged a file beside the live one; a
+    // file of a decided run is not swapped in (renaming over a live database is what
+    // the in-place rebuild exists to avoid): its store is rebuilt from the run's source.
     for (run, store, path) in staged {
-        if !decided(&run) {
-            found.push(Leftover::UndecidedStaged { run, store, path });
-        }
+        found.push(Leftover::UndecidedStaged { run, store, path });
     }
     Ok(found)
 }
@@ -390,34 +383,27 @@ pub(crate) fn cannot_settle(message: String) -> CliError {
     CliError::new(Exit::Database, anyhow::anyhow!("{message}"))
 }
 
-/// Rebuilds `stores` for a run being settled, from `source`.
+/// Rebuilds `stores` for a run being settled, from `source`. `keep`: back up what the
+/// stores hold first (what the application wrote since the crash), under the fence.
 pub(crate) fn rebuild(
     ctx: &Context,
     run: String,
     stores: Vec<&'static Store>,
     record: RunRecord,
     sources: &[Source<'_>],
-) -> CliResult<()> {
+    keep: bool,
+) -> CliResult<Finished> {
     Rebuild {
         ctx,
         run,
         stores,
+        safety: keep.then_some(Safety {
+            base: &ctx.settings.backup_dir,
+            always: false,
+        }),
+        allowed: Allowed::ALL,
         fallback: None,
         record,
     }
     .execute(sources)
-    .map(drop)
-}
-
-/// Swaps a decided run's staged SQLite file in.
-pub(crate) fn swap(ctx: &Context, store: &'static Store, path: &Path) -> CliResult<()> {
-    let live = ctx
-        .url(store)?
-        .sqlite_path()
-        .map(Path::to_path_buf)
-        .unwrap_or_default();
-    swap_in(path, &live)
-        .map_err(|e| CliError::new(Exit::Database, anyhow::anyhow!("{}: {e}", store.name)))?;
-    ctx.evict(store.name);
-    Ok(())
 }

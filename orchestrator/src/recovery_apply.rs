@@ -8,7 +8,7 @@ use shared::store::Store;
 use crate::context::{all_stores, Context};
 use crate::exit::CliResult;
 use crate::rebuild::{new_run_id, Source};
-use crate::recovery::{cannot_settle, db_error, rebuild, swap, Finish, Leftover};
+use crate::recovery::{cannot_settle, db_error, rebuild, Finish, Leftover};
 use crate::run_record::{BackupRef, RunRecord};
 
 fn store_named(name: &str) -> Option<&'static Store> {
@@ -163,19 +163,15 @@ fn finish(
                 })?;
                 done.push(format!("{name}: committed its prepared rebuild"));
             }
-            Finish::SwapStaged { path } => {
-                swap(ctx, store, path)?;
-                done.push(format!("{name}: swapped in its rebuilt file"));
-            }
             Finish::Rebuild => {}
         }
     }
     if to_rebuild.is_empty() {
         return Ok(());
     }
-    // What the application may have written to these stores since the crash is kept.
-    let kept = crate::backup::write_set_if_rows(ctx, to_rebuild, &ctx.settings.backup_dir)?;
-    match &source {
+    // What the application may have written to these stores since the crash is kept:
+    // backed up under the rebuild's fence.
+    let finished = match &source {
         None => {
             let sources = vec![Source::Migrations; to_rebuild.len()];
             rebuild(
@@ -184,7 +180,8 @@ fn finish(
                 to_rebuild.to_vec(),
                 record.clone(),
                 &sources,
-            )?;
+                true,
+            )?
         }
         Some((set, manifest)) => {
             let sources = Source::from_set(&set.dir, manifest, to_rebuild);
@@ -194,9 +191,11 @@ fn finish(
                 to_rebuild.to_vec(),
                 record.clone(),
                 &sources,
-            )?;
+                true,
+            )?
         }
-    }
+    };
+    let kept = finished.backup;
     for store in to_rebuild {
         done.push(format!(
             "{}: {} from {}{}",
@@ -262,7 +261,7 @@ fn undo(ctx: &Context, job: &Undo<'_>, safety: Option<BackupRef>, why: &str) -> 
         restore_from: Some(set.clone()),
         safety: None,
     };
-    rebuild(ctx, new_run_id(), stores, record, &sources)?;
+    rebuild(ctx, new_run_id(), stores, record, &sources, false)?;
     for (name, how) in unfinished {
         let Some(store) = store_named(name) else {
             continue;
@@ -272,9 +271,6 @@ fn undo(ctx: &Context, job: &Undo<'_>, safety: Option<BackupRef>, why: &str) -> 
                 on_store(ctx, store, "ROLLBACK PREPARED", |c| {
                     admin::rollback_prepared(c, gid)
                 })?;
-            }
-            Finish::SwapStaged { path } => {
-                let _ = std::fs::remove_file(path);
             }
             Finish::Rebuild => {}
         }

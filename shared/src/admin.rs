@@ -120,6 +120,21 @@ pub fn try_advisory_lock(conn: &mut Conn, key: i64) -> diesel::QueryResult<bool>
     Ok(row.v)
 }
 
+/// The write fence of a rebuild, as one statement: every table of the schema (the
+/// connection's current one) locked `EXCLUSIVE` in the rebuild's transaction. Readers go
+/// on reading; writers (and foreign-key checks from other schemas) wait until the
+/// rebuild ends, so a snapshot taken after it holds exactly what the rebuild drops.
+/// Inheriting children and partitions, wherever they live, are locked with their parent.
+pub fn fence_sql() -> String {
+    "DO $orch$ DECLARE t text; BEGIN \
+       SELECT string_agg(format('%I.%I', n.nspname, c.relname), ', ') INTO t \
+         FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace \
+        WHERE n.nspname = current_schema() AND c.relkind IN ('r', 'p'); \
+       IF t IS NOT NULL THEN EXECUTE 'LOCK TABLE ' || t || ' IN EXCLUSIVE MODE'; END IF; \
+     END $orch$;\n"
+        .to_string()
+}
+
 /// The schema's name and the SQL that drops it with everything in it and recreates it with
 /// the same owner and grants (`DROP SCHEMA public CASCADE` alone would lose both).
 pub fn schema_rebuild_sql(conn: &mut Conn) -> diesel::QueryResult<(String, String)> {

@@ -9,6 +9,7 @@ pub mod db;
 pub mod directory;
 pub mod error;
 pub mod history;
+pub mod inventory;
 pub mod migrations;
 pub mod pg_server;
 pub mod process;

@@ -135,10 +135,18 @@ impl fmt::Debug for Store {
     }
 }
 
-/// Bookkeeping tables (diesel's and the orchestrator's) start with `__` and are not part
-/// of any store's schema.
+/// The bookkeeping tables of diesel and of the orchestrator: not part of any store's
+/// schema, and holding nothing a reset must keep. Only these exact names: another tool's
+/// `__drizzle_migrations` or a team's `__payouts_archive` are data like any table.
+pub const BOOKKEEPING_TABLES: &[&str] = &[
+    "__diesel_schema_migrations",
+    "__orchestrator_migrations",
+    "__orchestrator_resets",
+];
+
+/// Whether `table` is one of [`BOOKKEEPING_TABLES`].
 pub fn is_bookkeeping(table: &str) -> bool {
-    table.starts_with("__")
+    BOOKKEEPING_TABLES.contains(&table)
 }
 
 /// Orders stores so that every store comes after the stores it depends on (the order to

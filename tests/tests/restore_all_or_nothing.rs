@@ -112,7 +112,7 @@ fn a_restore_whose_app_drop_waits_out_the_lock_timeout_leaves_both_as_before() {
             &[("ORCH_TWO_PHASE", mode), ("ORCH_LOCK_TIMEOUT_SECS", "2")],
         );
         let stderr = stderr_of(&output);
-        assert_eq!(output.status.code(), Some(4), "{mode}: {stderr}");
+        assert_eq!(output.status.code(), Some(5), "{mode}: {stderr}");
         assert!(stderr.contains("app database"), "{mode}: {stderr}");
         assert!(stderr.contains("nothing was changed"), "{mode}: {stderr}");
         assert_eq!(

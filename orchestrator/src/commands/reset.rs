@@ -8,12 +8,12 @@ use clap::Args;
 use serde::Serialize;
 use shared::migrations;
 
-use crate::backup;
 use crate::context::{selected_stores, Context};
 use crate::exit::{CliError, CliResult, Exit};
 use crate::guard::{self, Contents};
 use crate::output;
-use crate::rebuild::{self, Rebuild, Source, StoreOutcome};
+use crate::rebuild::{self, Allowed, Rebuild, Safety, Source, StoreOutcome};
+use shared::inventory::Inventory;
 
 /// Drop both stores and rebuild them from their migrations, all or nothing.
 ///
@@ -51,6 +51,9 @@ struct Report {
     dry_run: bool,
     stores: Vec<StoreReport>,
     backup: Option<PathBuf>,
+    /// The guard's verdict (`--dry-run`): why it would refuse.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    refused: Option<String>,
     recovered: Vec<String>,
     timings_ms: Timings,
 }
@@ -62,6 +65,9 @@ struct StoreReport {
     rows_before: i64,
     /// For --dry-run: what would be applied.
     migrations: Vec<String>,
+    /// For --dry-run: everything the reset would destroy (the outcome carries it after).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    inventory: Option<Inventory>,
     #[serde(skip_serializing_if = "Option::is_none")]
     outcome: Option<StoreOutcome>,
 }
@@ -93,15 +99,15 @@ pub fn run(ctx: &Context, args: &ResetArgs) -> CliResult {
     for store in &stores {
         pending.push(shipped_names(store, ctx.url(store)?.backend())?);
     }
-    let guard_result = guard::check(&contents, args.guard.force, &args.guard.confirm, "reset");
+    let guard_result = guard::check(&contents, &args.guard, "reset");
     timings.guard = t.elapsed().as_millis();
 
-    let holds_rows = contents.iter().any(|c| c.total() > 0);
+    let holds_data = contents.iter().any(Contents::holds_data);
     let backup_base = args
         .backup_dir
         .clone()
         .unwrap_or_else(|| ctx.settings.backup_dir.clone());
-    let will_back_up = holds_rows && !args.no_backup;
+    let will_back_up = holds_data && !args.no_backup;
 
     if args.dry_run {
         let report = Report {
@@ -119,10 +125,12 @@ pub fn run(ctx: &Context, args: &ResetArgs) -> CliResult {
                         .unwrap_or_default(),
                     rows_before: c.total(),
                     migrations,
+                    inventory: Some(c.inventory.clone()),
                     outcome: None,
                 })
                 .collect(),
             backup: will_back_up.then(|| backup_base.join("<UTC time>")),
+            refused: guard_result.as_ref().err().map(|e| e.to_string()),
             recovered,
             timings_ms: timings,
         };
@@ -132,55 +140,53 @@ pub fn run(ctx: &Context, args: &ResetArgs) -> CliResult {
     guard_result?;
 
     let t = Instant::now();
-    let backup_dir = if will_back_up {
-        Some(backup::write_set(ctx, &stores, &backup_base)?)
-    } else {
-        None
-    };
-    // A long dump gives a server timeout or an administrator time to end the session
-    // holding the lock; without it another run could interleave with the rebuild.
-    crate::lock::confirm_held(
-        ctx,
-        &shared::store::dependency_order(&crate::context::all_stores()),
-        "nothing was changed; run reset again",
-    )?;
-    timings.backup = t.elapsed().as_millis();
-
-    let t = Instant::now();
     let engine = Rebuild {
         ctx,
         run: rebuild::new_run_id(),
         stores: stores.clone(),
-        fallback: backup_dir.as_deref(),
+        // Taken under the fence, of exactly what is dropped (see `rebuild`).
+        safety: (!args.no_backup).then_some(Safety {
+            base: &backup_base,
+            always: false,
+        }),
+        allowed: Allowed {
+            data: args.guard.force,
+            dependents: args.guard.drop_dependents,
+        },
+        fallback: None,
         record: crate::run_record::RunRecord {
             restore_from: None,
-            safety: backup_dir
-                .as_deref()
-                .map(crate::run_record::BackupRef::pin)
-                .transpose()
-                .map_err(|e| CliError::new(Exit::Database, anyhow::anyhow!("{e}")))?,
+            safety: None,
         },
     };
     let sources = vec![Source::Migrations; stores.len()];
-    let outcomes = engine.execute(&sources)?;
+    let finished = engine.execute(&sources)?;
     timings.rebuild = t.elapsed().as_millis();
+    timings.backup = finished
+        .outcomes
+        .iter()
+        .map(|o| o.phases.backup)
+        .max()
+        .unwrap_or(0);
     timings.total = started.elapsed().as_millis();
 
     let report = Report {
         ok: true,
         dry_run: false,
-        stores: outcomes
+        stores: finished
+            .outcomes
             .into_iter()
-            .zip(&contents)
-            .map(|(o, c)| StoreReport {
+            .map(|o| StoreReport {
                 store: o.store,
                 url: o.url.clone(),
-                rows_before: c.total(),
+                rows_before: o.inventory.total_rows(),
                 migrations: o.applied.iter().map(|a| a.name.clone()).collect(),
+                inventory: None,
                 outcome: Some(o),
             })
             .collect(),
-        backup: backup_dir,
+        backup: finished.backup,
+        refused: None,
         recovered,
         timings_ms: timings,
     };
@@ -197,6 +203,45 @@ fn shipped_names(store: &shared::Store, backend: shared::Backend) -> CliResult<V
                 anyhow::anyhow!("{} migrations: {e}", store.name),
             )
         })
+}
+
+/// What a reset of one store would destroy, and what it keeps, for people.
+fn print_inventory(inv: &Inventory) {
+    let foreign = inv.foreign_objects();
+    let held = inv.holding();
+    println!(
+        "    would drop schema {} with {} object(s); {}",
+        inv.schema,
+        inv.objects.len(),
+        if held.is_empty() {
+            "no data".to_string()
+        } else {
+            format!("data: {}", held.join(", "))
+        }
+    );
+    if !foreign.is_empty() {
+        println!("    not made by the migrations: {}", foreign.join(", "));
+    }
+    for d in &inv.outside {
+        println!(
+            "    outside the schema, {}: {} (depends on {})",
+            if d.dropped { "dropped" } else { "altered" },
+            d.object,
+            d.depends_on
+        );
+    }
+    if inv.large_objects > 0 {
+        println!(
+            "    kept: {} large object(s) (database-wide; in the backup)",
+            inv.large_objects
+        );
+    }
+    for o in inv.objects.iter().filter(|o| o.unreadable) {
+        println!(
+            "    cannot count: {} {} (row-level security or privileges)",
+            o.kind, o.name
+        );
+    }
 }
 
 fn print(ctx: &Context, report: &Report, refused: Option<&CliError>) {
@@ -219,6 +264,9 @@ fn print(ctx: &Context, report: &Report, refused: Option<&CliError>) {
             );
             for m in &s.migrations {
                 println!("    {m}");
+            }
+            if let Some(inv) = &s.inventory {
+                print_inventory(inv);
             }
         }
         match &report.backup {

@@ -12,7 +12,7 @@ use crate::context::{selected_stores, Context};
 use crate::exit::{CliError, CliResult, Exit};
 use crate::guard::{self, Contents};
 use crate::output;
-use crate::rebuild::{self, Rebuild, Source, StoreOutcome};
+use crate::rebuild::{self, Allowed, Rebuild, Safety, Source, StoreOutcome};
 
 /// Replace the stores' contents with a backup made by `backup` or `reset`.
 #[derive(Debug, Args)]
@@ -73,40 +73,43 @@ pub fn run(ctx: &Context, args: &RestoreArgs) -> CliResult {
     let (_locks, _) = crate::recovery::lock_and_settle(ctx)?;
 
     let contents: Vec<Contents> = guard::inspect_all(ctx, &stores)?;
-    guard::check(
-        &contents,
-        args.guard.force,
-        &args.guard.confirm,
-        "restore over",
-    )?;
+    guard::check(&contents, &args.guard, "restore over")?;
 
-    // Always, even of empty stores: without two-phase commit this is what puts a store
-    // that committed back, should a later store fail.
-    let safety = Some(backup::write_set(ctx, &stores, &ctx.settings.backup_dir)?);
     let pin = |dir: &std::path::Path| {
         crate::run_record::BackupRef::pin(dir)
             .map_err(|e| CliError::new(Exit::Database, anyhow::anyhow!("{e}")))
     };
     let record = crate::run_record::RunRecord {
         restore_from: Some(pin(&args.dir)?),
-        safety: safety.as_deref().map(pin).transpose()?,
+        safety: None,
     };
     let sources = Source::from_set(&args.dir, &manifest, &stores);
     let engine = Rebuild {
         ctx,
         run: rebuild::new_run_id(),
         stores: stores.clone(),
-        fallback: safety.as_deref(),
+        // Always, even of empty stores: without two-phase commit this is what puts a
+        // store that committed back, should a later store fail.
+        safety: Some(Safety {
+            base: &ctx.settings.backup_dir,
+            always: true,
+        }),
+        allowed: Allowed {
+            data: args.guard.force,
+            dependents: args.guard.drop_dependents,
+        },
+        fallback: None,
         record,
     };
     ctx.progress(format!("restoring from {}…", args.dir.display()));
-    let outcomes = engine.execute(&sources)?;
+    let finished = engine.execute(&sources)?;
 
     let report = Report {
         ok: true,
         from: args.dir.clone(),
-        safety_backup: safety,
-        stores: outcomes
+        safety_backup: finished.backup,
+        stores: finished
+            .outcomes
             .into_iter()
             .map(|o| Restored {
                 store: o.store,

@@ -1,35 +1,44 @@
 //! The all-or-nothing replacement of one or both stores' contents, shared by `reset`
 //! (fresh migrations) and `restore` (a backup).
 //!
-//! Every store is rebuilt where nothing is visible until its commit: on PostgreSQL inside
-//! one transaction (drop the schema, recreate it with its grants, migrate or load,
-//! verify); on SQLite in a new file beside the live one, swapped in by an atomic rename.
-//! Each rebuilt store also records the run in its journal table, inside that same
-//! transaction or file. Stores commit in dependency order, so once the first store has
-//! committed, its journal row *is* the decision to commit the rest: a run that dies
-//! between two commits is finished by the next run, and one that dies before
-//! the first commit leaves nothing but leftovers that the next run discards (see
-//! `recovery`). With
+//! A rebuild runs in two phases, each on all stores at once, then commits in order:
+//!
+//! 1. **Fence.** Each store's rebuild transaction opens and takes the store's write fence
+//!    (PostgreSQL: every table of the schema locked `EXCLUSIVE`, so readers go on reading
+//!    and writers wait; SQLite: `BEGIN IMMEDIATE`, SQLite's own write lock). Under it the
+//!    store's inventory is read again and, when there is something to keep, the safety
+//!    backup is taken from that very state (PostgreSQL: `pg_dump --snapshot` of the fenced
+//!    transaction's snapshot), so the backup holds exactly what the rebuild drops: no
+//!    commit can land in between. Data that arrived since the guard looked refuses the
+//!    run unless it was forced.
+//! 2. **Build.** In the same transaction: drop and recreate (migrations, or the backup's
+//!    contents), record the run in the store's journal table, verify.
+//!
+//! On SQLite the rebuild happens inside the live file, through SQLite: no file is ever
+//! renamed over a database another process may have open, with its journal or WAL.
+//!
+//! Stores commit in dependency order, so once the first store has committed, its journal
+//! row *is* the decision to commit the rest: a run that dies between two commits is
+//! finished by the next run, and one that dies before the first commit leaves nothing
+//! that the next run does not discard (see `recovery`). With
 //! `max_prepared_transactions > 0` every PostgreSQL store is prepared (two-phase commit)
-//! before the first commit, so even a commit that fails at the server cannot lose the
-//! rebuilt state: the next run commits it. Without it (the server default), every store's
-//! transaction stays open until all are ready, restores included (psql keeps the load's
-//! transaction open), and a later store whose commit fails has the earlier ones put back
-//! from the run's safety backup. The journal row also records the run's source (see
-//! `run_record`), so a run is only ever finished from what it started from.
+//! before the first commit; without it (the server default) every store's transaction
+//! stays open until all are ready, and a later store whose commit fails has the earlier
+//! ones put back from the run's safety backup. The journal row also records the run's
+//! source and safety backup (see `run_record`).
 
+mod commit;
+mod fence;
 mod postgres;
 mod report;
 mod sqlite;
 
 pub use report::{Phases, StoreFailure, StoreOutcome};
 
-pub use sqlite::staged_path;
-pub(crate) use sqlite::swap_in;
-
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
+use shared::inventory::Inventory;
 use shared::migrations::{self, Applied};
 use shared::store::Store;
 use shared::{admin, contract, Backend, Conn, DatabaseUrl};
@@ -66,6 +75,40 @@ impl<'a> Source<'a> {
     }
 }
 
+/// The safety backup a rebuild takes, under its fence, of what it replaces.
+#[derive(Clone, Copy)]
+pub struct Safety<'a> {
+    /// The folder the backup set goes under.
+    pub base: &'a Path,
+    /// Back up stores that hold no data too: a restore's safety backup is also what puts
+    /// a committed store back should a later store fail.
+    pub always: bool,
+}
+
+/// What the guard allowed; checked again under the fence.
+#[derive(Clone, Copy)]
+pub struct Allowed {
+    /// Data may be replaced (`--force`).
+    pub data: bool,
+    /// Objects outside the schema may be dropped with it (`--drop-dependents`).
+    pub dependents: bool,
+}
+
+impl Allowed {
+    /// Everything: a run settling or undoing an earlier one must complete.
+    pub const ALL: Allowed = Allowed {
+        data: true,
+        dependents: true,
+    };
+}
+
+/// What a finished rebuild reports.
+pub struct Finished {
+    pub outcomes: Vec<StoreOutcome>,
+    /// The safety backup set it took, if any store had something to keep.
+    pub backup: Option<PathBuf>,
+}
+
 /// Runs `f`, adding its duration to `slot`.
 fn timed<T>(slot: &mut u128, f: impl FnOnce() -> T) -> T {
     let started = Instant::now();
@@ -75,15 +118,16 @@ fn timed<T>(slot: &mut u128, f: impl FnOnce() -> T) -> T {
 }
 
 enum State {
-    /// PostgreSQL: the transaction is open on this connection.
+    /// The rebuild transaction is open on this connection (PostgreSQL, or SQLite inside
+    /// the live file), its fence held.
     Open(Conn),
+    /// PostgreSQL restore: psql holds the fence in its transaction; nothing loaded yet.
+    Fenced(Box<postgres::Fenced>),
     /// PostgreSQL: prepared under this gid; the connection only commits or rolls it back.
     Prepared(Conn, String),
     /// PostgreSQL without two-phase commit: a dump loaded by psql, whose transaction is
     /// open until we commit it.
     Loaded(postgres::PsqlTxn),
-    /// SQLite: the new database is complete in this file, not yet swapped in.
-    Staged(PathBuf),
     /// Nothing open: settled, or not started.
     Done,
 }
@@ -92,6 +136,9 @@ struct Stage {
     store: &'static Store,
     url: DatabaseUrl,
     state: State,
+    /// What the store held under the fence.
+    inventory: Inventory,
+    backup: Option<StoreBackup>,
     outcome: StoreOutcome,
 }
 
@@ -119,79 +166,206 @@ pub struct Rebuild<'a> {
     pub ctx: &'a Context,
     pub run: String,
     pub stores: Vec<&'static Store>,
-    /// The backup to put back if a later store's commit fails without two-phase commit.
+    /// Back up what is replaced, under the fence; `None`: no backup (`--no-backup`, or
+    /// putting a backup back).
+    pub safety: Option<Safety<'a>>,
+    pub allowed: Allowed,
+    /// A backup set to undo committed stores from if a later commit fails without
+    /// two-phase commit; the run's own safety backup when it takes one.
     pub fallback: Option<&'a Path>,
-    /// What the journal rows record of the run: its source and safety backup.
+    /// What the journal rows record of the run: its source (the safety backup is added
+    /// once taken).
     pub record: RunRecord,
 }
 
+/// A failed store's stage (to roll back) travels boxed: it is large.
+type Failed = (Option<Box<Stage>>, StoreFailure);
+
 impl Rebuild<'_> {
-    pub fn execute(&self, sources: &[Source<'_>]) -> CliResult<Vec<StoreOutcome>> {
+    pub fn execute(&self, sources: &[Source<'_>]) -> CliResult<Finished> {
         let names: Vec<&str> = self.stores.iter().map(|s| s.name).collect();
         let two_phase = self.two_phase_everywhere()?;
+        let backup_dir = match self.safety {
+            Some(safety) => Some(crate::backup::new_backup_dir(safety.base).map_err(|e| {
+                CliError::new(
+                    Exit::Database,
+                    anyhow::anyhow!(
+                        "cannot create a backup folder under {}: {e}",
+                        safety.base.display()
+                    ),
+                )
+            })?),
+            None => None,
+        };
+        let fail = |stages: Vec<Stage>, error: CliError| {
+            abort_all(stages);
+            if let Some(dir) = &backup_dir {
+                crate::backup::remove_set(dir);
+            }
+            error
+        };
 
-        // Each store is dropped and rebuilt on its own connection, all stores at once:
-        // nothing of a rebuild is visible before its commit, so the dependency order
-        // (app dropped before auth, auth migrated before app) only matters where it can
-        // be observed, at the commits, which follow it strictly.
-        // A failed store's stage (to roll back) travels boxed: it is large.
-        type Failed = (Option<Box<Stage>>, StoreFailure);
-        let results: Vec<Result<Stage, Failed>> = std::thread::scope(|scope| {
-            let workers: Vec<_> = self
-                .stores
-                .iter()
-                .zip(sources)
-                .map(|(store, source)| {
-                    let names = &names;
-                    scope.spawn(move || {
-                        let mut stage = self.open(store).map_err(|f| (None, f))?;
-                        let started = Instant::now();
-                        match self.build(&mut stage, *source, names, two_phase) {
-                            Ok(()) => {
-                                stage.outcome.millis += started.elapsed().as_millis();
-                                Ok(stage)
-                            }
-                            Err(f) => Err((Some(Box::new(stage)), f)),
-                        }
-                    })
-                })
-                .collect();
+        // Phase 1, every store at once: open, fence, look again, back up.
+        let fenced = self.each_store(
+            self.stores.iter().zip(sources).map(|(s, src)| (*s, *src)),
+            |(store, source)| fence::take(self, store, source, backup_dir.as_deref()),
+        );
+        let stages = settle_phase(fenced).map_err(|(stages, e)| fail(stages, e))?;
+        if let Err(e) = self.recheck(&stages) {
+            return Err(fail(stages, e));
+        }
+        let mut record = self.record.clone();
+        let taken = match self.write_manifest(&stages, backup_dir.as_deref()) {
+            Ok(taken) => taken,
+            Err(e) => return Err(fail(stages, e)),
+        };
+        if let Some(dir) = &taken {
+            match crate::run_record::BackupRef::pin(dir) {
+                Ok(pin) => record.safety = Some(pin),
+                Err(e) => {
+                    return Err(fail(
+                        stages,
+                        CliError::new(Exit::Database, anyhow::anyhow!("{e}")),
+                    ))
+                }
+            }
+        } else if let Some(dir) = &backup_dir {
+            // Nothing to keep in any store: no set.
+            crate::backup::remove_set(dir);
+        }
+        // A long dump gives a server timeout or an administrator time to end the session
+        // holding the run's lock; without it another run could interleave. (Putting a
+        // committed store back after a failed commit takes no backup, and must go on.)
+        let confirm = if self.safety.is_some() {
+            crate::lock::confirm_held(
+                self.ctx,
+                &shared::store::dependency_order(&crate::context::all_stores()),
+                "nothing was changed; run it again",
+            )
+        } else {
+            Ok(())
+        };
+        if let Err(e) = confirm {
+            return Err(fail(stages, e));
+        }
+
+        // Phase 2, every store at once: drop, fill, record, verify (and prepare).
+        let record_json = record.to_json();
+        let built = self.each_store(
+            stages.into_iter().zip(sources).map(|(st, src)| (st, *src)),
+            |(mut stage, source)| {
+                let started = Instant::now();
+                match self.build(&mut stage, source, &names, &record_json, two_phase) {
+                    Ok(()) => {
+                        stage.outcome.millis += started.elapsed().as_millis();
+                        Ok(stage)
+                    }
+                    Err(f) => Err((Some(Box::new(stage)), f)),
+                }
+            },
+        );
+        let stages = settle_phase(built).map_err(|(stages, e)| {
+            abort_all(stages);
+            if let Some(dir) = &taken {
+                crate::backup::remove_set(dir);
+            }
+            e
+        })?;
+        let fallback = self.fallback.or(taken.as_deref());
+        let outcomes = self.commit(stages, two_phase, fallback)?;
+        Ok(Finished {
+            outcomes,
+            backup: taken,
+        })
+    }
+
+    /// Runs `work` on each item on a thread of its own; results in the items' order.
+    fn each_store<I: Send>(
+        &self,
+        items: impl Iterator<Item = I>,
+        work: impl Fn(I) -> Result<Stage, Failed> + Sync,
+    ) -> Vec<Result<Stage, Failed>> {
+        let work = &work;
+        std::thread::scope(|scope| {
+            let workers: Vec<_> = items.map(|item| scope.spawn(move || work(item))).collect();
             workers
                 .into_iter()
-                .zip(&self.stores)
-                .map(|(w, store)| {
+                .map(|w| {
                     w.join().unwrap_or_else(|_| {
                         Err((
                             None,
                             StoreFailure {
-                                store: store.name,
+                                store: "?",
                                 url: String::new(),
                                 step: "rebuilding",
                                 reason: "the worker thread panicked".into(),
+                                locked: false,
                             },
                         ))
                     })
                 })
                 .collect()
-        });
+        })
+    }
 
-        let mut stages = Vec::with_capacity(results.len());
-        let mut first_failure = None;
-        for result in results {
-            match result {
-                Ok(stage) => stages.push(stage),
-                Err((stage, failure)) => {
-                    stages.extend(stage.map(|s| *s));
-                    // Reported in dependency order: the first store's failure first.
-                    first_failure.get_or_insert(failure);
-                }
+    /// The guard again, on what the fence found: data that arrived since the guard's look
+    /// (or a dependent created meanwhile) refuses the run unless it was allowed.
+    fn recheck(&self, stages: &[Stage]) -> CliResult {
+        let mut why = Vec::new();
+        for stage in stages {
+            let inv = &stage.inventory;
+            if !inv.unreadable().is_empty() {
+                why.push(format!(
+                    "{}: the role cannot read all of {}",
+                    stage.store.name,
+                    inv.unreadable().join(", ")
+                ));
+            }
+            if !self.allowed.dependents && !inv.outside.is_empty() {
+                let names: Vec<&str> = inv.outside.iter().map(|d| d.object.as_str()).collect();
+                why.push(format!(
+                    "{}: objects outside its schema depend on it ({}); add --drop-dependents",
+                    stage.store.name,
+                    names.join(", ")
+                ));
+            }
+            if !self.allowed.data && !inv.holding().is_empty() {
+                why.push(format!(
+                    "{} holds {} (written since the check); add --force",
+                    stage.store.name,
+                    inv.holding().join(", ")
+                ));
             }
         }
-        if let Some(failure) = first_failure {
-            abort_all(stages);
-            return Err(failure_exit(failure, "nothing was changed"));
+        if why.is_empty() {
+            return Ok(());
         }
-        self.commit(stages, two_phase)
+        Err(CliError::new(
+            Exit::Refused,
+            anyhow::anyhow!(
+                "refusing under the write fence: {}; nothing was changed",
+                why.join("; ")
+            ),
+        ))
+    }
+
+    /// Writes the safety backup's manifest once every store's file is in; `None` when
+    /// no store was backed up.
+    fn write_manifest(&self, stages: &[Stage], dir: Option<&Path>) -> CliResult<Option<PathBuf>> {
+        let entries: Vec<StoreBackup> = stages.iter().filter_map(|s| s.backup.clone()).collect();
+        let Some(dir) = dir.filter(|_| !entries.is_empty()) else {
+            return Ok(None);
+        };
+        crate::backup::write_manifest(dir, &crate::backup::new_manifest(entries)).map_err(|e| {
+            CliError::new(
+                Exit::Database,
+                anyhow::anyhow!(
+                    "cannot write {}: {e}",
+                    dir.join(crate::backup::MANIFEST).display()
+                ),
+            )
+        })?;
+        Ok(Some(dir.to_path_buf()))
     }
 
     fn two_phase_everywhere(&self) -> CliResult<bool> {
@@ -218,294 +392,125 @@ impl Rebuild<'_> {
         Ok(any_pg)
     }
 
-    fn open(&self, store: &'static Store) -> Result<Stage, StoreFailure> {
-        let url = self
-            .ctx
-            .url(store)
-            .map_err(|e| StoreFailure {
-                store: store.name,
-                url: String::new(),
-                step: "configuration",
-                reason: e.to_string(),
-            })?
-            .clone();
-        let outcome = StoreOutcome {
-            store: store.name,
-            backend: url.backend(),
-            url: url.redacted().to_string(),
-            dropped: Vec::new(),
-            applied: Vec::new(),
-            committed: false,
-            two_phase: false,
-            millis: 0,
-            phases: Phases::default(),
-        };
-        let mut stage = Stage {
-            store,
-            url: url.clone(),
-            state: State::Done,
-            outcome,
-        };
-        let started = Instant::now();
-        let mut session = self
-            .ctx
-            .session(store)
-            .map_err(|e| StoreFailure::new(store, &url, "connecting", e))?;
-        stage.outcome.dropped = shared::catalog::tables(&mut session)
-            .map_err(|e| StoreFailure::new(store, &url, "listing tables", e))?;
-        drop(session);
-        if url.backend() == Backend::Postgres {
-            let mut drop_ms = 0;
-            let conn = timed(&mut drop_ms, || postgres::open(self.ctx, store))
-                .map_err(|(step, e)| StoreFailure::new(store, &url, step, e))?;
-            stage.outcome.phases.drop += drop_ms;
-            stage.state = State::Open(conn);
-        }
-        stage.outcome.millis += started.elapsed().as_millis();
-        Ok(stage)
-    }
-
     fn build(
         &self,
         stage: &mut Stage,
         source: Source<'_>,
         names: &[&str],
+        record: &str,
         two_phase: bool,
     ) -> Result<(), StoreFailure> {
         let store = stage.store;
         let url = stage.url.clone();
-        let record = self.record.to_json();
         let fail =
             |step: &'static str, e: &dyn std::fmt::Display| StoreFailure::new(store, &url, step, e);
+        let phases = &mut stage.outcome.phases;
         match (&mut stage.state, source) {
             (State::Open(conn), Source::Migrations) => {
-                let phases = &mut stage.outcome.phases;
+                timed(&mut phases.drop, || clear(conn)).map_err(|(step, e)| fail(step, &e))?;
                 stage.outcome.applied = timed(&mut phases.migrate, || {
                     fill_by_migrations(self.ctx, store, conn)
                 })
                 .map_err(|(step, e)| fail(step, &e))?;
                 timed(&mut phases.verify, || {
-                    finish_rebuild(conn, store, &self.run, names, &record)
+                    finish_rebuild(conn, store, &self.run, names, record)
                 })
                 .map_err(|(step, e)| fail(step, &e))?;
-                if two_phase {
-                    let gid = gid(&self.run, store.name);
-                    admin::prepare(conn, &gid).map_err(|e| fail("PREPARE TRANSACTION", &e))?;
-                    let State::Open(conn) = std::mem::replace(&mut stage.state, State::Done) else {
-                        unreachable!()
-                    };
-                    stage.state = State::Prepared(conn, gid);
-                    stage.outcome.two_phase = true;
-                }
             }
-            (State::Open(_), Source::Backup { dir, entry }) => {
-                // psql loads the dump; our own open transaction (which only dropped the
-                // schema) is rolled back so it does not wait on psql's locks.
-                if let State::Open(mut conn) = std::mem::replace(&mut stage.state, State::Done) {
-                    let _ = admin::rollback(&mut conn);
-                    // psql's session takes the rebuild lock for the load.
-                    let _ = admin::advisory_unlock(&mut conn, admin::rebuild_lock_key(store.name));
-                    let job = postgres::LoadJob {
-                        dir,
-                        entry,
-                        run: &self.run,
-                        names,
-                        record: &record,
-                        two_phase,
-                    };
-                    let loaded = postgres::load(self.ctx, store, &url, &mut conn, &job)
-                        .map_err(|e| fail("restoring the dump", &e))?;
-                    stage.state = match loaded {
-                        postgres::Loaded::Prepared(gid) => {
-                            stage.outcome.two_phase = true;
-                            State::Prepared(conn, gid)
-                        }
-                        postgres::Loaded::Open(txn) => State::Loaded(txn),
-                    };
-                }
+            (State::Open(conn), Source::Backup { entry, .. }) => {
+                // SQLite: the backup is attached to the rebuild's connection.
+                timed(&mut phases.drop, || clear(conn)).map_err(|(step, e)| fail(step, &e))?;
+                timed(&mut phases.migrate, || sqlite::copy_attached(conn))
+                    .map_err(|(step, e)| fail(step, &e))?;
+                timed(&mut phases.verify, || sqlite::check_counts(conn, entry))
+                    .map_err(|(step, e)| fail(step, &e))?;
+                admin::journal_record(conn, &self.run, names, record)
+                    .map_err(|e| fail("recording the run", &e))?;
             }
-            (State::Done, source) => {
-                let live = url.sqlite_path().map(Path::to_path_buf).unwrap_or_default();
-                let staged = staged_path(&live, &self.run);
-                let job = sqlite::Build {
-                    staged: &staged,
-                    source,
+            (State::Fenced(_), Source::Backup { entry, .. }) => {
+                let State::Fenced(fenced) = std::mem::replace(&mut stage.state, State::Done) else {
+                    unreachable!()
+                };
+                let job = postgres::LoadJob {
+                    entry,
                     run: &self.run,
                     names,
-                    record: &record,
+                    record,
+                    two_phase,
                 };
-                sqlite::build(self.ctx, store, &job, &mut stage.outcome).map_err(|(step, e)| {
-                    let _ = std::fs::remove_file(&staged);
-                    fail(step, &e)
-                })?;
-                stage.state = State::Staged(staged);
+                let loaded = timed(&mut phases.migrate, || postgres::load(*fenced, &job))
+                    .map_err(|e| fail("restoring the dump", &e))?;
+                stage.state = match loaded {
+                    postgres::Loaded::Prepared(gid) => {
+                        stage.outcome.two_phase = true;
+                        let conn = self
+                            .ctx
+                            .connect(store)
+                            .map_err(|e| fail("connecting to commit", &e))?;
+                        State::Prepared(conn, gid)
+                    }
+                    postgres::Loaded::Open(txn) => State::Loaded(txn),
+                };
             }
-            (State::Prepared(..) | State::Loaded(_) | State::Staged(_), _) => {}
+            _ => return Err(fail("rebuilding", &"the stage and its source do not match")),
+        }
+        if two_phase && url.backend() == Backend::Postgres {
+            if let State::Open(conn) = &mut stage.state {
+                let gid = gid(&self.run, store.name);
+                admin::prepare(conn, &gid).map_err(|e| fail("PREPARE TRANSACTION", &e))?;
+                let State::Open(conn) = std::mem::replace(&mut stage.state, State::Done) else {
+                    unreachable!()
+                };
+                stage.state = State::Prepared(conn, gid);
+                stage.outcome.two_phase = true;
+            }
         }
         if fault::armed("fail-migrate", store.name) {
             return Err(fail("migrating", &"injected fault (ORCH_FAULT)"));
         }
         Ok(())
     }
+}
 
-    fn commit(&self, mut stages: Vec<Stage>, two_phase: bool) -> CliResult<Vec<StoreOutcome>> {
-        let mut committed: Vec<&'static Store> = Vec::new();
-        let mut outcomes = Vec::new();
-        let mut remaining = std::mem::take(&mut stages).into_iter();
-        while let Some(mut stage) = remaining.next() {
-            let store = stage.store;
-            fault::pause_if(store.name);
-            let result = if fault::armed("fail-commit", store.name) {
-                Err("injected fault (ORCH_FAULT)".to_string())
-            } else {
-                let mut spent = 0;
-                let result = timed(&mut spent, || commit_stage(&mut stage));
-                stage.outcome.phases.commit += spent;
-                // A commit whose answer was lost (the connection broke, psql died) may
-                // still have happened: the store's journal row tells.
-                result.or_else(|e| if self.landed(store) { Ok(()) } else { Err(e) })
-            };
-            match result {
-                Ok(()) => {
-                    if stage.url.backend() == Backend::Sqlite {
-                        // The pooled connection still sees the file the rename replaced.
-                        // (A PostgreSQL session stays: it holds the store's lock.)
-                        self.ctx.evict(store.name);
-                    }
-                    stage.outcome.committed = true;
-                    committed.push(store);
-                    fault::crash_if("crash-after-commit", store.name);
-                    outcomes.push(stage.outcome);
-                }
-                Err(reason) => {
-                    let failure = StoreFailure::new(store, &stage.url, "committing", reason);
-                    let rest: Vec<Stage> = remaining.collect();
-                    if committed.is_empty() {
-                        abort_all(std::iter::once(stage).chain(rest).collect());
-                        return Err(failure_exit(failure, "nothing was changed"));
-                    }
-                    if two_phase {
-                        // The decision is recorded in the first store; the prepared
-                        // transactions survive, and the next run commits them.
-                        return Err(failure_exit(
-                            failure,
-                            "the stores committed so far hold the decision and the others are prepared; `orchestrator recover` (or any writing command) completes the commit",
-                        ));
-                    }
-                    abort_all(std::iter::once(stage).chain(rest).collect());
-                    return Err(self.undo_committed(&committed, failure));
-                }
+/// Splits a phase's results: every stage when all succeeded, or the stages to roll back
+/// and the first failure (dependency order) as the run's error.
+fn settle_phase(results: Vec<Result<Stage, Failed>>) -> Result<Vec<Stage>, (Vec<Stage>, CliError)> {
+    let mut stages = Vec::with_capacity(results.len());
+    let mut first_failure = None;
+    for result in results {
+        match result {
+            Ok(stage) => stages.push(stage),
+            Err((stage, failure)) => {
+                stages.extend(stage.map(|s| *s));
+                first_failure.get_or_insert(failure);
             }
-        }
-        self.clear_journals();
-        Ok(outcomes)
-    }
-
-    /// Whether this run's journal row is committed in `store` (read on a new connection).
-    /// A rebuild still prepared is not committed, and holds the old tables: its journal is
-    /// not read then (that read would wait on the prepared transaction's locks).
-    fn landed(&self, store: &'static Store) -> bool {
-        let Ok(mut conn) = self.ctx.connect(store) else {
-            return false;
-        };
-        if conn.backend() == Backend::Postgres {
-            let secs = self.ctx.settings.lock_timeout.as_secs();
-            let still_prepared = admin::set_lock_timeout(&mut conn, secs)
-                .and_then(|()| admin::prepared_transactions(&mut conn))
-                .map(|gids| gids.contains(&gid(&self.run, store.name)));
-            if !matches!(still_prepared, Ok(false)) {
-                return false;
-            }
-        }
-        admin::journal_entries(&mut conn).is_ok_and(|rows| rows.iter().any(|r| r.run == self.run))
-    }
-
-    /// Without two-phase commit a later store's commit failed after earlier ones
-    /// committed: put the earlier ones back from the backup taken before the run. The
-    /// message says exactly what is changed, and where the safety backup is.
-    fn undo_committed(&self, committed: &[&'static Store], failure: StoreFailure) -> CliError {
-        let names: Vec<&str> = committed.iter().map(|s| s.name).collect();
-        let changed = names.join(" and ");
-        let op = self.record.operation();
-        let Some(dir) = self.fallback else {
-            return failure_exit(
-                failure,
-                &format!(
-                    "{changed} already committed the {op} and there is no safety backup to undo it \
-                     (no rows were held, or --no-backup); `orchestrator recover` completes the {op}"
-                ),
-            );
-        };
-        let manifest = match crate::backup::load_checked(dir, &names) {
-            Ok(m) => m,
-            Err(e) => {
-                return failure_exit(
-                    failure,
-                    &format!(
-                        "{changed} already committed the {op}; the safety backup {} cannot undo it ({e}); \
-                         `orchestrator recover` completes the {op}",
-                        dir.display()
-                    ),
-                )
-            }
-        };
-        let undo = Rebuild {
-            ctx: self.ctx,
-            run: new_run_id(),
-            stores: committed.to_vec(),
-            fallback: None,
-            record: RunRecord {
-                restore_from: crate::run_record::BackupRef::pin(dir).ok(),
-                safety: None,
-            },
-        };
-        let sources = Source::from_set(dir, &manifest, committed);
-        match undo.execute(&sources) {
-            Ok(_) => failure_exit(
-                failure,
-                &format!(
-                    "{changed} had committed and {} put back from the safety backup {}: nothing is changed",
-                    if names.len() == 1 { "was" } else { "were" },
-                    dir.display()
-                ),
-            ),
-            Err(e) => failure_exit(
-                failure,
-                &format!(
-                    "{changed} already committed the {op}; putting {} back from the safety backup {} failed too ({e}); \
-                     `orchestrator recover` completes the {op}",
-                    if names.len() == 1 { "it" } else { "them" },
-                    dir.display()
-                ),
-            ),
         }
     }
-
-    /// Forgets the finished run: the first store's row (the decision) first, so that a
-    /// crash or failure part way leaves rows only where they decide nothing; the next run
-    /// then clears them without redoing anything.
-    fn clear_journals(&self) {
-        for store in &self.stores {
-            let cleared =
-                self.ctx
-                    .session(store)
-                    .map_err(|e| e.to_string())
-                    .and_then(|mut conn| {
-                        admin::journal_clear(&mut conn, &self.run).map_err(|e| e.to_string())
-                    });
-            if let Err(e) = cleared {
-                tracing::warn!(store = store.name, error = %e, "could not clear the journal; the next run will");
-                return;
-            }
-        }
+    match first_failure {
+        None => Ok(stages),
+        Some(failure) => Err((stages, failure_exit(failure, "nothing was changed"))),
     }
 }
 
-fn failure_exit(f: StoreFailure, consequence: &str) -> CliError {
-    CliError::new(Exit::Database, anyhow::anyhow!("{f}; {consequence}"))
+pub(super) fn failure_exit(f: StoreFailure, consequence: &str) -> CliError {
+    let exit = if f.locked {
+        Exit::Locked
+    } else {
+        Exit::Database
+    };
+    CliError::new(exit, anyhow::anyhow!("{f}; {consequence}"))
 }
 
 type StepError = (&'static str, String);
+
+/// Drops everything in the store's schema (PostgreSQL: the schema itself, recreated with
+/// its owner, grants and comment) inside the rebuild's transaction.
+fn clear(conn: &mut Conn) -> Result<(), StepError> {
+    match conn {
+        Conn::Postgres(_) => postgres::clear(conn),
+        Conn::Sqlite(_) => sqlite::clear(conn),
+    }
+}
 
 fn fill_by_migrations(
     ctx: &Context,
@@ -540,18 +545,6 @@ fn finish_rebuild(
     Ok(())
 }
 
-fn commit_stage(stage: &mut Stage) -> Result<(), String> {
-    match std::mem::replace(&mut stage.state, State::Done) {
-        State::Open(mut conn) => admin::commit(&mut conn).map_err(|e| e.to_string()),
-        State::Prepared(mut conn, gid) => {
-            admin::commit_prepared(&mut conn, &gid).map_err(|e| e.to_string())
-        }
-        State::Loaded(txn) => txn.commit(),
-        State::Staged(staged) => swap_in(&staged, stage.url.sqlite_path().unwrap_or(Path::new(""))),
-        State::Done => Ok(()),
-    }
-}
-
 fn abort_all(stages: Vec<Stage>) {
     for mut stage in stages {
         match std::mem::replace(&mut stage.state, State::Done) {
@@ -561,10 +554,8 @@ fn abort_all(stages: Vec<Stage>) {
             State::Prepared(mut conn, gid) => {
                 let _ = admin::rollback_prepared(&mut conn, &gid);
             }
+            State::Fenced(fenced) => fenced.abort(),
             State::Loaded(txn) => txn.abort(),
-            State::Staged(path) => {
-                let _ = std::fs::remove_file(path);
-            }
             State::Done => {}
         }
     }

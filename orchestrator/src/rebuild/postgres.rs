@@ -1,21 +1,22 @@
-//! The PostgreSQL side of a rebuild: one transaction per store that drops the schema,
-//! recreates it with its owner and grants, and fills it (migrations on our own session, a
-//! dump through `psql`), left open (or prepared) until every store is ready.
+//! The PostgreSQL side of a rebuild: one transaction per store that takes the write fence
+//! (every table of the schema locked `EXCLUSIVE`), then drops the schema, recreates it with
+//! its owner and grants, and fills it (migrations on our own session, a dump through
+//! `psql`), left open (or prepared) until every store is ready.
 
 use std::io::{BufRead, BufReader, Write};
-use std::path::Path;
 use std::process::{Child, ChildStdin, ChildStdout, Stdio};
 
 use shared::store::Store;
 use shared::{admin, Conn, DatabaseUrl};
 
+use super::StepError;
 use crate::backup::StoreBackup;
 use crate::context::Context;
 use crate::pgtools::{self, PgTools};
 
-/// Opens the store's rebuild transaction on a connection of its own and drops the schema
-/// in it. Returns the connection, inside that transaction.
-pub(super) fn open(ctx: &Context, store: &'static Store) -> Result<Conn, (&'static str, String)> {
+/// Opens the store's rebuild transaction on a connection of its own and takes the write
+/// fence in it. Returns the connection, inside that transaction.
+pub(super) fn fence(ctx: &Context, store: &'static Store) -> Result<Conn, StepError> {
     // The run's pooled session holds the store's advisory lock, so it stays in the pool
     // until the run ends and the rebuild transaction gets a connection of its own. Were
     // it the transaction's, the lock would end with this store's commit: a waiting run
@@ -30,17 +31,27 @@ pub(super) fn open(ctx: &Context, store: &'static Store) -> Result<Conn, (&'stat
     admin::begin(&mut conn).map_err(|e| ("BEGIN", e.to_string()))?;
     admin::set_local_lock_timeout(&mut conn, ctx.settings.lock_timeout.as_secs())
         .map_err(|e| ("SET lock_timeout", e.to_string()))?;
-    let (_, sql) = admin::schema_rebuild_sql(&mut conn)
-        .map_err(|e| ("reading the schema's grants", e.to_string()))?;
-    conn.batch_execute(&sql).map_err(|e| {
-        let hint = if e.to_string().contains("lock timeout") {
-            format!("{e} (other sessions hold its tables; stop them or retry)")
-        } else {
-            e.to_string()
-        };
-        ("dropping the schema", hint)
-    })?;
+    conn.batch_execute(&admin::fence_sql())
+        .map_err(|e| ("locking the tables against writes", lock_hint(e)))?;
     Ok(conn)
+}
+
+fn lock_hint(e: impl std::fmt::Display) -> String {
+    let e = e.to_string();
+    if e.contains("lock timeout") {
+        format!("{e} (other sessions hold its tables; stop them or retry)")
+    } else {
+        e
+    }
+}
+
+/// Drops the schema with everything in it and recreates it with its owner and grants,
+/// inside the fenced transaction.
+pub(super) fn clear(conn: &mut Conn) -> Result<(), StepError> {
+    let (_, sql) = admin::schema_rebuild_sql(conn)
+        .map_err(|e| ("reading the schema's grants", e.to_string()))?;
+    conn.batch_execute(&sql)
+        .map_err(|e| ("dropping the schema", lock_hint(e)))
 }
 
 /// What loading a dump leaves: a prepared transaction, or psql's still open one.
@@ -49,9 +60,28 @@ pub(super) enum Loaded {
     Open(PsqlTxn),
 }
 
-/// What a load needs besides the store.
+/// A restore's psql session holding the fence in its open transaction, with what the
+/// load will run once every store is fenced and backed up.
+pub(super) struct Fenced {
+    txn: PsqlTxn,
+    schema: String,
+    /// Drops the schema and recreates it with its owner and grants.
+    rebuild: String,
+    /// The dump as SQL (`pg_restore --file -`).
+    dump_sql: Vec<u8>,
+    /// What the dump creates outside the store's schema and must replace: its other
+    /// schemas, and its large objects (by oid).
+    replaces: Vec<String>,
+}
+
+impl Fenced {
+    pub(super) fn abort(self) {
+        self.txn.abort();
+    }
+}
+
+/// What a load needs besides the fenced session.
 pub(super) struct LoadJob<'a> {
-    pub dir: &'a Path,
     pub entry: &'a StoreBackup,
     pub run: &'a str,
     pub names: &'a [&'a str],
@@ -59,27 +89,124 @@ pub(super) struct LoadJob<'a> {
     pub two_phase: bool,
 }
 
-/// Loads a PostgreSQL dump with psql in one transaction: drop and recreate the schema,
-/// the dump, the journal row, a check of every table's row count against the manifest;
-/// then `PREPARE TRANSACTION` (with two-phase commit), or nothing: psql keeps the
-/// transaction open until [`PsqlTxn::commit`], so that no store commits before every
-/// store is loaded, exactly as a reset's transactions do.
-pub(super) fn load(
+/// Starts psql for a restore: its transaction takes the rebuild lock and the fence;
+/// nothing is dropped yet. The dump is turned into SQL first, so a
+/// damaged one fails before any lock is taken.
+pub(super) fn fence_for_load(
     ctx: &Context,
-    store: &Store,
+    store: &'static Store,
     url: &DatabaseUrl,
-    conn: &mut Conn,
-    job: &LoadJob<'_>,
-) -> Result<Loaded, String> {
-    let major = admin::server_major(conn).map_err(|e| e.to_string())?;
+    dump: &std::path::Path,
+) -> Result<Fenced, String> {
+    let mut session = ctx.session(store).map_err(|e| e.to_string())?;
+    let major = admin::server_major(&mut session).map_err(|e| e.to_string())?;
+    let (schema, rebuild) = admin::schema_rebuild_sql(&mut session).map_err(|e| e.to_string())?;
+    drop(session);
     let tools = PgTools::find(major)?;
-    let (schema, rebuild) = admin::schema_rebuild_sql(conn).map_err(|e| e.to_string())?;
     let mut to_sql = tools.command("pg_restore");
-    to_sql
-        .args(["--no-owner", "--file", "-"])
-        .arg(job.dir.join(&job.entry.file));
+    to_sql.args(["--no-owner", "--file", "-"]).arg(dump);
     let dump_sql = pgtools::run(to_sql, "pg_restore", url)?.stdout;
+    let mut list = tools.command("pg_restore");
+    list.arg("--list").arg(dump);
+    let toc =
+        String::from_utf8_lossy(&pgtools::run(list, "pg_restore --list", url)?.stdout).into_owned();
+    let replaces = replaced_outside(&toc, &schema);
 
+    let mut script = String::new();
+    script.push_str("\\set ON_ERROR_STOP on\nSET client_min_messages = warning;\n");
+    // The transaction may wait, open, for the other stores: a role's idle timeout must
+    // not end it half way.
+    script.push_str("SET idle_in_transaction_session_timeout = 0;\n");
+    script.push_str(&admin::advisory_lock_sql(admin::rebuild_lock_key(
+        store.name,
+    )));
+    script.push_str("BEGIN;\n");
+    script.push_str(&format!(
+        "SET LOCAL lock_timeout = '{}s';\n",
+        ctx.settings.lock_timeout.as_secs().max(1)
+    ));
+    script.push_str(&admin::fence_sql());
+    script.push_str(&format!("\\echo {FENCED}\n"));
+
+    let mut psql = tools.connected("psql", url);
+    psql.args(["-X", "-q", "-v", "ON_ERROR_STOP=1", "-f", "-"]);
+    psql.stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    let child = psql.spawn().map_err(|e| format!("cannot run psql: {e}"))?;
+    let mut txn = PsqlTxn::new(child, url.clone())?;
+    let fenced = txn.write(script.as_bytes()).is_ok() && txn.wait_for(FENCED);
+    if !fenced {
+        return Err(lock_hint(txn.fail()));
+    }
+    Ok(Fenced {
+        txn,
+        schema,
+        rebuild,
+        dump_sql,
+        replaces,
+    })
+}
+
+/// What psql prints once its transaction holds the fence.
+const FENCED: &str = "orchestrator: fenced";
+
+/// The statements that clear what a dump recreates outside the store's schema: the
+/// dump's other schemas (dropped with what is in them now) and its large objects (a
+/// live one with the same oid would refuse the load). Read from `pg_restore --list`.
+fn replaced_outside(toc: &str, schema: &str) -> Vec<String> {
+    let mut sql = Vec::new();
+    let mut oids = Vec::new();
+    for line in toc.lines().filter(|l| !l.starts_with(';')) {
+        let words: Vec<&str> = line.split_whitespace().collect();
+        // "12; 2615 16390 SCHEMA - billing postgres"
+        if let Some(i) = words.iter().position(|w| *w == "SCHEMA") {
+            if words.get(i + 1) == Some(&"-") {
+                if let Some(name) = words
+                    .get(i + 2)
+                    .filter(|n| **n != schema && **n != "public")
+                {
+                    sql.push(format!(
+                        "DROP SCHEMA IF EXISTS {} CASCADE;",
+                        shared::db::quote_ident(name)
+                    ));
+                }
+            }
+        }
+        // "3456; 2613 16400 BLOB - 16400 postgres" ("LARGE OBJECT" from PostgreSQL 17)
+        let blob = words
+            .windows(2)
+            .position(|w| w == ["LARGE", "OBJECT"])
+            .map(|i| i + 1);
+        if let Some(i) = words.iter().position(|w| *w == "BLOB").or(blob) {
+            if let Some(oid) = words.get(i + 2).and_then(|w| w.parse::<u32>().ok()) {
+                oids.push(oid.to_string());
+            }
+        }
+    }
+    if !oids.is_empty() {
+        sql.push(format!(
+            "SELECT pg_catalog.lo_unlink(oid) FROM pg_catalog.pg_largeobject_metadata WHERE oid IN ({});",
+            oids.join(", ")
+        ));
+    }
+    sql
+}
+
+/// Loads the dump in the fenced transaction: drop and recreate the schema (and what the
+/// dump recreates outside it), the dump, the journal row, a check of every table's row
+/// count against the manifest; then `PREPARE TRANSACTION` (with two-phase commit), or
+/// nothing: psql keeps the transaction open until [`PsqlTxn::commit`], so that no store
+/// commits before every store is loaded, exactly as a reset's transactions do.
+pub(super) fn load(fenced: Fenced, job: &LoadJob<'_>) -> Result<Loaded, String> {
+    let Fenced {
+        mut txn,
+        schema,
+        rebuild,
+        dump_sql,
+        replaces,
+        ..
+    } = fenced;
     let expected: Vec<(String, i64)> = job
         .entry
         .row_counts
@@ -87,21 +214,10 @@ pub(super) fn load(
         .map(|(t, n)| (t.clone(), *n))
         .collect();
     let mut script = Vec::with_capacity(dump_sql.len() + 4096);
-    script.extend_from_slice(b"\\set ON_ERROR_STOP on\nSET client_min_messages = warning;\n");
-    // The transaction may wait, open, for the other stores: a role's idle timeout must
-    // not end it half way.
-    script.extend_from_slice(b"SET idle_in_transaction_session_timeout = 0;\n");
-    script.extend_from_slice(
-        admin::advisory_lock_sql(admin::rebuild_lock_key(store.name)).as_bytes(),
-    );
-    script.extend_from_slice(b"BEGIN;\n");
-    script.extend_from_slice(
-        format!(
-            "SET LOCAL lock_timeout = '{}s';\n",
-            ctx.settings.lock_timeout.as_secs().max(1)
-        )
-        .as_bytes(),
-    );
+    for statement in &replaces {
+        script.extend_from_slice(statement.as_bytes());
+        script.push(b'\n');
+    }
     script.extend_from_slice(rebuild.as_bytes());
     script.extend_from_slice(&dump_sql);
     script.extend_from_slice(b"\n");
@@ -113,13 +229,6 @@ pub(super) fn load(
     script.extend_from_slice(admin::row_count_check_sql(&schema, &expected).as_bytes());
     script.extend_from_slice(format!("\\echo {LOADED}\n").as_bytes());
 
-    let mut psql = tools.connected("psql", url);
-    psql.args(["-X", "-q", "-v", "ON_ERROR_STOP=1", "-f", "-"]);
-    psql.stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped());
-    let child = psql.spawn().map_err(|e| format!("cannot run psql: {e}"))?;
-    let mut txn = PsqlTxn::new(child, url.clone())?;
     // A failing psql stops reading; its own message says why.
     let written = txn.write(&script).is_ok();
     if !written || !txn.wait_for(LOADED) {
@@ -131,7 +240,7 @@ pub(super) fn load(
     // Written only once psql says everything above ran: should this process die before,
     // psql reads the end of its input, quits, and the server rolls the load back; psql
     // never finishes a load on its own after its run is gone.
-    let gid = super::gid(job.run, store.name);
+    let gid = super::gid(job.run, job.entry.store.as_str());
     txn.finish(&format!(
         "PREPARE TRANSACTION {};\n",
         shared::db::quote_literal(&gid)

@@ -14,6 +14,8 @@ pub struct StoreFailure {
     pub url: String,
     pub step: &'static str,
     pub reason: String,
+    /// It failed waiting for a lock another session or process holds (exit 5).
+    pub locked: bool,
 }
 
 impl StoreFailure {
@@ -23,13 +25,21 @@ impl StoreFailure {
         step: &'static str,
         reason: impl std::fmt::Display,
     ) -> Self {
+        let reason = shared::db::one_line(&shared::db::scrub(url, &reason.to_string()));
         StoreFailure {
             store: store.name,
             url: url.redacted().to_string(),
             step,
-            reason: shared::db::one_line(&shared::db::scrub(url, &reason.to_string())),
+            locked: is_lock_wait(&reason),
+            reason,
         }
     }
+}
+
+/// Whether a failure is a bounded wait for someone else's lock that ran out: PostgreSQL's
+/// `lock_timeout`, SQLite's busy timeout.
+fn is_lock_wait(reason: &str) -> bool {
+    reason.contains("lock timeout") || reason.contains("database is locked")
 }
 
 impl std::fmt::Display for StoreFailure {
@@ -48,8 +58,10 @@ pub struct StoreOutcome {
     pub store: &'static str,
     pub backend: Backend,
     pub url: String,
-    /// The tables that were dropped (PostgreSQL) or replaced with the old file (SQLite).
+    /// The tables that were dropped.
     pub dropped: Vec<String>,
+    /// Everything the store held under the fence, dropped with it (see `inventory`).
+    pub inventory: shared::inventory::Inventory,
     pub applied: Vec<Applied>,
     pub committed: bool,
     pub two_phase: bool,
@@ -60,6 +72,10 @@ pub struct StoreOutcome {
 /// Where a store's rebuild spent its time, in milliseconds.
 #[derive(Debug, Clone, Copy, Default, Serialize)]
 pub struct Phases {
+    /// Opening the transaction and taking the write fence.
+    pub fence: u128,
+    /// The safety backup, under the fence.
+    pub backup: u128,
     pub drop: u128,
     pub migrate: u128,
     pub verify: u128,

@@ -1,74 +1,156 @@
-//! The SQLite side of a rebuild: the new database is built complete in a file beside the
-//! live one and swapped in by one atomic rename at the commit.
+//! The SQLite side of a rebuild, inside the live file and through SQLite: one
+//! `BEGIN IMMEDIATE` transaction (SQLite's write lock, the fence) that drops every object
+//! and rebuilds from the migrations or from the backup attached to the connection. SQLite
+//! journals it like any write, so a crash rolls it back, a WAL or a hot journal left by
+//! another process is SQLite's to recover, other connections see the new contents on
+//! their next transaction, and the file keeps its identity (a symlink is followed, a hard
+//! link stays one) and its settings (`user_version`, `application_id`, page size,
+//! auto-vacuum, encoding, journal mode). No file is ever renamed over the database.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
+use diesel::sql_types::Text;
+use diesel::{QueryableByName, RunQueryDsl};
 use shared::store::Store;
-use shared::{admin, Conn, DatabaseUrl};
+use shared::{admin, Conn};
 
-use super::{timed, Source, StepError, StoreOutcome};
+use super::StepError;
 use crate::backup::StoreBackup;
 use crate::context::Context;
 
-/// Where a SQLite store's replacement is built before the swap.
-pub fn staged_path(live: &Path, run: &str) -> PathBuf {
-    let mut name = live.as_os_str().to_owned();
-    name.push(format!(".rebuild-{run}"));
-    PathBuf::from(name)
-}
+/// The name the backup being restored is attached under.
+const SOURCE: &str = "orch_source";
 
-/// What the rebuild of one SQLite store needs besides the store.
-pub(super) struct Build<'a> {
-    pub staged: &'a Path,
-    pub source: Source<'a>,
-    pub run: &'a str,
-    pub names: &'a [&'a str],
-    pub record: &'a str,
-}
-
-/// Builds the store's new database in `job.staged`, records the run in it and syncs it.
-pub(super) fn build(
+/// Opens the rebuild's connection to the live file and takes SQLite's write lock,
+/// waiting up to the run's lock timeout for other processes' transactions (then "database
+/// is locked": the run is refused, exit 5). `restore_from`: a backup file attached
+/// read-only first (SQLite cannot attach inside a transaction).
+pub(super) fn fence(
     ctx: &Context,
-    store: &Store,
-    job: &Build<'_>,
-    outcome: &mut StoreOutcome,
-) -> Result<(), StepError> {
-    let io = |step: &'static str| move |e: std::io::Error| (step, e.to_string());
-    let staged = job.staged;
-    if staged.exists() {
-        std::fs::remove_file(staged).map_err(io("removing an old staging file"))?;
+    store: &'static Store,
+    restore_from: Option<&Path>,
+) -> Result<Conn, StepError> {
+    let mut conn = ctx
+        .connect(store)
+        .map_err(|e| ("connecting", e.to_string()))?;
+    // Dropping tables in any order, and loading rows before their parents, is only
+    // possible without enforcement; the connection is the rebuild's alone.
+    conn.batch_execute("PRAGMA foreign_keys = OFF")
+        .map_err(|e| ("PRAGMA foreign_keys", e.to_string()))?;
+    if let Some(file) = restore_from {
+        // Immutable and read-only: the backup file is never written, not even a journal.
+        let uri = format!("file:{}?mode=ro&immutable=1", uri_path(file));
+        conn.batch_execute(&format!(
+            "ATTACH DATABASE {} AS {SOURCE}",
+            shared::db::quote_literal(&uri)
+        ))
+        .map_err(|e| ("opening the backup", e.to_string()))?;
     }
-    if let Source::Backup { dir, entry } = job.source {
-        std::fs::copy(dir.join(&entry.file), staged).map_err(io("copying the backup"))?;
-    }
-    let url =
-        DatabaseUrl::parse(&staged.to_string_lossy()).map_err(|e| ("staging", e.to_string()))?;
-    let mut conn = Conn::establish(store.name, &url)
-        .map_err(|e| ("opening the staging file", e.to_string()))?;
-    match job.source {
-        Source::Migrations => {
-            outcome.applied = timed(&mut outcome.phases.migrate, || {
-                super::fill_by_migrations(ctx, store, &mut conn)
-            })?;
-            timed(&mut outcome.phases.verify, || {
-                super::finish_rebuild(&mut conn, store, job.run, job.names, job.record)
-            })?;
-        }
-        Source::Backup { entry, .. } => {
-            admin::sqlite_quick_check(&mut conn).map_err(|e| ("checking the backup", e))?;
-            check_counts(&mut conn, entry)?;
-            admin::journal_record(&mut conn, job.run, job.names, job.record)
-                .map_err(|e| ("recording the run", e.to_string()))?;
-        }
-    }
-    drop(conn);
-    std::fs::File::open(staged)
-        .and_then(|f| f.sync_all())
-        .map_err(io("syncing the staging file"))?;
-    Ok(())
+    admin::begin(&mut conn).map_err(|e| {
+        (
+            "taking the write lock",
+            format!("{e} (another process holds the file in a transaction; stop it or retry)"),
+        )
+    })?;
+    Ok(conn)
 }
 
-fn check_counts(conn: &mut Conn, entry: &StoreBackup) -> Result<(), StepError> {
+/// A path as a `file:` URI path: absolute, with `%`, `?` and `#` escaped.
+fn uri_path(file: &Path) -> String {
+    let absolute = std::path::absolute(file).unwrap_or_else(|_| file.to_path_buf());
+    absolute
+        .to_string_lossy()
+        .replace('%', "%25")
+        .replace('?', "%3f")
+        .replace('#', "%23")
+}
+
+#[derive(QueryableByName)]
+struct Entry {
+    #[diesel(sql_type = Text)]
+    kind: String,
+    #[diesel(sql_type = Text)]
+    name: String,
+    #[diesel(sql_type = Text)]
+    sql: String,
+}
+
+fn entries(conn: &mut Conn, schema: &str, sql_filter: &str) -> Result<Vec<Entry>, StepError> {
+    let Conn::Sqlite(c) = conn else {
+        return Err(("reading the schema", "not a SQLite connection".into()));
+    };
+    diesel::sql_query(format!(
+        "SELECT type AS kind, name, COALESCE(sql, '') AS sql FROM {schema}.sqlite_schema \
+         WHERE name NOT LIKE 'sqlite\\_%' ESCAPE '\\' {sql_filter} \
+         ORDER BY CASE type WHEN 'table' THEN 0 WHEN 'index' THEN 1 WHEN 'view' THEN 2 ELSE 3 END, rowid"
+    ))
+    .load(c)
+    .map_err(|e| ("reading the schema", e.to_string()))
+}
+
+/// Drops every view and table of the file (indexes and triggers go with them) and
+/// forgets AUTOINCREMENT counters, inside the rebuild's transaction.
+pub(super) fn clear(conn: &mut Conn) -> Result<(), StepError> {
+    let mut sql = String::new();
+    for e in entries(conn, "main", "AND type IN ('table', 'view')")? {
+        let name = shared::db::quote_ident(&e.name);
+        match e.kind.as_str() {
+            "view" => sql.push_str(&format!("DROP VIEW IF EXISTS main.{name};\n")),
+            _ => sql.push_str(&format!("DROP TABLE IF EXISTS main.{name};\n")),
+        }
+    }
+    if entries_named(conn, "main", "sqlite_sequence")? {
+        sql.push_str("DELETE FROM main.sqlite_sequence;\n");
+    }
+    conn.batch_execute(&sql)
+        .map_err(|e| ("dropping the old contents", e.to_string()))
+}
+
+#[derive(QueryableByName)]
+struct Found {
+    #[diesel(sql_type = diesel::sql_types::BigInt)]
+    n: i64,
+}
+
+fn entries_named(conn: &mut Conn, schema: &str, name: &str) -> Result<bool, StepError> {
+    let Conn::Sqlite(c) = conn else {
+        return Ok(false);
+    };
+    let found: Found = diesel::sql_query(format!(
+        "SELECT count(*) AS n FROM {schema}.sqlite_schema WHERE name = {}",
+        shared::db::quote_literal(name)
+    ))
+    .get_result(c)
+    .map_err(|e| ("reading the schema", e.to_string()))?;
+    Ok(found.n > 0)
+}
+
+/// Recreates the attached backup's contents in the live file: tables, their rows and
+/// AUTOINCREMENT counters, then indexes, views and triggers (after the rows, so that
+/// no trigger fires on them and indexes are built once).
+pub(super) fn copy_attached(conn: &mut Conn) -> Result<(), StepError> {
+    let mut sql = String::new();
+    for e in entries(conn, SOURCE, "AND sql IS NOT NULL")? {
+        sql.push_str(&e.sql);
+        sql.push_str(";\n");
+        if e.kind == "table" {
+            let name = shared::db::quote_ident(&e.name);
+            sql.push_str(&format!(
+                "INSERT INTO main.{name} SELECT * FROM {SOURCE}.{name};\n"
+            ));
+        }
+    }
+    if entries_named(conn, SOURCE, "sqlite_sequence")? {
+        sql.push_str(&format!(
+            "INSERT INTO main.sqlite_sequence SELECT * FROM {SOURCE}.sqlite_sequence;\n"
+        ));
+    }
+    conn.batch_execute(&sql)
+        .map_err(|e| ("loading the backup", e.to_string()))
+}
+
+/// Checks the loaded rows against the manifest's counts, before the commit.
+pub(super) fn check_counts(conn: &mut Conn, entry: &StoreBackup) -> Result<(), StepError> {
     let tables: Vec<String> = entry.row_counts.keys().cloned().collect();
     let counts =
         shared::catalog::row_counts(conn, &tables).map_err(|e| ("counting rows", e.to_string()))?;
@@ -80,17 +162,6 @@ fn check_counts(conn: &mut Conn, entry: &StoreBackup) -> Result<(), StepError> {
                 format!("{table} holds {n} rows, the manifest says {want}"),
             ));
         }
-    }
-    Ok(())
-}
-
-/// Replaces the live SQLite file by the staged one in one atomic rename.
-pub(crate) fn swap_in(staged: &Path, live: &Path) -> Result<(), String> {
-    std::fs::rename(staged, live)
-        .map_err(|e| format!("renaming {} to {}: {e}", staged.display(), live.display()))?;
-    if let Some(dir) = live.parent().filter(|p| !p.as_os_str().is_empty()) {
-        // The rename is durable once the folder is synced.
-        let _ = std::fs::File::open(dir).and_then(|d| d.sync_all());
     }
     Ok(())
 }
