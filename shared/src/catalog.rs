@@ -310,7 +310,7 @@ mod tests {
         conn.batch_execute(
             "CREATE TABLE p(id TEXT PRIMARY KEY NOT NULL, n BIGINT);
              CREATE TABLE c(id TEXT PRIMARY KEY NOT NULL, p_id TEXT REFERENCES p(id) ON DELETE SET NULL);
-             CREATE TABLE __book(x TEXT);
+             CREATE TABLE __orchestrator_resets(x TEXT);
              INSERT INTO p VALUES ('a', 1), ('b', 2);",
         )
         .expect("schema");

@@ -725,7 +725,7 @@ mod tests {
         n BIGINT NOT NULL DEFAULT 0 CHECK (n >= 0), status TEXT DEFAULT 'a');
         CREATE TABLE c(id TEXT PRIMARY KEY NOT NULL, p_id TEXT REFERENCES p(id) ON DELETE CASCADE);
         CREATE INDEX c_p_idx ON c (p_id);
-        CREATE TABLE __book(x TEXT);";
+        CREATE TABLE __orchestrator_resets(x TEXT);";
 
     #[test]
     fn a_model_reads_every_kind_of_object() {
