@@ -1,0 +1,294 @@
+//! Reset and restore on PostgreSQL databases shaped the way teams really have them: owned
+//! by a role that is not a superuser, with another tool's bookkeeping, an archive table
+//! whose name starts with `__`, a used sequence, a materialized view, a function, an
+//! extension, another schema that depends on the store's, a large object, row-level
+//! security. What a reset would destroy is named, guarded, backed up, and restore brings
+//! every table of every schema back.
+
+use orch_tests::checksums::Checksums;
+use orch_tests::{exec, json_of, orchestrator_in, TestDb, TestPair};
+use shared::Backend;
+
+/// A login role of the test's own, dropped (with what it owns) at the end.
+struct Role {
+    name: String,
+    admin: TestDb,
+}
+
+impl Role {
+    fn new(pair: &TestPair, label: &str) -> Role {
+        let name = format!("orch_{label}_{}", std::process::id());
+        let admin = TestDb::existing(pair.auth.url.clone());
+        exec(
+            &mut admin.connect(),
+            &format!("DROP ROLE IF EXISTS {name}; CREATE ROLE {name} LOGIN;"),
+        );
+        Role { name, admin }
+    }
+
+    /// `db`'s URL, logging in as this role.
+    fn url(&self, db: &TestDb) -> String {
+        db.url_string().replacen(
+            "postgres://postgres@",
+            &format!("postgres://{}@", self.name),
+            1,
+        )
+    }
+
+    /// Makes the role own `db` and its public schema, as a database created for an
+    /// application usually is.
+    fn own(&self, db: &TestDb) {
+        let name = db.url.database_name();
+        exec(
+            &mut db.connect(),
+            &format!(
+                "ALTER DATABASE \"{name}\" OWNER TO {r}; ALTER SCHEMA public OWNER TO {r};",
+                r = self.name
+            ),
+        );
+    }
+}
+
+impl Drop for Role {
+    fn drop(&mut self) {
+        // The databases go first (TestPair's drop); what is left is the role itself.
+        if let Ok(mut conn) = shared::Conn::establish("test", &self.admin.url) {
+            let _ = conn.batch_execute(&format!("DROP OWNED BY {} CASCADE", self.name));
+        }
+    }
+}
+
+/// The binary on the pair's databases as `role`.
+fn as_role(pair: &TestPair, role: &Role) -> assert_cmd::Command {
+    let mut cmd = orchestrator_in(pair.path());
+    cmd.args([
+        "--auth-url",
+        &role.url(&pair.auth),
+        "--app-url",
+        &role.url(&pair.app),
+    ]);
+    cmd
+}
+
+/// Checksums of every table in every schema, this tool's run journal aside (a restore
+/// leaves it, emptied).
+fn checksums(conn: &mut shared::Conn) -> Checksums {
+    let mut sums = orch_tests::checksums::checksums(conn);
+    sums.retain(|table, _| !table.ends_with(shared::admin::JOURNAL_TABLE));
+    sums
+}
+
+fn stderr(output: &std::process::Output) -> String {
+    String::from_utf8_lossy(&output.stderr).into_owned()
+}
+
+/// Everything besides the contract's tables that a team's auth database holds, created
+/// by the owning role (the large object too).
+const AUTH_EXTRAS: &str = "
+    CREATE EXTENSION IF NOT EXISTS citext;
+    CREATE TABLE __payouts_archive (id int PRIMARY KEY, amount bigint);
+    INSERT INTO __payouts_archive SELECT g, g * 10 FROM generate_series(1, 1000) g;
+    CREATE TABLE __drizzle_migrations (id serial PRIMARY KEY, hash text);
+    INSERT INTO __drizzle_migrations (hash) VALUES ('0000_init');
+    CREATE SEQUENCE invoice_number_seq;
+    SELECT setval('invoice_number_seq', 50000);
+    CREATE MATERIALIZED VIEW user_count AS SELECT count(*) AS n FROM users;
+    CREATE FUNCTION normalise(text) RETURNS text LANGUAGE sql IMMUTABLE AS 'SELECT lower($1)';
+    CREATE SCHEMA billing;
+    CREATE TABLE billing.invoices (id int PRIMARY KEY, customer_email public.citext,
+        user_id text REFERENCES public.users (id));
+    INSERT INTO billing.invoices SELECT g, 'c' || g || '@x', 'u1' FROM generate_series(1, 20) g;
+    CREATE VIEW billing.customers AS SELECT id, email FROM public.users;
+    SELECT lo_from_bytea(0, 'a scanned contract');
+";
+
+#[test]
+fn a_real_shaped_database_is_named_guarded_backed_up_and_restored_whole() {
+    let Some(pair) = TestPair::new(Backend::Postgres, "real_db_whole") else {
+        return;
+    };
+    let owner = Role::new(&pair, "owner");
+    owner.own(&pair.auth);
+    owner.own(&pair.app);
+    as_role(&pair, &owner).arg("migrate").assert().success();
+    orch_tests::seed_contract_rows(&pair);
+    let mut auth = shared::Conn::establish(
+        "test",
+        &shared::DatabaseUrl::parse(&owner.url(&pair.auth)).expect("url"),
+    )
+    .expect("connect as owner");
+    exec(&mut auth, AUTH_EXTRAS);
+    let before = checksums(&mut pair.auth.connect());
+
+    // The plan names everything, in text and as data.
+    let (code, plan) = json_of(as_role(&pair, &owner), &["reset", "--dry-run"]);
+    assert_eq!(code, 3, "{plan}");
+    assert_eq!(plan["ok"], false);
+    let inventory = &plan["stores"][0]["inventory"];
+    let object = |kind: &str, name: &str| {
+        inventory["objects"]
+            .as_array()
+            .and_then(|objects| {
+                objects
+                    .iter()
+                    .find(|o| o["kind"] == kind && o["name"] == name)
+            })
+            .cloned()
+            .unwrap_or_else(|| panic!("the inventory names {kind} {name}: {inventory}"))
+    };
+    assert_eq!(object("table", "__payouts_archive")["rows"], 1000);
+    assert_eq!(object("table", "__drizzle_migrations")["rows"], 1);
+    assert_eq!(object("sequence", "invoice_number_seq")["value"], 50000);
+    assert_eq!(object("materialized view", "user_count")["rows"], 1);
+    object("function", "normalise(text)");
+    object("extension", "citext");
+    assert_eq!(inventory["large_objects"], 1);
+    let outside: Vec<String> = inventory["outside"]
+        .as_array()
+        .expect("outside")
+        .iter()
+        .map(|d| d["object"].as_str().unwrap_or_default().to_string())
+        .collect();
+    for expected in [
+        "column customer_email of table billing.invoices",
+        "view billing.customers",
+    ] {
+        assert!(
+            outside.iter().any(|o| o == expected),
+            "{expected} in {outside:?}"
+        );
+    }
+    assert!(
+        outside
+            .iter()
+            .any(|o| o.starts_with("constraint invoices_user_id_fkey")),
+        "{outside:?}"
+    );
+    let refused = plan["refused"].as_str().unwrap_or_default();
+    assert!(refused.contains("billing.customers"), "{refused}");
+
+    // Without --force the data refuses it; with it, the dependents outside still do.
+    let output = as_role(&pair, &owner)
+        .args(["reset", "--drop-dependents"])
+        .output()
+        .expect("run");
+    assert_eq!(output.status.code(), Some(3), "{}", stderr(&output));
+    for named in [
+        "__payouts_archive (1000 rows)",
+        "invoice_number_seq (at 50000)",
+        "1 large object(s)",
+    ] {
+        assert!(
+            stderr(&output).contains(named),
+            "{named}: {}",
+            stderr(&output)
+        );
+    }
+    let output = as_role(&pair, &owner)
+        .args(["reset", "--force"])
+        .output()
+        .expect("run");
+    assert_eq!(output.status.code(), Some(3), "{}", stderr(&output));
+    assert!(
+        stderr(&output).contains("view billing.customers (dropped"),
+        "{}",
+        stderr(&output)
+    );
+    assert_eq!(
+        checksums(&mut pair.auth.connect()),
+        before,
+        "refusals change nothing"
+    );
+
+    // Forced and allowed: it runs, and its backup holds every schema.
+    let (code, report) = json_of(
+        as_role(&pair, &owner),
+        &["reset", "--force", "--drop-dependents"],
+    );
+    assert_eq!(code, 0, "{report}");
+    let backup = report["backup"]
+        .as_str()
+        .expect("a backup was taken")
+        .to_string();
+    let after_reset = checksums(&mut pair.auth.connect());
+    assert!(
+        !after_reset.keys().any(|t| t.contains("__payouts_archive")),
+        "{after_reset:?}"
+    );
+
+    // Restore puts back the other schema, the extension, the sequence, the large object.
+    let output = as_role(&pair, &owner)
+        .args(["restore", &backup, "--force", "--drop-dependents"])
+        .output()
+        .expect("run");
+    assert!(output.status.success(), "{}", stderr(&output));
+    assert_eq!(
+        checksums(&mut pair.auth.connect()),
+        before,
+        "every table of every schema is back"
+    );
+    let mut check = pair.auth.connect();
+    exec(
+        &mut check,
+        "DO $$ BEGIN
+           IF (SELECT last_value FROM invoice_number_seq) <> 50000 THEN RAISE EXCEPTION 'sequence'; END IF;
+           IF (SELECT count(*) FROM pg_largeobject_metadata) <> 1 THEN RAISE EXCEPTION 'large objects'; END IF;
+           IF (SELECT count(*) FROM billing.customers) <> 3 THEN RAISE EXCEPTION 'view'; END IF;
+           IF to_regtype('public.citext') IS NULL THEN RAISE EXCEPTION 'extension'; END IF;
+         END $$;",
+    );
+    drop(auth);
+}
+
+#[test]
+fn rows_hidden_by_row_level_security_are_never_under_counted() {
+    let Some(pair) = TestPair::new(Backend::Postgres, "real_db_rls") else {
+        return;
+    };
+    let owner = Role::new(&pair, "rls");
+    owner.own(&pair.auth);
+    owner.own(&pair.app);
+    as_role(&pair, &owner).arg("migrate").assert().success();
+    orch_tests::seed_contract_rows(&pair);
+    // FORCE: the owner itself is subject to the policy, which shows it nothing.
+    exec(
+        &mut pair.app.connect(),
+        "ALTER TABLE datasets ENABLE ROW LEVEL SECURITY; ALTER TABLE datasets FORCE ROW LEVEL SECURITY;
+         CREATE POLICY nothing ON datasets USING (false);",
+    );
+    let before = checksums(&mut pair.app.connect());
+    for flags in [
+        &["reset"][..],
+        &["reset", "--force"],
+        &["reset", "--force", "--store", "app"],
+    ] {
+        let output = as_role(&pair, &owner).args(flags).output().expect("run");
+        assert_eq!(
+            output.status.code(),
+            Some(3),
+            "{flags:?}: {}",
+            stderr(&output)
+        );
+        assert!(
+            stderr(&output).contains("table datasets")
+                && stderr(&output).contains("row-level security"),
+            "{flags:?}: {}",
+            stderr(&output)
+        );
+    }
+    assert_eq!(
+        checksums(&mut pair.app.connect()),
+        before,
+        "2 datasets are still there"
+    );
+    // A role that bypasses row security counts them, and the reset backs them up.
+    let (code, plan) = json_of(orch_tests::orchestrator(&pair), &["reset", "--dry-run"]);
+    assert_eq!(code, 3, "{plan}");
+    assert!(
+        plan["refused"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("datasets (2 rows)"),
+        "{plan}"
+    );
+}
