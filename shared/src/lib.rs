@@ -11,6 +11,7 @@ pub mod error;
 pub mod history;
 pub mod inventory;
 pub mod migrations;
+pub mod pg_access;
 pub mod pg_server;
 pub mod process;
 pub mod references;

@@ -9,21 +9,24 @@ use orch_tests::checksums::Checksums;
 use orch_tests::{exec, json_of, orchestrator_in, TestDb, TestPair};
 use shared::Backend;
 
-/// A login role of the test's own, dropped (with what it owns) at the end.
+/// A login role of the test's own. Dropped at the end, before the pair's databases:
+/// what it owns goes back to the test's superuser, what it was granted is revoked.
 struct Role {
     name: String,
-    admin: TestDb,
+    databases: Vec<shared::DatabaseUrl>,
 }
 
 impl Role {
     fn new(pair: &TestPair, label: &str) -> Role {
         let name = format!("orch_{label}_{}", std::process::id());
-        let admin = TestDb::existing(pair.auth.url.clone());
         exec(
-            &mut admin.connect(),
+            &mut pair.auth.connect(),
             &format!("DROP ROLE IF EXISTS {name}; CREATE ROLE {name} LOGIN;"),
         );
-        Role { name, admin }
+        Role {
+            name,
+            databases: vec![pair.auth.url.clone(), pair.app.url.clone()],
+        }
     }
 
     /// `db`'s URL, logging in as this role.
@@ -51,9 +54,18 @@ impl Role {
 
 impl Drop for Role {
     fn drop(&mut self) {
-        // The databases go first (TestPair's drop); what is left is the role itself.
-        if let Ok(mut conn) = shared::Conn::establish("test", &self.admin.url) {
-            let _ = conn.batch_execute(&format!("DROP OWNED BY {} CASCADE", self.name));
+        let mut last = None;
+        for url in &self.databases {
+            if let Ok(mut conn) = shared::Conn::establish("test", url) {
+                let _ = conn.batch_execute(&format!(
+                    "REASSIGN OWNED BY {r} TO CURRENT_USER; DROP OWNED BY {r};",
+                    r = self.name
+                ));
+                last = Some(conn);
+            }
+        }
+        if let Some(mut conn) = last {
+            let _ = conn.batch_execute(&format!("DROP ROLE IF EXISTS {}", self.name));
         }
     }
 }
@@ -290,5 +302,67 @@ fn rows_hidden_by_row_level_security_are_never_under_counted() {
             .unwrap_or_default()
             .contains("datasets (2 rows)"),
         "{plan}"
+    );
+}
+
+#[test]
+fn grants_default_privileges_and_the_schema_comment_survive_a_reset() {
+    let Some(pair) = TestPair::new(Backend::Postgres, "real_db_access") else {
+        return;
+    };
+    let owner = Role::new(&pair, "acl_owner");
+    let reader = Role::new(&pair, "acl_reader");
+    owner.own(&pair.auth);
+    owner.own(&pair.app);
+    as_role(&pair, &owner).arg("migrate").assert().success();
+    let mut auth = shared::Conn::establish(
+        "test",
+        &shared::DatabaseUrl::parse(&owner.url(&pair.auth)).expect("url"),
+    )
+    .expect("connect as owner");
+    exec(
+        &mut auth,
+        &format!(
+            "GRANT USAGE ON SCHEMA public TO {r};
+             GRANT SELECT ON users, sessions TO {r};
+             CREATE TABLE scratch_notes (id int);
+             GRANT SELECT ON scratch_notes TO {r};
+             ALTER DEFAULT PRIVILEGES IN SCHEMA public GRANT SELECT ON TABLES TO {r};
+             COMMENT ON SCHEMA public IS 'auth: users and credits';",
+            r = reader.name
+        ),
+    );
+    drop(auth);
+    let (code, report) = json_of(as_role(&pair, &owner), &["reset", "--force"]);
+    assert_eq!(code, 0, "{report}");
+    let access = &report["stores"][0]["outcome"]["access"];
+    let listed = |key: &str| access[key].as_array().cloned().unwrap_or_default();
+    assert!(
+        listed("reapplied")
+            .iter()
+            .any(|g| g.as_str().is_some_and(|g| g.starts_with("table users:"))),
+        "{access}"
+    );
+    assert!(
+        listed("without_counterpart").iter().any(|g| g
+            .as_str()
+            .is_some_and(|g| g.starts_with("table scratch_notes:"))),
+        "the dropped table's grant is named, not applied: {access}"
+    );
+    let mut check = pair.auth.connect();
+    exec(
+        &mut check,
+        &format!(
+            "DO $$ BEGIN
+               IF NOT has_table_privilege('{r}', 'public.users', 'SELECT') THEN RAISE EXCEPTION 'users grant'; END IF;
+               IF NOT has_table_privilege('{r}', 'public.sessions', 'SELECT') THEN RAISE EXCEPTION 'sessions grant'; END IF;
+               IF NOT has_schema_privilege('{r}', 'public', 'USAGE') THEN RAISE EXCEPTION 'schema usage'; END IF;
+               -- Default privileges: every table the migrations created is readable too.
+               IF NOT has_table_privilege('{r}', 'public.verifications', 'SELECT') THEN RAISE EXCEPTION 'default privileges'; END IF;
+               IF obj_description('public'::regnamespace, 'pg_namespace') IS DISTINCT FROM 'auth: users and credits'
+                 THEN RAISE EXCEPTION 'comment'; END IF;
+             END $$;",
+            r = reader.name
+        ),
     );
 }

@@ -297,6 +297,26 @@ fn print(ctx: &Context, report: &Report, refused: Option<&CliError>) {
             );
         }
     }
+    for s in &report.stores {
+        if let Some(access) = s.outcome.as_ref().and_then(|o| o.access.as_ref()) {
+            if access.schema.len() + access.reapplied.len() + access.without_counterpart.len() > 0 {
+                println!(
+                    "{}: access rules: {} on the schema and {} grant(s) re-applied{}",
+                    s.store,
+                    access.schema.len(),
+                    access.reapplied.len(),
+                    if access.without_counterpart.is_empty() {
+                        String::new()
+                    } else {
+                        format!(
+                            "; not re-applied, no such object after the migrations: {}",
+                            access.without_counterpart.join("; ")
+                        )
+                    }
+                );
+            }
+        }
+    }
     if let Some(dir) = &report.backup {
         println!("backup: {}", dir.display());
     }

@@ -49,6 +49,7 @@ pub(super) fn take(
             url: url.redacted().to_string(),
             dropped: Vec::new(),
             inventory: Inventory::default(),
+            access: None,
             applied: Vec::new(),
             committed: false,
             two_phase: false,

@@ -40,6 +40,7 @@ use std::time::Instant;
 
 use shared::inventory::Inventory;
 use shared::migrations::{self, Applied};
+use shared::pg_access::{self, AccessRules};
 use shared::store::Store;
 use shared::{admin, contract, Backend, Conn, DatabaseUrl};
 
@@ -407,11 +408,17 @@ impl Rebuild<'_> {
         let phases = &mut stage.outcome.phases;
         match (&mut stage.state, source) {
             (State::Open(conn), Source::Migrations) => {
-                timed(&mut phases.drop, || clear(conn)).map_err(|(step, e)| fail(step, &e))?;
+                let rules =
+                    timed(&mut phases.drop, || clear(conn)).map_err(|(step, e)| fail(step, &e))?;
                 stage.outcome.applied = timed(&mut phases.migrate, || {
                     fill_by_migrations(self.ctx, store, conn)
                 })
                 .map_err(|(step, e)| fail(step, &e))?;
+                if let Some(rules) = rules {
+                    let report = pg_access::reapply(conn, &rules)
+                        .map_err(|e| fail("re-applying grants", &e))?;
+                    stage.outcome.access = Some(report);
+                }
                 timed(&mut phases.verify, || {
                     finish_rebuild(conn, store, &self.run, names, record)
                 })
@@ -504,11 +511,12 @@ pub(super) fn failure_exit(f: StoreFailure, consequence: &str) -> CliError {
 type StepError = (&'static str, String);
 
 /// Drops everything in the store's schema (PostgreSQL: the schema itself, recreated with
-/// its owner, grants and comment) inside the rebuild's transaction.
-fn clear(conn: &mut Conn) -> Result<(), StepError> {
+/// its owner, grants, comment and default privileges) inside the rebuild's transaction;
+/// the PostgreSQL object grants to re-apply once the objects are back.
+fn clear(conn: &mut Conn) -> Result<Option<AccessRules>, StepError> {
     match conn {
-        Conn::Postgres(_) => postgres::clear(conn),
-        Conn::Sqlite(_) => sqlite::clear(conn),
+        Conn::Postgres(_) => postgres::clear(conn).map(Some),
+        Conn::Sqlite(_) => sqlite::clear(conn).map(|()| None),
     }
 }
 

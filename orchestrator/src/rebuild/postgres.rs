@@ -6,6 +6,7 @@
 use std::io::{BufRead, BufReader, Write};
 use std::process::{Child, ChildStdin, ChildStdout, Stdio};
 
+use shared::pg_access::{self, AccessRules};
 use shared::store::Store;
 use shared::{admin, Conn, DatabaseUrl};
 
@@ -45,13 +46,23 @@ fn lock_hint(e: impl std::fmt::Display) -> String {
     }
 }
 
-/// Drops the schema with everything in it and recreates it with its owner and grants,
-/// inside the fenced transaction.
-pub(super) fn clear(conn: &mut Conn) -> Result<(), StepError> {
+/// Drops the schema with everything in it and recreates it with its owner, grants,
+/// comment and default privileges, inside the fenced transaction. Returns the access
+/// rules, whose object grants go back once the migrations have recreated the objects.
+pub(super) fn clear(conn: &mut Conn) -> Result<AccessRules, StepError> {
+    let rules = pg_access::read(conn).map_err(|e| ("reading the access rules", e.to_string()))?;
     let (_, sql) = admin::schema_rebuild_sql(conn)
         .map_err(|e| ("reading the schema's grants", e.to_string()))?;
     conn.batch_execute(&sql)
-        .map_err(|e| ("dropping the schema", lock_hint(e)))
+        .map_err(|e| ("dropping the schema", lock_hint(e)))?;
+    conn.batch_execute(&pg_access::schema_sql(&rules))
+        .map_err(|e| {
+            (
+                "re-applying the schema's comment and default privileges",
+                e.to_string(),
+            )
+        })?;
+    Ok(rules)
 }
 
 /// What loading a dump leaves: a prepared transaction, or psql's still open one.

@@ -62,6 +62,9 @@ pub struct StoreOutcome {
     pub dropped: Vec<String>,
     /// Everything the store held under the fence, dropped with it (see `inventory`).
     pub inventory: shared::inventory::Inventory,
+    /// PostgreSQL reset: the access rules put back on the recreated schema and objects.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub access: Option<shared::pg_access::AccessReport>,
     pub applied: Vec<Applied>,
     pub committed: bool,
     pub two_phase: bool,
