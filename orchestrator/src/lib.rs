@@ -4,6 +4,7 @@
 pub mod backup;
 pub mod cli;
 pub mod commands;
+pub mod consequences;
 pub mod context;
 pub mod exit;
 pub mod fault;

@@ -51,6 +51,8 @@ struct Report {
     dry_run: bool,
     stores: Vec<StoreReport>,
     backup: Option<PathBuf>,
+    /// Rows of stores that are not reset which will point at rows the reset removes.
+    dangling: Vec<crate::consequences::Dangling>,
     /// The guard's verdict (`--dry-run`): why it would refuse.
     #[serde(skip_serializing_if = "Option::is_none")]
     refused: Option<String>,
@@ -99,7 +101,9 @@ pub fn run(ctx: &Context, args: &ResetArgs) -> CliResult {
     for store in &stores {
         pending.push(shipped_names(store, ctx.url(store)?.backend())?);
     }
-    let guard_result = guard::check(&contents, &args.guard, "reset");
+    let dangling = crate::consequences::of_reset(ctx, &stores)?;
+    let guard_result = guard::check(&contents, &args.guard, "reset")
+        .and_then(|()| crate::consequences::check(&dangling, args.guard.force, "reset"));
     timings.guard = t.elapsed().as_millis();
 
     let holds_data = contents.iter().any(Contents::holds_data);
@@ -130,6 +134,7 @@ pub fn run(ctx: &Context, args: &ResetArgs) -> CliResult {
                 })
                 .collect(),
             backup: will_back_up.then(|| backup_base.join("<UTC time>")),
+            dangling: dangling.clone(),
             refused: guard_result.as_ref().err().map(|e| e.to_string()),
             recovered,
             timings_ms: timings,
@@ -186,6 +191,7 @@ pub fn run(ctx: &Context, args: &ResetArgs) -> CliResult {
             })
             .collect(),
         backup: finished.backup,
+        dangling,
         refused: None,
         recovered,
         timings_ms: timings,
@@ -269,6 +275,9 @@ fn print(ctx: &Context, report: &Report, refused: Option<&CliError>) {
                 print_inventory(inv);
             }
         }
+        for d in &report.dangling {
+            println!("  consequence: {d}");
+        }
         match &report.backup {
             Some(dir) => println!("  backup: {}", dir.display()),
             None => println!("  backup: none (no rows to keep, or --no-backup)"),
@@ -316,6 +325,9 @@ fn print(ctx: &Context, report: &Report, refused: Option<&CliError>) {
                 );
             }
         }
+    }
+    for d in &report.dangling {
+        println!("consequence: {d}");
     }
     if let Some(dir) = &report.backup {
         println!("backup: {}", dir.display());

@@ -1,0 +1,112 @@
+//! What replacing some stores does to the others: rows of a store that is kept which
+//! reference a store being reset will point at nothing afterwards (no foreign key spans
+//! two databases, so nothing else would say so). Named in the plan and the report; without
+//! `--force`, a refusal.
+
+use serde::Serialize;
+use shared::store::Store;
+use shared::Conn;
+
+use crate::context::{all_stores, Context};
+use crate::exit::{CliError, CliResult, Exit};
+
+/// Rows of a kept store that will reference rows a reset removes.
+#[derive(Debug, Clone, Serialize)]
+pub struct Dangling {
+    /// `app.datasets.owner_id`
+    pub from: String,
+    /// `auth.users.id`
+    pub to: String,
+    pub rows: i64,
+}
+
+impl std::fmt::Display for Dangling {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "{} rows of {} would point at {} rows that no longer exist",
+            self.rows, self.from, self.to
+        )
+    }
+}
+
+/// For a reset of `replaced`: every reference from a store that is not replaced into one
+/// that is, with the rows that hold a value (all of them lose their target). One count
+/// per reference, on the referencing store's session.
+pub fn of_reset(ctx: &Context, replaced: &[&'static Store]) -> CliResult<Vec<Dangling>> {
+    let mut found = Vec::new();
+    for kept in all_stores()
+        .into_iter()
+        .filter(|s| !replaced.iter().any(|r| r.name == s.name))
+    {
+        let into_replaced: Vec<_> = kept
+            .references
+            .iter()
+            .filter(|r| replaced.iter().any(|s| s.name == r.target_store))
+            .collect();
+        if into_replaced.is_empty() {
+            continue;
+        }
+        let url = ctx.url(kept)?;
+        if url.sqlite_path().is_some_and(|p| !p.exists()) {
+            continue;
+        }
+        let mut conn = ctx.session(kept)?;
+        for r in into_replaced {
+            let Some(rows) = holding(&mut conn, r.table, r.column).map_err(|e| {
+                crate::recovery::db_error(kept, Some(url), "counting references", e)
+            })?
+            else {
+                continue;
+            };
+            if rows > 0 {
+                found.push(Dangling {
+                    from: format!("{}.{}.{}", kept.name, r.table, r.column),
+                    to: format!("{}.{}.{}", r.target_store, r.target_table, r.target_column),
+                    rows,
+                });
+            }
+        }
+    }
+    Ok(found)
+}
+
+/// Rows of `table` with a value in `column`; `None` when the table is not there.
+fn holding(conn: &mut Conn, table: &str, column: &str) -> diesel::QueryResult<Option<i64>> {
+    if !shared::catalog::all_tables(conn)?
+        .iter()
+        .any(|t| t == table)
+    {
+        return Ok(None);
+    }
+    #[derive(diesel::QueryableByName)]
+    struct N {
+        #[diesel(sql_type = diesel::sql_types::BigInt)]
+        n: i64,
+    }
+    let sql = format!(
+        "SELECT count(*) AS n FROM {} WHERE {} IS NOT NULL",
+        shared::db::quote_ident(table),
+        shared::db::quote_ident(column)
+    );
+    let n: N = shared::with_conn!(conn, |c| diesel::RunQueryDsl::get_result(
+        diesel::sql_query(&sql),
+        c
+    ))?;
+    Ok(Some(n.n))
+}
+
+/// Refuses (exit 3) dangling references unless forced.
+pub fn check(dangling: &[Dangling], force: bool, verb: &str) -> CliResult {
+    if dangling.is_empty() || force {
+        return Ok(());
+    }
+    let named: Vec<String> = dangling.iter().map(ToString::to_string).collect();
+    Err(CliError::new(
+        Exit::Refused,
+        anyhow::anyhow!(
+            "refusing to {verb}: {}; nothing was changed. Reset the referencing store too, or add --force",
+            named.join("; ")
+        ),
+    ))
+}

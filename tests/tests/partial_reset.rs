@@ -1,0 +1,64 @@
+//! Resetting one store that another references: the rows of the kept store that would
+//! point at nothing are counted, named in the plan and the report, and refuse the reset
+//! without `--force`.
+
+use orch_tests::{exec, for_each_backend, json_of, orchestrator, seed_contract_rows};
+
+#[test]
+fn resetting_auth_alone_names_the_app_rows_left_pointing_at_nothing() {
+    for_each_backend("partial_reset", |pair| {
+        orchestrator(pair).arg("migrate").assert().success();
+        seed_contract_rows(pair);
+
+        // The plan says what a forced reset of auth alone would leave behind in app.
+        let (code, plan) = json_of(
+            orchestrator(pair),
+            &["reset", "--store", "auth", "--force", "--dry-run"],
+        );
+        assert_eq!(code, 0, "{plan}");
+        let dangling = plan["dangling"].as_array().cloned().unwrap_or_default();
+        let rows_of = |from: &str| {
+            dangling
+                .iter()
+                .find(|d| d["from"] == from)
+                .map(|d| d["rows"].as_i64().unwrap_or(-1))
+        };
+        assert_eq!(rows_of("app.datasets.owner_id"), Some(2), "{plan}");
+        assert_eq!(rows_of("app.datasets.team_id"), Some(1), "{plan}");
+
+        // Even with auth empty, the references alone refuse it without --force.
+        exec(
+            &mut pair.auth.connect(),
+            "DELETE FROM credit_transactions; DELETE FROM user_credits; DELETE FROM teams; DELETE FROM users;",
+        );
+        let output = orchestrator(pair)
+            .args(["reset", "--store", "auth"])
+            .output()
+            .expect("run");
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert_eq!(output.status.code(), Some(3), "{stderr}");
+        assert!(
+            stderr.contains("2 rows of app.datasets.owner_id would point at auth.users.id rows that no longer exist"),
+            "{stderr}"
+        );
+        // Forced, it runs and says so; resetting both stores leaves nothing dangling.
+        let output = orchestrator(pair)
+            .args(["reset", "--store", "auth", "--force"])
+            .output()
+            .expect("run");
+        assert!(
+            output.status.success(),
+            "{}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        assert!(
+            String::from_utf8_lossy(&output.stdout)
+                .contains("consequence: 2 rows of app.datasets.owner_id"),
+            "{}",
+            String::from_utf8_lossy(&output.stdout)
+        );
+        let (code, plan) = json_of(orchestrator(pair), &["reset", "--force", "--dry-run"]);
+        assert_eq!(code, 0, "{plan}");
+        assert_eq!(plan["dangling"], serde_json::json!([]), "{plan}");
+    });
+}
