@@ -120,6 +120,18 @@ pub fn try_advisory_lock(conn: &mut Conn, key: i64) -> diesel::QueryResult<bool>
     Ok(row.v)
 }
 
+/// Creates the store's schema when it does not exist yet, and makes it the session's
+/// (a configured schema other than `public` starts out missing). Only when missing:
+/// `CREATE SCHEMA IF NOT EXISTS` needs the right to create schemas even when it exists.
+pub fn ensure_schema_sql(schema: &str) -> String {
+    let ident = quote_ident(schema);
+    format!(
+        "DO $orch$ BEGIN IF to_regnamespace({}) IS NULL THEN CREATE SCHEMA {ident}; END IF; END $orch$;\n\
+         SET search_path TO {ident};\n",
+        quote_literal(&ident)
+    )
+}
+
 /// The write fence of a rebuild, as one statement: every table of the schema (the
 /// connection's current one) locked `EXCLUSIVE` in the rebuild's transaction. Readers go
 /// on reading; writers (and foreign-key checks from other schemas) wait until the

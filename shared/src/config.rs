@@ -39,6 +39,10 @@ pub struct ProfileSettings {
     pub backup_dir: PathBuf,
     /// How long a run waits for another run's lock before giving up (exit 5).
     pub lock_timeout_secs: u64,
+    /// The PostgreSQL schema each store lives in (`public`), whatever the connecting
+    /// role's search_path says.
+    pub auth_schema: String,
+    pub app_schema: String,
 }
 
 impl Default for ProfileSettings {
@@ -49,6 +53,8 @@ impl Default for ProfileSettings {
             protected: false,
             backup_dir: PathBuf::from(".data/backups"),
             lock_timeout_secs: 30,
+            auth_schema: crate::url::DEFAULT_SCHEMA.into(),
+            app_schema: crate::url::DEFAULT_SCHEMA.into(),
         }
     }
 }
@@ -179,6 +185,8 @@ impl Settings {
             "protected",
             "backup_dir",
             "lock_timeout_secs",
+            "auth_schema",
+            "app_schema",
         ] {
             if sources.iter().any(|(k, _)| k == key) {
                 continue;
@@ -205,9 +213,19 @@ impl Settings {
                 crate::session::MAX_LOCK_TIMEOUT_SECS
             )));
         }
+        for (key, schema) in [
+            ("auth_schema", &raw.auth_schema),
+            ("app_schema", &raw.app_schema),
+        ] {
+            if schema.trim().is_empty() || schema.contains('\0') {
+                return Err(ConfigError::Invalid(format!(
+                    "{key} must name a schema, got {schema:?}"
+                )));
+            }
+        }
         Ok(Settings {
-            auth_url: DatabaseUrl::parse(&raw.auth_url)?,
-            app_url: DatabaseUrl::parse(&raw.app_url)?,
+            auth_url: DatabaseUrl::parse(&raw.auth_url)?.with_schema(&raw.auth_schema),
+            app_url: DatabaseUrl::parse(&raw.app_url)?.with_schema(&raw.app_schema),
             protected: raw.protected,
             backup_dir: raw.backup_dir,
             lock_timeout: Duration::from_secs(raw.lock_timeout_secs),

@@ -127,6 +127,13 @@ pub fn open_postgres(url: &DatabaseUrl) -> Result<PgConnection, String> {
     let mut conn = PgConnection::establish(&postgres_connect_string(url)).map_err(|e| fail(&e))?;
     crate::pg_server::prepare_session(&mut conn, crate::session::lock_timeout_millis())
         .map_err(|e| fail(&format!("setting up the session: {e}")))?;
+    // The store's schema, whatever the role's search_path: a schema named after the role
+    // (the per-user pattern) must not hide the store's tables or receive a second set.
+    {
+        use diesel::connection::SimpleConnection;
+        conn.batch_execute(&format!("SET search_path TO {}", quote_ident(url.schema())))
+            .map_err(|e| fail(&format!("setting search_path: {e}")))?;
+    }
     Ok(conn)
 }
 

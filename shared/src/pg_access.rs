@@ -166,6 +166,8 @@ pub fn reapply(conn: &mut Conn, rules: &AccessRules) -> diesel::QueryResult<Acce
             report.without_counterpart.push(line);
         }
     }
-    conn.batch_execute(&sql)?;
+    if !sql.is_empty() {
+        conn.batch_execute(&sql)?;
+    }
     Ok(report)
 }

@@ -37,6 +37,9 @@ impl fmt::Display for Backend {
     }
 }
 
+/// The schema a PostgreSQL store lives in unless its profile says otherwise.
+pub const DEFAULT_SCHEMA: &str = "public";
+
 /// A parsed database URL. The password, if any, is only reachable through
 /// [`DatabaseUrl::expose_secret`].
 #[derive(Clone, PartialEq, Eq)]
@@ -45,6 +48,9 @@ pub struct DatabaseUrl {
     redacted: String,
     backend: Backend,
     target: Target,
+    /// PostgreSQL: the schema the store lives in (`public` unless configured); every
+    /// session works there whatever the role's search_path says.
+    schema: Option<String>,
 }
 
 #[derive(Clone, PartialEq, Eq)]
@@ -127,6 +133,7 @@ impl DatabaseUrl {
         }
         let shown = format!("sqlite://{}", path.display());
         Ok(DatabaseUrl {
+            schema: None,
             raw: path.to_string_lossy().into_owned(),
             redacted: shown,
             backend: Backend::Sqlite,
@@ -178,6 +185,7 @@ impl DatabaseUrl {
             .map(str::to_string)
             .or_else(|| query_param(&parsed, "host"));
         Ok(DatabaseUrl {
+            schema: None,
             raw: input.to_string(),
             redacted: redact_url(&parsed),
             backend: Backend::Postgres,
@@ -234,6 +242,17 @@ impl DatabaseUrl {
     /// The URL with any password replaced by `***`.
     pub fn redacted(&self) -> &str {
         &self.redacted
+    }
+
+    /// The PostgreSQL schema the store lives in: `public` unless configured.
+    pub fn schema(&self) -> &str {
+        self.schema.as_deref().unwrap_or(DEFAULT_SCHEMA)
+    }
+
+    /// The same URL, for a store configured to live in `schema`.
+    pub fn with_schema(mut self, schema: &str) -> DatabaseUrl {
+        self.schema = Some(schema.to_string());
+        self
     }
 
     /// The database's name: the PostgreSQL database, or the SQLite file's name without its

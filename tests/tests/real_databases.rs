@@ -366,3 +366,99 @@ fn grants_default_privileges_and_the_schema_comment_survive_a_reset() {
         ),
     );
 }
+
+#[test]
+fn each_store_works_in_its_own_schema_whatever_the_roles_search_path() {
+    let Some(pair) = TestPair::new(Backend::Postgres, "real_db_schema") else {
+        return;
+    };
+    let alice = Role::new(&pair, "alice");
+    alice.own(&pair.auth);
+    alice.own(&pair.app);
+    as_role(&pair, &alice).arg("migrate").assert().success();
+    orch_tests::seed_contract_rows(&pair);
+    // The per-user pattern PostgreSQL's documentation recommends: a schema named after
+    // the role, first on its default search_path ("$user", public).
+    exec(
+        &mut pair.auth.connect(),
+        &format!("CREATE SCHEMA {r} AUTHORIZATION {r};", r = alice.name),
+    );
+    let (code, status) = json_of(as_role(&pair, &alice), &["status"]);
+    assert_eq!(code, 0, "{status}");
+    let auth = &status["stores"][0];
+    assert_eq!(auth["schema"], "public", "{status}");
+    assert_eq!(
+        auth["pending"].as_array().map(Vec::len),
+        Some(0),
+        "{status}"
+    );
+    as_role(&pair, &alice).arg("migrate").assert().success();
+    let tables_in = |schema: &str| {
+        #[derive(diesel::QueryableByName)]
+        struct N {
+            #[diesel(sql_type = diesel::sql_types::BigInt)]
+            n: i64,
+        }
+        let mut conn = pair.auth.connect();
+        let shared::Conn::Postgres(pg) = &mut conn else {
+            unreachable!()
+        };
+        diesel::RunQueryDsl::get_result::<N>(
+            diesel::sql_query(format!(
+                "SELECT count(*) AS n FROM pg_tables WHERE schemaname = '{schema}'"
+            )),
+            pg,
+        )
+        .expect("count")
+        .n
+    };
+    assert_eq!(tables_in(&alice.name), 0, "no second, empty set of tables");
+    let (code, plan) = json_of(
+        as_role(&pair, &alice),
+        &["reset", "--dry-run", "--store", "auth"],
+    );
+    assert_eq!(code, 3, "{plan}");
+    assert_eq!(plan["stores"][0]["inventory"]["schema"], "public");
+    assert_eq!(plan["stores"][0]["rows_before"], 6, "{plan}");
+
+    // A schema of its own, configured: migrate creates it and works there, reset
+    // replaces only it.
+    std::fs::write(
+        pair.path().join("orchestrator.toml"),
+        "[default]\nauth_schema = \"tenant_a\"\n",
+    )
+    .expect("write the profile");
+    orch_tests::orchestrator(&pair)
+        .arg("migrate")
+        .assert()
+        .success();
+    assert_eq!(
+        tables_in("tenant_a"),
+        tables_in("public"),
+        "the whole store in tenant_a"
+    );
+    let (code, status) = json_of(orch_tests::orchestrator(&pair), &["status"]);
+    assert_eq!(code, 0, "{status}");
+    assert_eq!(status["stores"][0]["schema"], "tenant_a");
+    let public_before = checksums(&mut pair.auth.connect())
+        .into_iter()
+        .filter(|(t, _)| t.starts_with("public."))
+        .collect::<Vec<_>>();
+    let (code, report) = json_of(
+        orch_tests::orchestrator(&pair),
+        &["reset", "--force", "--store", "auth", "--drop-dependents"],
+    );
+    assert_eq!(code, 0, "{report}");
+    assert_eq!(
+        report["stores"][0]["outcome"]["inventory"]["schema"],
+        "tenant_a"
+    );
+    let public_after = checksums(&mut pair.auth.connect())
+        .into_iter()
+        .filter(|(t, _)| t.starts_with("public."))
+        .collect::<Vec<_>>();
+    assert_eq!(
+        public_after, public_before,
+        "public is not the store's any more: untouched"
+    );
+}

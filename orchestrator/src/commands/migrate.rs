@@ -63,6 +63,16 @@ pub fn run(ctx: &Context, args: &MigrateArgs) -> CliResult {
         let url = ctx.url(store)?;
         let mut session = ctx.session(store)?;
         let conn: &mut shared::Conn = &mut session;
+        if url.backend() == shared::Backend::Postgres {
+            // A configured schema that does not exist yet is created for the store.
+            conn.batch_execute(&shared::admin::ensure_schema_sql(url.schema()))
+                .map_err(|e| DbError::Query {
+                    store: store.name.to_string(),
+                    url: url.redacted().to_string(),
+                    action: format!("creating schema {}", url.schema()),
+                    reason: e.to_string(),
+                })?;
+        }
         let dir = args
             .migrations_dir
             .as_deref()

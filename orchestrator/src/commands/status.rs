@@ -39,6 +39,9 @@ pub struct StoreStatus {
     pub backend: Backend,
     pub url: String,
     pub database: String,
+    /// PostgreSQL: the schema the store lives in (configured, `public` by default).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub schema: Option<String>,
     pub reachable: bool,
     /// False for a SQLite file that no command has created yet.
     pub exists: bool,
@@ -111,6 +114,7 @@ fn store_status(ctx: &Context, store: &'static Store, held: bool) -> CliResult<S
         backend: url.backend(),
         url: url.redacted().to_string(),
         database: url.database_name(),
+        schema: (url.backend() == Backend::Postgres).then(|| url.schema().to_string()),
         reachable: false,
         exists: true,
         error: None,
@@ -209,7 +213,12 @@ fn print_text(report: &StatusReport) {
         } else {
             paint("needs attention", Tone::Bad)
         };
-        println!("\n{} ({}, {}): {state}", s.store, s.backend, s.url);
+        let schema = s
+            .schema
+            .as_deref()
+            .map(|name| format!(", schema {name}"))
+            .unwrap_or_default();
+        println!("\n{} ({}, {}{schema}): {state}", s.store, s.backend, s.url);
         if let Some(error) = &s.error {
             println!("  error: {error}");
             continue;

@@ -32,6 +32,12 @@ pub(super) fn fence(ctx: &Context, store: &'static Store) -> Result<Conn, StepEr
     admin::begin(&mut conn).map_err(|e| ("BEGIN", e.to_string()))?;
     admin::set_local_lock_timeout(&mut conn, ctx.settings.lock_timeout.as_secs())
         .map_err(|e| ("SET lock_timeout", e.to_string()))?;
+    let schema = ctx
+        .url(store)
+        .map(|u| u.schema().to_string())
+        .unwrap_or_default();
+    conn.batch_execute(&admin::ensure_schema_sql(&schema))
+        .map_err(|e| ("creating the store's schema", e.to_string()))?;
     conn.batch_execute(&admin::fence_sql())
         .map_err(|e| ("locking the tables against writes", lock_hint(e)))?;
     Ok(conn)
@@ -55,7 +61,11 @@ pub(super) fn clear(conn: &mut Conn) -> Result<AccessRules, StepError> {
         .map_err(|e| ("reading the schema's grants", e.to_string()))?;
     conn.batch_execute(&sql)
         .map_err(|e| ("dropping the schema", lock_hint(e)))?;
-    conn.batch_execute(&pg_access::schema_sql(&rules))
+    let schema_rules = pg_access::schema_sql(&rules);
+    if schema_rules.is_empty() {
+        return Ok(rules);
+    }
+    conn.batch_execute(&schema_rules)
         .map_err(|e| {
             (
                 "re-applying the schema's comment and default privileges",
@@ -111,6 +121,10 @@ pub(super) fn fence_for_load(
 ) -> Result<Fenced, String> {
     let mut session = ctx.session(store).map_err(|e| e.to_string())?;
     let major = admin::server_major(&mut session).map_err(|e| e.to_string())?;
+    // A store restored into a schema that does not exist yet gets it, as on reset.
+    session
+        .batch_execute(&admin::ensure_schema_sql(url.schema()))
+        .map_err(|e| format!("creating the store's schema: {e}"))?;
     let (schema, rebuild) = admin::schema_rebuild_sql(&mut session).map_err(|e| e.to_string())?;
     drop(session);
     let tools = PgTools::find(major)?;
@@ -131,6 +145,10 @@ pub(super) fn fence_for_load(
     script.push_str(&admin::advisory_lock_sql(admin::rebuild_lock_key(
         store.name,
     )));
+    script.push_str(&format!(
+        "SET search_path TO {};\n",
+        shared::db::quote_ident(&schema)
+    ));
     script.push_str("BEGIN;\n");
     script.push_str(&format!(
         "SET LOCAL lock_timeout = '{}s';\n",

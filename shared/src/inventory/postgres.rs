@@ -144,7 +144,7 @@ pub(super) fn read(conn: &mut Conn) -> diesel::QueryResult<Inventory> {
     let rows: Vec<Row> = diesel::sql_query(INVENTORY).load(pg)?;
     let mut inventory = Inventory::default();
     let schema: SchemaName =
-        diesel::sql_query("SELECT current_schema()::text AS name").get_result(pg)?;
+        diesel::sql_query("SELECT COALESCE(current_schema(), '')::text AS name").get_result(pg)?;
     inventory.schema = schema.name;
     for r in rows {
         match r.section.as_str() {
