@@ -456,7 +456,7 @@ impl Rebuild<'_> {
                             .map_err(|e| fail("connecting to commit", &e))?;
                         State::Prepared(conn, gid)
                     }
-                    postgres::Loaded::Open(txn) => State::Loaded(txn),
+                    postgres::Loaded::Open(txn) => State::Loaded(*txn),
                 };
             }
             _ => return Err(fail("rebuilding", &"the stage and its source do not match")),

@@ -78,7 +78,7 @@ pub(super) fn clear(conn: &mut Conn) -> Result<AccessRules, StepError> {
 /// What loading a dump leaves: a prepared transaction, or psql's still open one.
 pub(super) enum Loaded {
     Prepared(String),
-    Open(PsqlTxn),
+    Open(Box<PsqlTxn>),
 }
 
 /// A restore's psql session holding the fence in its open transaction, with what the
@@ -264,7 +264,7 @@ pub(super) fn load(fenced: Fenced, job: &LoadJob<'_>) -> Result<Loaded, String> 
         return Err(txn.fail());
     }
     if !job.two_phase {
-        return Ok(Loaded::Open(txn));
+        return Ok(Loaded::Open(Box::new(txn)));
     }
     // Written only once psql says everything above ran: should this process die before,
     // psql reads the end of its input, quits, and the server rolls the load back; psql
