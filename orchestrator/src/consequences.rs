@@ -110,3 +110,119 @@ pub fn check(dangling: &[Dangling], force: bool, verb: &str) -> CliResult {
         ),
     ))
 }
+
+/// For a restore of `replaced` from the set in `dir`: every reference from a store that
+/// is not replaced into one that is, with the rows whose value the backup does not hold.
+/// The backup's target column is read into an in-memory SQLite table (from the SQLite
+/// copy attached read-only, or from the dump's data through `pg_restore`) and compared
+/// with the live referencing column, as `verify` compares two stores.
+pub fn of_restore(
+    ctx: &Context,
+    replaced: &[&'static Store],
+    dir: &std::path::Path,
+    manifest: &crate::backup::Manifest,
+) -> CliResult<Vec<Dangling>> {
+    let mut found = Vec::new();
+    for kept in all_stores()
+        .into_iter()
+        .filter(|s| !replaced.iter().any(|r| r.name == s.name))
+    {
+        for r in kept.references.iter() {
+            let Some(entry) = manifest.stores.iter().find(|e| e.store == r.target_store) else {
+                continue;
+            };
+            if !replaced.iter().any(|s| s.name == r.target_store) {
+                continue;
+            }
+            let url = ctx.url(kept)?;
+            if url.sqlite_path().is_some_and(|p| !p.exists()) {
+                continue;
+            }
+            let fail = |e: String| {
+                crate::recovery::db_error(
+                    kept,
+                    Some(url),
+                    "checking references against the backup",
+                    e,
+                )
+            };
+            let mut backed_up =
+                backup_column(dir, entry, r.target_table, r.target_column).map_err(fail)?;
+            let mut live = ctx.session(kept)?;
+            if !shared::catalog::all_tables(&mut live)
+                .map_err(|e| fail(e.to_string()))?
+                .iter()
+                .any(|t| t == r.table)
+            {
+                continue;
+            }
+            let check = shared::references::check(kept.name, r, &mut live, &mut backed_up)
+                .map_err(|e| fail(e.to_string()))?;
+            if check.orphans > 0 {
+                found.push(Dangling {
+                    from: check.from,
+                    to: check.to,
+                    rows: check.orphans as i64,
+                });
+            }
+        }
+    }
+    Ok(found)
+}
+
+/// An in-memory SQLite database holding `table.column` as the backup has it.
+fn backup_column(
+    dir: &std::path::Path,
+    entry: &crate::backup::StoreBackup,
+    table: &str,
+    column: &str,
+) -> Result<Conn, String> {
+    use diesel::Connection;
+    let memory = diesel::SqliteConnection::establish(":memory:").map_err(|e| e.to_string())?;
+    let mut conn = Conn::Sqlite(memory);
+    let file = dir.join(&entry.file);
+    let ident = shared::db::quote_ident;
+    if entry.backend == shared::Backend::Sqlite.as_str() {
+        // Immutable and read-only: the backup file is never written.
+        let absolute = std::path::absolute(&file).map_err(|e| e.to_string())?;
+        let uri = format!(
+            "file:{}?mode=ro&immutable=1",
+            absolute
+                .to_string_lossy()
+                .replace('%', "%25")
+                .replace('?', "%3f")
+                .replace('#', "%23")
+        );
+        conn.batch_execute(&format!(
+            "ATTACH DATABASE {} AS backup; CREATE TABLE main.{t} AS SELECT {c} FROM backup.{t};",
+            shared::db::quote_literal(&uri),
+            t = ident(table),
+            c = ident(column)
+        ))
+        .map_err(|e| format!("reading {}: {e}", file.display()))?;
+        return Ok(conn);
+    }
+    let values = crate::pgtools::dump_column(&file, table, column)?;
+    conn.batch_execute(&format!(
+        "CREATE TABLE {} ({} TEXT)",
+        ident(table),
+        ident(column)
+    ))
+    .map_err(|e| e.to_string())?;
+    for chunk in values.chunks(500) {
+        let rows: Vec<String> = chunk
+            .iter()
+            .map(|v| match v {
+                Some(v) => format!("({})", shared::db::quote_literal(v)),
+                None => "(NULL)".to_string(),
+            })
+            .collect();
+        conn.batch_execute(&format!(
+            "INSERT INTO {} VALUES {}",
+            ident(table),
+            rows.join(", ")
+        ))
+        .map_err(|e| e.to_string())?;
+    }
+    Ok(conn)
+}

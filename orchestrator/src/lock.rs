@@ -475,9 +475,24 @@ pub fn run_in_progress(ctx: &Context) -> CliResult<bool> {
     Ok(false)
 }
 
-/// The lock file beside a SQLite database.
+/// The lock file beside a SQLite database, named after the file it really is: a store
+/// reached through a symlink (or `./x` and `x`) takes the same lock as through its own
+/// name, so two runs through two spellings of one file still exclude each other.
 pub fn lock_path(db: &std::path::Path) -> PathBuf {
-    let mut name = db.as_os_str().to_owned();
+    let real = std::fs::canonicalize(db).unwrap_or_else(|_| {
+        // Not created yet: the folder it will be in, resolved, and its name.
+        match (db.parent(), db.file_name()) {
+            (Some(dir), Some(name)) => std::fs::canonicalize(if dir.as_os_str().is_empty() {
+                std::path::Path::new(".")
+            } else {
+                dir
+            })
+            .map(|d| d.join(name))
+            .unwrap_or_else(|_| db.to_path_buf()),
+            _ => db.to_path_buf(),
+        }
+    });
+    let mut name = real.into_os_string();
     name.push(".lock");
     PathBuf::from(name)
 }

@@ -16,8 +16,38 @@ pub struct PgTools {
 }
 
 impl PgTools {
+    /// The newest installed tool set: it reads a dump any older one wrote.
+    pub fn newest() -> Result<PgTools, String> {
+        Self::installed()
+            .into_iter()
+            .max_by_key(|t| (t.major, t.dir.is_some()))
+            .ok_or_else(|| "no pg_restore is installed; install postgresql-client".to_string())
+    }
+
     /// The oldest installed tool set that can handle a server of `server_major`.
     pub fn find(server_major: u32) -> Result<PgTools, String> {
+        let found = Self::installed();
+        let seen: Vec<u32> = found.iter().map(|t| t.major).collect();
+        found
+            .into_iter()
+            .filter(|t| t.major >= server_major)
+            .min_by_key(|t| (t.major, t.dir.is_none()))
+            .ok_or_else(|| {
+                format!(
+                    "no pg_dump of version {server_major} or newer is installed (found: {}); \
+                     install postgresql-client-{server_major}",
+                    if seen.is_empty() {
+                        "none".to_string()
+                    } else {
+                        format!("{seen:?}")
+                    }
+                )
+            })
+    }
+
+    /// Every complete tool set installed: Debian's per-version folders, and the one on
+    /// the PATH.
+    fn installed() -> Vec<PgTools> {
         let mut found: Vec<PgTools> = Vec::new();
         if let Ok(entries) = std::fs::read_dir("/usr/lib/postgresql") {
             for entry in entries.flatten() {
@@ -35,22 +65,7 @@ impl PgTools {
         if let Some(major) = version_of(Path::new("pg_dump")) {
             found.push(PgTools { dir: None, major });
         }
-        let seen: Vec<u32> = found.iter().map(|t| t.major).collect();
         found
-            .into_iter()
-            .filter(|t| t.major >= server_major)
-            .min_by_key(|t| (t.major, t.dir.is_none()))
-            .ok_or_else(|| {
-                format!(
-                    "no pg_dump of version {server_major} or newer is installed (found: {}); \
-                     install postgresql-client-{server_major}",
-                    if seen.is_empty() {
-                        "none".to_string()
-                    } else {
-                        format!("{seen:?}")
-                    }
-                )
-            })
     }
 
     pub fn command(&self, tool: &str) -> Command {
@@ -119,4 +134,72 @@ pub fn last_words(stderr: &[u8]) -> String {
         .find(|l| !l.trim().is_empty())
         .unwrap_or("no message")
         .to_string()
+}
+
+/// One column of one table as a custom-format dump holds it (`pg_restore --data-only`,
+/// COPY's text format): `None` for NULL.
+pub fn dump_column(dump: &Path, table: &str, column: &str) -> Result<Vec<Option<String>>, String> {
+    let tools = PgTools::newest()?;
+    let mut cmd = tools.command("pg_restore");
+    cmd.args(["--data-only", "--table", table, "--file", "-"])
+        .arg(dump);
+    let output = cmd
+        .stdin(Stdio::null())
+        .output()
+        .map_err(|e| format!("cannot run pg_restore: {e}"))?;
+    if !output.status.success() {
+        return Err(format!("pg_restore: {}", last_words(&output.stderr)));
+    }
+    let text = String::from_utf8_lossy(&output.stdout);
+    let mut values = Vec::new();
+    let mut index: Option<usize> = None;
+    for line in text.lines() {
+        match index {
+            None => {
+                // "COPY public.users (id, email, …) FROM stdin;"
+                if let Some(rest) = line.strip_prefix("COPY ") {
+                    let columns = rest
+                        .split_once('(')
+                        .and_then(|(_, cols)| cols.split_once(')'))
+                        .map(|(cols, _)| cols)
+                        .unwrap_or_default();
+                    index = columns
+                        .split(',')
+                        .map(|c| c.trim().trim_matches('"'))
+                        .position(|c| c == column);
+                    if index.is_none() {
+                        return Err(format!("the dump's {table} has no column {column}"));
+                    }
+                }
+            }
+            Some(i) => {
+                if line == "\\." {
+                    break;
+                }
+                let field = line.split('\t').nth(i).unwrap_or_default();
+                values.push((field != "\\N").then(|| unescape_copy(field)));
+            }
+        }
+    }
+    Ok(values)
+}
+
+/// COPY's text escapes, as far as values can hold them.
+fn unescape_copy(field: &str) -> String {
+    let mut out = String::with_capacity(field.len());
+    let mut chars = field.chars();
+    while let Some(c) = chars.next() {
+        if c != '\\' {
+            out.push(c);
+            continue;
+        }
+        match chars.next() {
+            Some('t') => out.push('\t'),
+            Some('n') => out.push('\n'),
+            Some('r') => out.push('\r'),
+            Some(other) => out.push(other),
+            None => out.push('\\'),
+        }
+    }
+    out
 }

@@ -330,17 +330,25 @@ pub fn export_snapshot(conn: &mut Conn) -> diesel::QueryResult<String> {
 
 /// SQLite's `PRAGMA quick_check`: `Err` with its findings unless the file is sound.
 pub fn sqlite_quick_check(conn: &mut Conn) -> Result<(), String> {
+    sqlite_check(conn, "quick_check")
+}
+
+/// SQLite's full `PRAGMA integrity_check` (indexes against their tables too).
+pub fn sqlite_integrity_check(conn: &mut Conn) -> Result<(), String> {
+    sqlite_check(conn, "integrity_check")
+}
+
+fn sqlite_check(conn: &mut Conn, pragma: &str) -> Result<(), String> {
+    let sql = format!("SELECT {pragma} AS v FROM pragma_{pragma}");
     let rows: Vec<TextRow> = match conn {
-        Conn::Sqlite(c) => {
-            diesel::sql_query("SELECT quick_check AS v FROM pragma_quick_check").load(c)
-        }
+        Conn::Sqlite(c) => diesel::sql_query(sql).load(c),
         Conn::Postgres(_) => return Ok(()),
     }
     .map_err(|e| e.to_string())?;
     match rows.first() {
         Some(r) if r.v == "ok" => Ok(()),
         Some(r) => Err(r.v.clone()),
-        None => Err("no answer from quick_check".into()),
+        None => Err(format!("no answer from {pragma}")),
     }
 }
 

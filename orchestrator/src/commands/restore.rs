@@ -37,6 +37,8 @@ struct Report {
     ok: bool,
     from: PathBuf,
     safety_backup: Option<PathBuf>,
+    /// Rows of stores that were not restored which point at rows the backup lacked.
+    dangling: Vec<crate::consequences::Dangling>,
     stores: Vec<Restored>,
 }
 
@@ -74,6 +76,9 @@ pub fn run(ctx: &Context, args: &RestoreArgs) -> CliResult {
 
     let contents: Vec<Contents> = guard::inspect_all(ctx, &stores)?;
     guard::check(&contents, &args.guard, "restore over")?;
+    // Rows of a store that is not restored which would point at rows the backup lacks.
+    let dangling = crate::consequences::of_restore(ctx, &stores, &args.dir, &manifest)?;
+    crate::consequences::check(&dangling, args.guard.force, "restore")?;
 
     let pin = |dir: &std::path::Path| {
         crate::run_record::BackupRef::pin(dir)
@@ -108,6 +113,7 @@ pub fn run(ctx: &Context, args: &RestoreArgs) -> CliResult {
         ok: true,
         from: args.dir.clone(),
         safety_backup: finished.backup,
+        dangling,
         stores: finished
             .outcomes
             .into_iter()
@@ -133,6 +139,9 @@ pub fn run(ctx: &Context, args: &RestoreArgs) -> CliResult {
                 s.rows,
                 report.from.display()
             );
+        }
+        for d in &report.dangling {
+            println!("consequence: {d}");
         }
         if let Some(dir) = &report.safety_backup {
             println!("the replaced contents were backed up to {}", dir.display());

@@ -65,13 +65,12 @@ pub(super) fn clear(conn: &mut Conn) -> Result<AccessRules, StepError> {
     if schema_rules.is_empty() {
         return Ok(rules);
     }
-    conn.batch_execute(&schema_rules)
-        .map_err(|e| {
-            (
-                "re-applying the schema's comment and default privileges",
-                e.to_string(),
-            )
-        })?;
+    conn.batch_execute(&schema_rules).map_err(|e| {
+        (
+            "re-applying the schema's comment and default privileges",
+            e.to_string(),
+        )
+    })?;
     Ok(rules)
 }
 

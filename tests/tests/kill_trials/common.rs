@@ -209,6 +209,13 @@ pub fn assert_nothing_left(db: &TestDb, context: &str) {
                 staged.is_empty(),
                 "{context}: staged files left: {staged:?}"
             );
+            // Whatever the kill interrupted, SQLite's own recovery leaves a sound file.
+            let mut conn = db.connect();
+            assert_eq!(
+                shared::admin::sqlite_integrity_check(&mut conn),
+                Ok(()),
+                "{context}: pragma integrity_check"
+            );
         }
     }
 }

@@ -1,6 +1,6 @@
-//! Resetting one store that another references: the rows of the kept store that would
-//! point at nothing are counted, named in the plan and the report, and refuse the reset
-//! without `--force`.
+//! Resetting or restoring one store that another references: the rows of the kept store
+//! that would point at nothing are counted, named in the plan and the report, and refuse
+//! the run without `--force`.
 
 use orch_tests::{exec, for_each_backend, json_of, orchestrator, seed_contract_rows};
 
@@ -60,5 +60,50 @@ fn resetting_auth_alone_names_the_app_rows_left_pointing_at_nothing() {
         let (code, plan) = json_of(orchestrator(pair), &["reset", "--force", "--dry-run"]);
         assert_eq!(code, 0, "{plan}");
         assert_eq!(plan["dangling"], serde_json::json!([]), "{plan}");
+    });
+}
+
+#[test]
+fn restoring_auth_alone_names_the_app_rows_its_backup_does_not_hold() {
+    for_each_backend("partial_restore", |pair| {
+        orchestrator(pair).arg("migrate").assert().success();
+        seed_contract_rows(pair);
+        let (code, set) = json_of(orchestrator(pair), &["backup", "--store", "auth"]);
+        assert_eq!(code, 0, "{set}");
+        let set = set["dir"].as_str().expect("dir").to_string();
+        // Since the backup: a user, and a dataset of theirs in app.
+        exec(
+            &mut pair.auth.connect(),
+            "INSERT INTO users (id, email) VALUES ('u4', 'd@x')",
+        );
+        exec(
+            &mut pair.app.connect(),
+            "INSERT INTO datasets (id, owner_id, name) VALUES ('d3', 'u4', 'three')",
+        );
+        let (code, report) = json_of(
+            orchestrator(pair),
+            &["restore", &set, "--store", "auth", "--force"],
+        );
+        assert_eq!(code, 0, "{report}");
+        assert_eq!(
+            report["dangling"],
+            serde_json::json!([{"from": "app.datasets.owner_id", "to": "auth.users.id", "rows": 1}]),
+            "{report}"
+        );
+        // With auth emptied, only the reference stands in the way, without --force.
+        exec(
+            &mut pair.auth.connect(),
+            "DELETE FROM credit_transactions; DELETE FROM user_credits; DELETE FROM teams; DELETE FROM users;",
+        );
+        let output = orchestrator(pair)
+            .args(["restore", &set, "--store", "auth"])
+            .output()
+            .expect("run");
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert_eq!(output.status.code(), Some(3), "{stderr}");
+        assert!(
+            stderr.contains("1 rows of app.datasets.owner_id"),
+            "{stderr}"
+        );
     });
 }
