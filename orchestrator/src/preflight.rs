@@ -44,10 +44,11 @@ const PROBE_CONNECTIONS: u32 = 2;
 /// - `verify`: the pooled session, which streams the first reference; every further
 ///   reference streams on a new connection to each store it joins;
 /// - `backup`: the pooled session plus pg_dump;
-/// - `reset`: the pooled session plus pg_dump, with the rebuild's connection (the probe's)
-///   waiting meanwhile; then the session and the rebuild's;
-/// - `restore`: likewise for the safety backup; then the pooled session, the rebuild's
-///   connection and psql loading into it;
+/// - `reset`: the rebuild's connection (the probe's) holding the write fence, while the
+///   pooled session and pg_dump take the backup; then the session and the rebuild's;
+/// - `restore`: psql holding the write fence in its transaction, while the pooled session
+///   and pg_dump take the safety backup; then psql loads (with two-phase commit a new
+///   connection commits the prepared load once psql has exited);
 /// - `migrate`: the pooled session alone;
 /// - `diff`: the pooled sessions (the preflight opened them) plus, on the same server,
 ///   the scratch database's connection and the one creating it, one store at a time;
