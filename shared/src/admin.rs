@@ -46,7 +46,8 @@ struct TextRow {
     v: String,
 }
 
-fn pg(conn: &mut Conn) -> diesel::QueryResult<&mut diesel::PgConnection> {
+/// The PostgreSQL connection inside `conn`; an error on SQLite.
+pub(crate) fn pg(conn: &mut Conn) -> diesel::QueryResult<&mut diesel::PgConnection> {
     match conn {
         Conn::Postgres(c) => Ok(c),
         Conn::Sqlite(_) => Err(diesel::result::Error::QueryBuilderError(

@@ -10,6 +10,7 @@ use diesel::sql_types::Text;
 use diesel::{QueryableByName, RunQueryDsl};
 use serde::Serialize;
 
+use crate::admin::pg;
 use crate::db::{quote_literal, Conn};
 
 /// What a rebuild must put back.
@@ -93,15 +94,6 @@ SELECT 'object', 'function ' || p.oid::regprocedure::text,
  WHERE a.grantee <> p.proowner
  ORDER BY 1, 2, 4
 "#;
-
-fn pg(conn: &mut Conn) -> diesel::QueryResult<&mut diesel::PgConnection> {
-    match conn {
-        Conn::Postgres(c) => Ok(c),
-        Conn::Sqlite(_) => Err(diesel::result::Error::QueryBuilderError(
-            "access rules are PostgreSQL's".into(),
-        )),
-    }
-}
 
 /// Reads the access rules of the connection's current schema.
 pub fn read(conn: &mut Conn) -> diesel::QueryResult<AccessRules> {

@@ -17,6 +17,15 @@ use serde::Serialize;
 use crate::db::Conn;
 use crate::store::{is_bookkeeping, Store};
 
+/// One table's row count, as both backends' count queries return it.
+#[derive(diesel::QueryableByName)]
+struct Count {
+    #[diesel(sql_type = diesel::sql_types::Text)]
+    name: String,
+    #[diesel(sql_type = diesel::sql_types::BigInt)]
+    n: i64,
+}
+
 /// What a store's schema holds, and what depends on it from outside.
 #[derive(Debug, Clone, Default, Serialize)]
 pub struct Inventory {

@@ -8,7 +8,7 @@
 use diesel::sql_types::{BigInt, Bool, Nullable, Text};
 use diesel::{QueryableByName, RunQueryDsl};
 
-use super::{Dependent, Inventory, Object};
+use super::{Count, Dependent, Inventory, Object};
 use crate::db::{quote_ident, Conn};
 
 #[derive(QueryableByName)]
@@ -25,14 +25,6 @@ struct Row {
     hidden: bool,
     #[diesel(sql_type = Nullable<BigInt>)]
     value: Option<i64>,
-}
-
-#[derive(QueryableByName)]
-struct Count {
-    #[diesel(sql_type = Text)]
-    name: String,
-    #[diesel(sql_type = BigInt)]
-    n: i64,
 }
 
 #[derive(QueryableByName)]

@@ -1,10 +1,10 @@
 //! The SQLite inventory: `sqlite_schema` lists every table, view, trigger and index of
 //! the file (SQLite's own `sqlite_*` tables aside); rows are counted in one query.
 
-use diesel::sql_types::{BigInt, Text};
+use diesel::sql_types::Text;
 use diesel::{QueryableByName, RunQueryDsl};
 
-use super::{Inventory, Object};
+use super::{Count, Inventory, Object};
 use crate::db::{quote_ident, quote_literal, Conn};
 
 #[derive(QueryableByName)]
@@ -15,14 +15,6 @@ struct Row {
     name: String,
     #[diesel(sql_type = Text)]
     tbl_name: String,
-}
-
-#[derive(QueryableByName)]
-struct Count {
-    #[diesel(sql_type = Text)]
-    name: String,
-    #[diesel(sql_type = BigInt)]
-    n: i64,
 }
 
 /// Indexes SQLite makes itself (`sqlite_autoindex_*`, for UNIQUE and PRIMARY KEY) have
