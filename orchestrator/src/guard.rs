@@ -56,24 +56,22 @@ pub fn inspect(
     })
 }
 
-/// What every store of `stores` holds; a SQLite file that does not exist yet is empty.
+/// What every store of `stores` holds, all stores at once (each inventory is a catalog
+/// query of some milliseconds); a SQLite file that does not exist yet is empty.
 pub fn inspect_all(ctx: &Context, stores: &[&'static Store]) -> CliResult<Vec<Contents>> {
-    let mut all = Vec::with_capacity(stores.len());
-    for store in stores {
+    crate::context::all_at_once(stores, "inventory", |store| {
         let url = ctx.url(store)?;
         if url.sqlite_path().is_some_and(|p| !p.exists()) {
-            all.push(Contents {
+            return Ok(Contents {
                 store: store.name,
                 database: url.database_name(),
                 protected: ctx.settings.protected,
                 inventory: Inventory::default(),
             });
-            continue;
         }
         let mut conn = ctx.session(store)?;
-        all.push(inspect(ctx, store, url, &mut conn)?);
-    }
-    Ok(all)
+        Ok(inspect(ctx, store, url, &mut conn)?)
+    })
 }
 
 /// Refuses an empty `--confirm` (exit 2) before a run touches anything, locks included.
