@@ -47,8 +47,16 @@ impl StoreBackup {
     }
 }
 
-/// A fresh folder `<backup_dir>/<UTC time>/` for one backup set.
+/// A fresh folder `<backup_dir>/<UTC time>/` for one backup set, created.
 pub fn new_backup_dir(base: &Path) -> std::io::Result<PathBuf> {
+    let dir = unused_backup_dir(base);
+    std::fs::create_dir_all(&dir)?;
+    Ok(dir)
+}
+
+/// The name a new backup set would get, not created yet (a rebuild creates it only once
+/// a store has something to keep).
+pub fn unused_backup_dir(base: &Path) -> PathBuf {
     let stamp = chrono::Utc::now().format("%Y%m%dT%H%M%S%.3fZ").to_string();
     let mut dir = base.join(&stamp);
     let mut n = 1;
@@ -56,8 +64,7 @@ pub fn new_backup_dir(base: &Path) -> std::io::Result<PathBuf> {
         dir = base.join(format!("{stamp}-{n}"));
         n += 1;
     }
-    std::fs::create_dir_all(&dir)?;
-    Ok(dir)
+    dir
 }
 
 /// Backs up one store into `dir`, returning its manifest entry. The dump and its counts

@@ -51,9 +51,32 @@ pub fn inspect(
     Ok(Contents {
         store: store.name,
         database: url.database_name(),
-        protected: ctx.settings.protected || !url.is_local(),
+        protected: is_protected(ctx, url),
         inventory,
     })
+}
+
+/// Whether destroying the store's contents needs `--confirm`.
+fn is_protected(ctx: &Context, url: &DatabaseUrl) -> bool {
+    ctx.settings.protected || !url.is_local()
+}
+
+/// Each store's identity and protection, without reading what it holds: a destructive run
+/// reads that under its write fence (see `rebuild`), where it is checked again by
+/// [`check`], so it is read once, in the state that is then dropped.
+pub fn protection(ctx: &Context, stores: &[&'static Store]) -> CliResult<Vec<Contents>> {
+    stores
+        .iter()
+        .map(|store| {
+            let url = ctx.url(store)?;
+            Ok(Contents {
+                store: store.name,
+                database: url.database_name(),
+                protected: is_protected(ctx, url),
+                inventory: Inventory::default(),
+            })
+        })
+        .collect()
 }
 
 /// What every store of `stores` holds, all stores at once (each inventory is a catalog

@@ -96,7 +96,13 @@ pub fn run(ctx: &Context, args: &ResetArgs) -> CliResult {
     timings.lock = t.elapsed().as_millis();
 
     let t = Instant::now();
-    let contents: Vec<Contents> = guard::inspect_all(ctx, &stores)?;
+    // A dry run reads what each store holds now; a real run reads it once, under the
+    // write fence, where the guard decides on exactly what is then dropped.
+    let contents: Vec<Contents> = if args.dry_run {
+        guard::inspect_all(ctx, &stores)?
+    } else {
+        guard::protection(ctx, &stores)?
+    };
     let mut pending: Vec<Vec<String>> = Vec::new();
     for store in &stores {
         pending.push(shipped_names(store, ctx.url(store)?.backend())?);

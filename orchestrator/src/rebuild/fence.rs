@@ -119,12 +119,19 @@ pub(super) fn take(
     stage.outcome.inventory = stage.inventory.clone();
 
     if let (Some(dir), Some(safety)) = (backup_dir, rebuild.safety) {
-        let holds = !stage.inventory.holding().is_empty();
-        // Data it may not replace refuses the run (see `Rebuild::recheck`): no backup.
-        if safety.always || (holds && rebuild.allowed.data) {
+        let inv = &stage.inventory;
+        let holds = !inv.holding().is_empty();
+        // What the guard will refuse (see `Rebuild::recheck`) is not backed up first:
+        // data it may not replace, rows it cannot read, dependents it may not drop.
+        let refused = (holds && !rebuild.allowed.data)
+            || !inv.unreadable().is_empty()
+            || (!inv.outside.is_empty() && !rebuild.allowed.dependents);
+        if !refused && (safety.always || holds) {
             ctx.progress(format!("{}: backing up to {}…", store.name, dir.display()));
             let mut backup_ms = 0;
             let taken = super::timed(&mut backup_ms, || {
+                std::fs::create_dir_all(dir)
+                    .map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
                 let mut session = ctx.session(store).map_err(|e| e.to_string())?;
                 crate::backup::backup_store(store, &url, &mut session, dir)
             });

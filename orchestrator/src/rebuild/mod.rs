@@ -186,21 +186,13 @@ impl Rebuild<'_> {
     pub fn execute(&self, sources: &[Source<'_>]) -> CliResult<Finished> {
         let names: Vec<&str> = self.stores.iter().map(|s| s.name).collect();
         let two_phase = self.two_phase_everywhere()?;
-        let backup_dir = match self.safety {
-            Some(safety) => Some(crate::backup::new_backup_dir(safety.base).map_err(|e| {
-                CliError::new(
-                    Exit::Database,
-                    anyhow::anyhow!(
-                        "cannot create a backup folder under {}: {e}",
-                        safety.base.display()
-                    ),
-                )
-            })?),
-            None => None,
-        };
+        // Created by the first store that has something to keep.
+        let backup_dir = self
+            .safety
+            .map(|safety| crate::backup::unused_backup_dir(safety.base));
         let fail = |stages: Vec<Stage>, error: CliError| {
             abort_all(stages);
-            if let Some(dir) = &backup_dir {
+            if let Some(dir) = backup_dir.as_deref().filter(|d| d.exists()) {
                 crate::backup::remove_set(dir);
             }
             error
@@ -230,9 +222,6 @@ impl Rebuild<'_> {
                     ))
                 }
             }
-        } else if let Some(dir) = &backup_dir {
-            // Nothing to keep in any store: no set.
-            crate::backup::remove_set(dir);
         }
         // A long dump gives a server timeout or an administrator time to end the session
         // holding the run's lock; without it another run could interleave. (Putting a
@@ -309,45 +298,31 @@ impl Rebuild<'_> {
         })
     }
 
-    /// The guard again, on what the fence found: data that arrived since the guard's look
-    /// (or a dependent created meanwhile) refuses the run unless it was allowed.
+    /// The guard, on what the fence found: the store's contents as they are now that no
+    /// write can land (a reset reads them only here; a restore checked them before too,
+    /// and data that arrived since refuses it unless it was forced).
     fn recheck(&self, stages: &[Stage]) -> CliResult {
-        let mut why = Vec::new();
-        for stage in stages {
-            let inv = &stage.inventory;
-            if !inv.unreadable().is_empty() {
-                why.push(format!(
-                    "{}: the role cannot read all of {}",
-                    stage.store.name,
-                    inv.unreadable().join(", ")
-                ));
-            }
-            if !self.allowed.dependents && !inv.outside.is_empty() {
-                let names: Vec<&str> = inv.outside.iter().map(|d| d.object.as_str()).collect();
-                why.push(format!(
-                    "{}: objects outside its schema depend on it ({}); add --drop-dependents",
-                    stage.store.name,
-                    names.join(", ")
-                ));
-            }
-            if !self.allowed.data && !inv.holding().is_empty() {
-                why.push(format!(
-                    "{} holds {} (written since the check); add --force",
-                    stage.store.name,
-                    inv.holding().join(", ")
-                ));
-            }
-        }
-        if why.is_empty() {
-            return Ok(());
-        }
-        Err(CliError::new(
-            Exit::Refused,
-            anyhow::anyhow!(
-                "refusing under the write fence: {}; nothing was changed",
-                why.join("; ")
-            ),
-        ))
+        let contents: Vec<crate::guard::Contents> = stages
+            .iter()
+            .map(|s| crate::guard::Contents {
+                store: s.store.name,
+                database: s.url.database_name(),
+                // Confirmed before the run opened anything.
+                protected: false,
+                inventory: s.inventory.clone(),
+            })
+            .collect();
+        let permission = crate::cli::GuardArgs {
+            force: self.allowed.data,
+            confirm: Vec::new(),
+            drop_dependents: self.allowed.dependents,
+        };
+        let verb = if self.record.restore_from.is_some() {
+            "restore over"
+        } else {
+            "reset"
+        };
+        crate::guard::check(&contents, &permission, verb)
     }
 
     /// Writes the safety backup's manifest once every store's file is in; `None` when
