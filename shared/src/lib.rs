@@ -10,6 +10,8 @@ pub mod directory;
 pub mod error;
 pub mod history;
 pub mod migrations;
+pub mod pg_host;
+pub mod pg_identity;
 pub mod pg_server;
 pub mod process;
 pub mod references;
