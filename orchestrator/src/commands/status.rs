@@ -42,6 +42,8 @@ pub struct StoreStatus {
     pub reachable: bool,
     /// False for a SQLite file that no command has created yet.
     pub exists: bool,
+    /// A hot standby: it answers reads, and every command that writes refuses it.
+    pub read_only_replica: bool,
     pub error: Option<String>,
     #[serde(flatten)]
     pub migrations: MigrationState,
@@ -113,6 +115,7 @@ fn store_status(ctx: &Context, store: &'static Store, held: bool) -> CliResult<S
         database: url.database_name(),
         reachable: false,
         exists: true,
+        read_only_replica: ctx.server_facts(store.name).read_only_replica,
         error: None,
         migrations: MigrationState::default(),
         tables: Vec::new(),
@@ -188,6 +191,10 @@ fn count_rows(
     Ok(counts)
 }
 
+/// How the text reports name a hot standby.
+pub const REPLICA_NOTE: &str =
+    "read-only replica (a hot standby): reports work, every command that writes refuses it";
+
 fn print_text(report: &StatusReport) {
     println!("profile: {}", report.profile);
     for line in &report.runs.interrupted {
@@ -210,6 +217,9 @@ fn print_text(report: &StatusReport) {
             paint("needs attention", Tone::Bad)
         };
         println!("\n{} ({}, {}): {state}", s.store, s.backend, s.url);
+        if s.read_only_replica {
+            println!("  {}", paint(REPLICA_NOTE, Tone::Bad));
+        }
         if let Some(error) = &s.error {
             println!("  error: {error}");
             continue;

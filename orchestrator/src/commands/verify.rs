@@ -40,6 +40,8 @@ pub struct VerifyReport {
 #[derive(Debug, Serialize)]
 pub struct StoreVerify {
     pub store: &'static str,
+    /// A hot standby: it answers reads, and every command that writes refuses it.
+    pub read_only_replica: bool,
     pub tables: TableCheck,
     pub foreign_keys: ForeignKeyCheck,
     pub migrations: MigrationCheck,
@@ -129,6 +131,7 @@ fn open_and_check(
     );
     let verified = StoreVerify {
         store: store.name,
+        read_only_replica: ctx.server_facts(store.name).read_only_replica,
         tables: schema.tables,
         foreign_keys: schema.foreign_keys,
         migrations: MigrationCheck {
@@ -286,12 +289,17 @@ fn print_text(report: &VerifyReport) {
     }
     for s in &report.stores {
         let n = s.problems();
+        let replica = if s.read_only_replica {
+            format!(" ({})", super::status::REPLICA_NOTE)
+        } else {
+            String::new()
+        };
         if n == 0 {
-            println!("{}: {}", s.store, paint("ok", Tone::Good));
+            println!("{}: {}{replica}", s.store, paint("ok", Tone::Good));
             continue;
         }
         println!(
-            "{}: {}",
+            "{}: {}{replica}",
             s.store,
             paint(&format!("{n} problem(s)"), Tone::Bad)
         );
