@@ -51,7 +51,7 @@ pub fn inspect(
     Ok(Contents {
         store: store.name,
         database: url.database_name(),
-        protected: ctx.settings.protected || !url.is_local(),
+        protected: ctx.settings.protected || crate::identity::remote(ctx, store),
         rows,
     })
 }
