@@ -112,6 +112,18 @@ fn a_hot_standby_is_named_by_every_report_and_refused_by_every_writer() {
     assert_eq!(code, 0, "{verify}");
     assert_eq!(verify["stores"][0]["read_only_replica"], true);
     assert_eq!(verify["stores"][1]["read_only_replica"], true);
+    assert_eq!(
+        verify["read_only_replicas"],
+        serde_json::json!(["auth", "app"])
+    );
+    // `--store app` reads auth for the references only; it is named all the same.
+    let (code, out, err) = run(&pair, &["verify", "--store", "app"]);
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(
+        out.contains("auth: read-only replica (a hot standby)")
+            && out.contains("(read for the references)"),
+        "{out}"
+    );
 
     // Backing a standby up is reading it; the set then serves the refused restore below.
     let sets = work.path().join("sets");

@@ -82,7 +82,7 @@ pub fn check(ctx: &Context, needs: &Needs) -> CliResult {
     }
     tracing::info!(
         command = needs.command,
-        millis = started.elapsed().as_millis() as u64,
+        micros = started.elapsed().as_micros() as u64,
         "identity checked"
     );
     Ok(())
