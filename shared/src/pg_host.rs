@@ -4,11 +4,12 @@
 //! of hosts is tried in turn, and `PGHOST`, `PGHOSTADDR` and a service file (`?service=`,
 //! `PGSERVICE`, `PGSERVICEFILE`) fill in whatever the URL leaves out. Only libpq applies
 //! all of that exactly as it will when the command connects, so libpq is asked: it starts
-//! a connection (`PQconnectStart` resolves the host and opens the socket, without sending
-//! a login), says where it went (`PQhost`, `PQhostaddr`) and which hosts it was given
-//! (`PQconninfo`), and hangs up. No login means no server session: nothing counts against
-//! connection limits, nothing waits for authentication, and a server that would refuse the
-//! login still has a place. The server's own view (`inet_server_addr()`) is not used: a
+//! a connection (`PQconnectStart` resolves the host and starts the socket's connect,
+//! without sending a login), says where it is connecting (`PQhost`, `PQhostaddr`) and
+//! which hosts and addresses it was given (`PQconninfo`), and hangs up. No login means no
+//! server session: nothing counts against connection limits and nothing waits for
+//! authentication. Where a connection goes is decided before it is known to succeed, so
+//! the answer does not depend on whether the server is up. The server's own view (`inet_server_addr()`) is not used: a
 //! container reached through a port mapped on localhost reports its bridge address, and
 //! would make every laptop confirm.
 #![allow(
@@ -29,8 +30,8 @@ pub struct Route {
     pub hostaddr: String,
     /// The `port` option, likewise (one port may serve every host).
     pub port: String,
-    /// `(PQhost, PQhostaddr)` of the connection libpq opened; `PQhostaddr` is empty for a
-    /// Unix socket. `None` when no host could be reached.
+    /// `(PQhost, PQhostaddr)` of the connection libpq started; `PQhostaddr` is empty for a
+    /// Unix socket. [`route`] always sets it; `None` judges the hosts as given alone.
     pub connected: Option<(String, String)>,
 }
 
@@ -155,7 +156,7 @@ fn shown(host: &str, addr: &str) -> String {
     }
 }
 
-/// libpq's comma-separated lists; an unset option is one empty entry.
+/// libpq's comma-separated lists; an unset option has no entry.
 fn split(list: &str) -> Vec<String> {
     if list.is_empty() {
         return Vec::new();
@@ -163,8 +164,9 @@ fn split(list: &str) -> Vec<String> {
     list.split(',').map(|s| s.trim().to_string()).collect()
 }
 
-/// What libpq makes of `connect_string`; `None` when it could not even start (out of
-/// memory, an unparsable string, no host reachable).
+/// What libpq makes of `connect_string`; `None` when it could not even start a connection
+/// (out of memory, an unparsable string, a name that does not resolve, a socket that is
+/// not there).
 pub fn route(connect_string: &str) -> Option<Route> {
     let conninfo = CString::new(connect_string).ok()?;
     // SAFETY: `conninfo` is a NUL-terminated string that outlives the call. The result is
