@@ -42,6 +42,9 @@ pub struct Plan {
     pub writes: bool,
     /// Whether the command guards a destructive step (`--force`, `--confirm`).
     pub guards: bool,
+    /// The store whose history comes from `--migrations-dir` rather than this build: its
+    /// database is not judged against the shipped histories (a fixture may be any).
+    pub history_from_dir: Option<&'static str>,
 }
 
 /// The preflight's own second connection (the pooler probe) is open while the run's
@@ -93,6 +96,14 @@ pub fn plan(command: &Command) -> Option<Plan> {
         _ => commits,
     };
     let guards = matches!(command, Command::Reset(_) | Command::Restore(_));
+    let from_dir = |store: &crate::cli::StoreArg, dir: &Option<std::path::PathBuf>| {
+        dir.as_ref().and(store.store).map(|s| s.as_str())
+    };
+    let history_from_dir = match command {
+        Command::Migrate(args) => from_dir(&args.store, &args.migrations_dir),
+        Command::Diff(args) => from_dir(&args.store, &args.migrations_dir),
+        _ => None,
+    };
     Some(Plan {
         command: name,
         stores,
@@ -100,6 +111,7 @@ pub fn plan(command: &Command) -> Option<Plan> {
         keeps_probe,
         writes,
         guards,
+        history_from_dir,
     })
 }
 
@@ -146,6 +158,7 @@ pub fn check(ctx: &Context, plan: &Plan) -> CliResult<()> {
             stores: plan.stores.iter().map(|(s, _)| *s).collect(),
             writes: plan.writes,
             guards: plan.guards,
+            history_from_dir: plan.history_from_dir,
         },
     )?;
     let servers: Vec<(&'static Store, u32)> = plan

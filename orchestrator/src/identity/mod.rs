@@ -34,6 +34,9 @@ pub struct Needs {
     pub writes: bool,
     /// Whether it guards a destructive step (protection is decided up front).
     pub guards: bool,
+    /// A store whose history comes from `--migrations-dir` (a fixture may be any history,
+    /// the other store's included): it is not checked for swapped URLs.
+    pub history_from_dir: Option<&'static str>,
 }
 
 /// What a store's database holds that says whose it is: every table of its schema
@@ -70,7 +73,11 @@ pub fn check(ctx: &Context, needs: &Needs) -> CliResult {
         }
     }
     let surveyed_evidence = surveyed.iter().map(|s| (s.store, &s.evidence));
-    let all = found.iter().map(|(s, e)| (*s, e)).chain(surveyed_evidence);
+    let all = found
+        .iter()
+        .map(|(s, e)| (*s, e))
+        .chain(surveyed_evidence)
+        .filter(|(s, _)| needs.history_from_dir != Some(s.name));
     refuse_swapped(ctx, all)?;
     for s in &surveyed {
         if s.replica {
