@@ -56,6 +56,16 @@ pub fn selected_stores(only: Option<StoreName>) -> Vec<&'static Store> {
     dependency_order(&chosen)
 }
 
+/// What the identity checks learnt of a store's server (see `identity`), for the reports
+/// and the guard.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct ServerFacts {
+    /// A hot standby: it answers reads and refuses writes.
+    pub read_only_replica: bool,
+    /// Whether libpq connects to this machine, once asked (`identity::remote`).
+    pub local: Option<bool>,
+}
+
 pub struct Context {
     /// One idle connection per store, reused by the steps of a run (each new connection
     /// costs a TCP and TLS handshake).
@@ -63,6 +73,7 @@ pub struct Context {
     /// Connections opened ahead of need (the preflight's probe), handed to the next
     /// [`Context::connect`] of their store instead of a new one.
     spare: std::sync::Mutex<Vec<(&'static str, Conn)>>,
+    servers: std::sync::Mutex<Vec<(&'static str, ServerFacts)>>,
     pub settings: Settings,
     pub format: Format,
     pub verbose: u8,
@@ -97,6 +108,7 @@ impl Context {
         Ok(Context {
             idle: std::sync::Mutex::new(Vec::new()),
             spare: std::sync::Mutex::new(Vec::new()),
+            servers: std::sync::Mutex::new(Vec::new()),
             settings,
             format: global.format,
             verbose: global.verbose,
@@ -170,6 +182,29 @@ impl Context {
     pub fn park_spare(&self, store: &'static str, conn: Conn) {
         if let Ok(mut spare) = self.spare.lock() {
             spare.push((store, conn));
+        }
+    }
+
+    /// What is known of `store`'s server so far.
+    pub fn server_facts(&self, store: &str) -> ServerFacts {
+        self.servers
+            .lock()
+            .ok()
+            .and_then(|s| s.iter().find(|(n, _)| *n == store).map(|(_, f)| *f))
+            .unwrap_or_default()
+    }
+
+    /// Records something learnt of `store`'s server.
+    pub fn note_server(&self, store: &'static str, note: impl FnOnce(&mut ServerFacts)) {
+        if let Ok(mut servers) = self.servers.lock() {
+            match servers.iter_mut().find(|(n, _)| *n == store) {
+                Some((_, facts)) => note(facts),
+                None => {
+                    let mut facts = ServerFacts::default();
+                    note(&mut facts);
+                    servers.push((store, facts));
+                }
+            }
         }
     }
 

@@ -75,6 +75,9 @@ impl From<DbError> for CliError {
             let hint = anyhow::anyhow!("{e}; check the user and password in the URL");
             return CliError::new(Exit::Usage, hint);
         }
+        if matches!(e, DbError::ReadOnlyReplica { .. }) {
+            return CliError::new(Exit::Usage, e);
+        }
         CliError::new(Exit::Database, e)
     }
 }

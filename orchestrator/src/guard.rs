@@ -51,14 +51,14 @@ pub fn inspect(
     Ok(Contents {
         store: store.name,
         database: url.database_name(),
-        protected: is_protected(ctx, url),
+        protected: is_protected(ctx, store),
         inventory,
     })
 }
 
 /// Whether destroying the store's contents needs `--confirm`.
-fn is_protected(ctx: &Context, url: &DatabaseUrl) -> bool {
-    ctx.settings.protected || !url.is_local()
+fn is_protected(ctx: &Context, store: &'static Store) -> bool {
+    ctx.settings.protected || crate::identity::remote(ctx, store)
 }
 
 /// Each store's identity and protection, without reading what it holds: a destructive run
@@ -72,7 +72,7 @@ pub fn protection(ctx: &Context, stores: &[&'static Store]) -> CliResult<Vec<Con
             Ok(Contents {
                 store: store.name,
                 database: url.database_name(),
-                protected: is_protected(ctx, url),
+                protected: is_protected(ctx, store),
                 inventory: Inventory::default(),
             })
         })

@@ -9,6 +9,7 @@ pub mod context;
 pub mod exit;
 pub mod fault;
 pub mod guard;
+pub mod identity;
 pub mod lock;
 mod logging;
 pub mod output;

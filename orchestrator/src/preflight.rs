@@ -9,6 +9,10 @@
 //!   fail at whatever step it had reached (exit 4);
 //! - a command that may commit would wait, unbounded, for a synchronous standby that is
 //!   down (exit 4).
+//!
+//! First of all, on either backend, which database each store really is (`identity`): two
+//! stores in one database, swapped URLs and, for a command that writes, a hot standby are
+//! refused (exit 2).
 
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -32,6 +36,15 @@ pub struct Plan {
     /// Whether the probe's connection becomes the command's next one (see `probe_store`);
     /// not for commands that open none, or that would only keep it idle through a dump.
     pub keeps_probe: bool,
+    /// Whether the command writes to the stores' databases (a hot standby refuses it):
+    /// every command that may commit but backup, which reads (backing up a standby is
+    /// common practice), and smoke, whose checklist writes before it rolls back.
+    pub writes: bool,
+    /// Whether the command guards a destructive step (`--force`, `--confirm`).
+    pub guards: bool,
+    /// The store whose history comes from `--migrations-dir` rather than this build: its
+    /// database is not judged against the shipped histories (a fixture may be any).
+    pub history_from_dir: Option<&'static str>,
 }
 
 /// The preflight's own second connection (the pooler probe) is open while the run's
@@ -78,11 +91,28 @@ pub fn plan(command: &Command) -> Option<Plan> {
         Command::Recover(_) => ("recover", each(all(), 3), true, true),
         Command::Squash(_) | Command::Completions(_) => return None,
     };
+    let writes = match command {
+        Command::Backup(_) => false,
+        Command::Smoke(_) => true,
+        _ => commits,
+    };
+    let guards = matches!(command, Command::Reset(_) | Command::Restore(_));
+    let from_dir = |store: &crate::cli::StoreArg, dir: &Option<std::path::PathBuf>| {
+        dir.as_ref().and(store.store).map(|s| s.as_str())
+    };
+    let history_from_dir = match command {
+        Command::Migrate(args) => from_dir(&args.store, &args.migrations_dir),
+        Command::Diff(args) => from_dir(&args.store, &args.migrations_dir),
+        _ => None,
+    };
     Some(Plan {
         command: name,
         stores,
         commits,
         keeps_probe,
+        writes,
+        guards,
+        history_from_dir,
     })
 }
 
@@ -121,6 +151,17 @@ struct Seen {
 /// Runs every check of `plan` on its PostgreSQL stores. A store that cannot be reached
 /// is left to the command, which reports it its own way.
 pub fn check(ctx: &Context, plan: &Plan) -> CliResult<()> {
+    let started = std::time::Instant::now();
+    crate::identity::check(
+        ctx,
+        &crate::identity::Needs {
+            command: plan.command,
+            stores: plan.stores.iter().map(|(s, _)| *s).collect(),
+            writes: plan.writes,
+            guards: plan.guards,
+            history_from_dir: plan.history_from_dir,
+        },
+    )?;
     let servers: Vec<(&'static Store, u32)> = plan
         .stores
         .iter()
@@ -130,7 +171,6 @@ pub fn check(ctx: &Context, plan: &Plan) -> CliResult<()> {
     if servers.is_empty() {
         return Ok(());
     }
-    let started = std::time::Instant::now();
     // Every session is open before any count, so that each count sees all of ours.
     let opened = all_at_once(&servers, "preflight", |&(store, need)| {
         Ok(ctx.session(store).ok().map(|s| (store, need, s)))

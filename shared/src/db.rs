@@ -140,7 +140,7 @@ pub fn open_postgres(url: &DatabaseUrl) -> Result<PgConnection, String> {
 /// The connect string for libpq: the configured URL plus a connect timeout (an unreachable
 /// host must not hang a run for minutes) and our application name, unless the user set
 /// them.
-fn postgres_connect_string(url: &DatabaseUrl) -> String {
+pub fn postgres_connect_string(url: &DatabaseUrl) -> String {
     let raw = url.expose_secret();
     let mut extra = Vec::new();
     if !raw.contains("connect_timeout=") {

@@ -59,6 +59,19 @@ pub enum DbError {
         migration: String,
         reason: String,
     },
+
+    /// A write was asked of a hot standby, which refuses every write: the configuration
+    /// names the wrong server.
+    #[error(
+        "the server at {url} ({store}) is a read-only replica (a hot standby), so {what}; \
+         nothing was changed. {hint}"
+    )]
+    ReadOnlyReplica {
+        store: String,
+        url: String,
+        what: String,
+        hint: String,
+    },
 }
 
 impl DbError {

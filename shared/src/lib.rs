@@ -12,6 +12,8 @@ pub mod history;
 pub mod inventory;
 pub mod migrations;
 pub mod pg_access;
+pub mod pg_host;
+pub mod pg_identity;
 pub mod pg_server;
 pub mod process;
 pub mod references;

@@ -78,6 +78,17 @@ impl Scratch {
                 // Our session state too: creating and dropping a database wait on locks.
                 let mut admin = crate::db::open_postgres(server)
                     .map_err(|e| query_error("connecting to create a scratch database", &e))?;
+                // A standby refuses CREATE DATABASE: say so, rather than relay its error.
+                let (replica, _) = crate::pg_identity::recovery_and_mark(&mut admin, None)
+                    .map_err(|e| query_error("asking the server whether it is a standby", &e))?;
+                if replica {
+                    return Err(DbError::ReadOnlyReplica {
+                        store: store.into(),
+                        url: server.redacted().to_string(),
+                        what: "no scratch database can be created there".into(),
+                        hint: "Pass --shadow-url with a primary server to build it on".into(),
+                    });
+                }
                 sweep_dead(&mut admin);
                 // Registered before it exists: a Ctrl-C between the two still drops it.
                 if let Ok(mut live) = LIVE.lock() {

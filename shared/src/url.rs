@@ -275,8 +275,10 @@ impl DatabaseUrl {
         }
     }
 
-    /// True when the server is on this machine: a loopback address, a Unix socket, or an
-    /// embedded file. Anything else is treated as someone else's server.
+    /// True when the URL's text names this machine: a loopback address, a Unix socket, or
+    /// an embedded file. The text alone can mislead (`?hostaddr=`, `PGHOSTADDR`, service
+    /// files), so whether a store is protected is decided by where libpq really connects
+    /// (`pg_host`), not by this.
     pub fn is_local(&self) -> bool {
         match &self.target {
             Target::Sqlite { .. } => true,

@@ -45,6 +45,8 @@ pub struct StoreStatus {
     pub reachable: bool,
     /// False for a SQLite file that no command has created yet.
     pub exists: bool,
+    /// A hot standby: it answers reads, and every command that writes refuses it.
+    pub read_only_replica: bool,
     pub error: Option<String>,
     #[serde(flatten)]
     pub migrations: MigrationState,
@@ -117,6 +119,7 @@ fn store_status(ctx: &Context, store: &'static Store, held: bool) -> CliResult<S
         schema: (url.backend() == Backend::Postgres).then(|| url.schema().to_string()),
         reachable: false,
         exists: true,
+        read_only_replica: ctx.server_facts(store.name).read_only_replica,
         error: None,
         migrations: MigrationState::default(),
         tables: Vec::new(),
@@ -192,6 +195,10 @@ fn count_rows(
     Ok(counts)
 }
 
+/// How the text reports name a hot standby.
+pub const REPLICA_NOTE: &str =
+    "read-only replica (a hot standby): reports work, every command that writes refuses it";
+
 fn print_text(report: &StatusReport) {
     println!("profile: {}", report.profile);
     for line in &report.runs.interrupted {
@@ -219,6 +226,9 @@ fn print_text(report: &StatusReport) {
             .map(|name| format!(", schema {name}"))
             .unwrap_or_default();
         println!("\n{} ({}, {}{schema}): {state}", s.store, s.backend, s.url);
+        if s.read_only_replica {
+            println!("  {}", paint(REPLICA_NOTE, Tone::Bad));
+        }
         if let Some(error) = &s.error {
             println!("  error: {error}");
             continue;

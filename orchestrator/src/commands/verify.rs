@@ -35,11 +35,16 @@ pub struct VerifyReport {
     pub references: Vec<ReferenceCheck>,
     /// What interrupted runs left: verify reports it and changes nothing.
     pub interrupted: Vec<String>,
+    /// Every store verify read that is a hot standby, the ones only read for the
+    /// references (`--store app` reads auth) included.
+    pub read_only_replicas: Vec<&'static str>,
 }
 
 #[derive(Debug, Serialize)]
 pub struct StoreVerify {
     pub store: &'static str,
+    /// A hot standby: it answers reads, and every command that writes refuses it.
+    pub read_only_replica: bool,
     pub tables: TableCheck,
     pub foreign_keys: ForeignKeyCheck,
     pub migrations: MigrationCheck,
@@ -77,6 +82,7 @@ impl VerifyReport {
             stores,
             references,
             interrupted,
+            read_only_replicas: Vec::new(),
         };
         report.ok = report.problems() == 0;
         report
@@ -129,6 +135,7 @@ fn open_and_check(
     );
     let verified = StoreVerify {
         store: store.name,
+        read_only_replica: ctx.server_facts(store.name).read_only_replica,
         tables: schema.tables,
         foreign_keys: schema.foreign_keys,
         migrations: MigrationCheck {
@@ -219,7 +226,12 @@ pub fn run(ctx: &Context, args: &VerifyArgs) -> CliResult {
     .into_iter()
     .collect::<CliResult<Vec<_>>>()?;
 
-    let report = VerifyReport::new(stores, refs, runs.interrupted);
+    let mut report = VerifyReport::new(stores, refs, runs.interrupted);
+    report.read_only_replicas = needed
+        .iter()
+        .map(|(s, _)| s.name)
+        .filter(|name| ctx.server_facts(name).read_only_replica)
+        .collect();
     let problems = report.problems();
     if ctx.json() {
         output::print_json(&report).map_err(|e| CliError::new(Exit::Usage, e))?;
@@ -286,12 +298,17 @@ fn print_text(report: &VerifyReport) {
     }
     for s in &report.stores {
         let n = s.problems();
+        let replica = if s.read_only_replica {
+            format!(" ({})", super::status::REPLICA_NOTE)
+        } else {
+            String::new()
+        };
         if n == 0 {
-            println!("{}: {}", s.store, paint("ok", Tone::Good));
+            println!("{}: {}{replica}", s.store, paint("ok", Tone::Good));
             continue;
         }
         println!(
-            "{}: {}",
+            "{}: {}{replica}",
             s.store,
             paint(&format!("{n} problem(s)"), Tone::Bad)
         );
@@ -347,6 +364,14 @@ fn print_text(report: &VerifyReport) {
         let width = lines.iter().map(|(k, _)| k.len()).max().unwrap_or(0);
         for (kind, what) in lines {
             println!("  {kind:<width$}  {what}");
+        }
+    }
+    for name in &report.read_only_replicas {
+        if !report.stores.iter().any(|s| s.store == *name) {
+            println!(
+                "{name}: {} (read for the references)",
+                super::status::REPLICA_NOTE
+            );
         }
     }
     if !report.references.is_empty() {

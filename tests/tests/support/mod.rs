@@ -216,6 +216,67 @@ impl OwnCluster {
         ]);
     }
 
+    /// The folder of its Unix socket (`?host=` of a socket URL).
+    pub fn socket_dir(&self) -> &Path {
+        self.dir.path()
+    }
+
+    /// Lets clients from `address` in without a password (pg_hba.conf), and reloads.
+    pub fn trust_from(&self, address: std::net::IpAddr) {
+        let bits = if address.is_ipv4() { 32 } else { 128 };
+        let hba = self.data().join("pg_hba.conf");
+        let mut lines = std::fs::read_to_string(&hba).expect("pg_hba.conf");
+        lines.push_str(&format!("host all all {address}/{bits} trust\n"));
+        std::fs::write(&hba, lines).expect("pg_hba.conf");
+        self.pg_ctl(&["reload"]);
+    }
+
+    /// A hot standby of this server, streaming from it: `pg_basebackup -R` into a folder
+    /// of its own (the copy is as of now), started on a port of its own. It stops and is
+    /// removed when dropped, like this one.
+    pub fn start_standby(&self) -> OwnCluster {
+        let dir = tempfile::Builder::new()
+            .prefix("orch-own-pg-standby-")
+            .tempdir()
+            .expect("tempdir");
+        let standby = OwnCluster {
+            dir,
+            bin: self.bin.clone(),
+            port: free_port(),
+            password: self.password.clone(),
+            settings: self.settings.clone(),
+        };
+        if running_as_root() {
+            let status = Command::new("chown")
+                .args(["-R", "postgres:postgres"])
+                .arg(standby.dir.path())
+                .status()
+                .expect("chown");
+            assert!(status.success(), "chown of {:?}", standby.dir.path());
+        }
+        self.run(
+            "pg_basebackup",
+            &[
+                "-h".into(),
+                self.dir.path().display().to_string(),
+                "-p".into(),
+                self.port.to_string(),
+                "-U".into(),
+                "postgres".into(),
+                "-D".into(),
+                standby.data().display().to_string(),
+                "-R".into(),
+                "-X".into(),
+                "stream".into(),
+                // A spread checkpoint would take minutes on an idle server.
+                "--checkpoint=fast".into(),
+                "--no-sync".into(),
+            ],
+        );
+        standby.start_server();
+        standby
+    }
+
     /// Stops the server the way a crash does: no checkpoint, clients cut off.
     pub fn stop_immediately(&self) {
         self.pg_ctl(&["-w", "-m", "immediate", "stop"]);
@@ -277,6 +338,16 @@ impl Drop for OwnCluster {
             .args(["-w", "-m", "immediate", "stop"])
             .output();
     }
+}
+
+/// An IPv4 address of this machine that is not loopback (reaching it never leaves the
+/// machine), for tests of what counts as a remote server; `None` when it has none.
+pub fn non_loopback_address() -> Option<std::net::IpAddr> {
+    let listed = Command::new("hostname").arg("-I").output().ok()?;
+    String::from_utf8_lossy(&listed.stdout)
+        .split_whitespace()
+        .filter_map(|a| a.parse::<std::net::IpAddr>().ok())
+        .find(|a| a.is_ipv4() && !a.is_loopback() && !a.is_unspecified())
 }
 
 /// Percent-encodes everything but unreserved characters (for a password in a URL).
