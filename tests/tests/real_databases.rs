@@ -130,6 +130,15 @@ fn a_real_shaped_database_is_named_guarded_backed_up_and_restored_whole() {
     )
     .expect("connect as owner");
     exec(&mut auth, AUTH_EXTRAS);
+    // A reader role with grants in both schemas: restore brings them back with the rest.
+    let reader = Role::new(&pair, "whole_reader");
+    exec(
+        &mut auth,
+        &format!(
+            "GRANT USAGE ON SCHEMA billing TO {r}; GRANT SELECT ON users, billing.invoices TO {r};",
+            r = reader.name
+        ),
+    );
     let before = checksums(&mut pair.auth.connect());
 
     // The plan names everything, in text and as data.
@@ -248,6 +257,16 @@ fn a_real_shaped_database_is_named_guarded_backed_up_and_restored_whole() {
            IF (SELECT count(*) FROM billing.customers) <> 3 THEN RAISE EXCEPTION 'view'; END IF;
            IF to_regtype('public.citext') IS NULL THEN RAISE EXCEPTION 'extension'; END IF;
          END $$;",
+    );
+    exec(
+        &mut check,
+        &format!(
+            "DO $$ BEGIN
+               IF NOT has_table_privilege('{r}', 'public.users', 'SELECT') THEN RAISE EXCEPTION 'users grant'; END IF;
+               IF NOT has_table_privilege('{r}', 'billing.invoices', 'SELECT') THEN RAISE EXCEPTION 'billing grant'; END IF;
+             END $$;",
+            r = reader.name
+        ),
     );
     drop(auth);
 }

@@ -258,6 +258,25 @@ fn a_killed_writers_hot_journal_or_wal_is_sqlites_to_recover_before_the_reset() 
         before,
         "the backup holds the committed rows, not the dead writer's"
     );
+    // Killed again mid-transaction on the reset file, then the backup is restored.
+    python_killed(
+        &path,
+        "c.execute('PRAGMA cache_size = 5')\nc.execute('BEGIN')\n\
+         for i in range(3000):\n    c.execute('INSERT INTO verifications (id, identifier, value, expires_at) VALUES (?, ?, ?, CURRENT_TIMESTAMP)', ('w%d' % i, 'x' * 200, 'y' * 200))",
+    );
+    assert!(journal.exists(), "a hot journal again");
+    let set = pair.path().join(backup);
+    let output = orchestrator(&pair)
+        .args(["restore", &set.to_string_lossy(), "--force"])
+        .output()
+        .expect("run");
+    assert!(output.status.success(), "{}", stderr(&output));
+    assert_sound(&path);
+    assert_eq!(
+        data_checksums(&mut pair.auth.connect()),
+        before,
+        "restored to the committed rows"
+    );
 
     // WAL: committed rows still only in the -wal when the writer died.
     let pair = prepared("sqlite_killed_wal", "wal");

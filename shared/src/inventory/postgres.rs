@@ -59,6 +59,10 @@ reach(classid, objid, objsubid, refclassid, refobjid, refobjsubid) AS (
     AND d.refclassid = CASE WHEN rw.oid IS NULL THEN r.classid ELSE 'pg_catalog.pg_class'::regclass::oid END
     AND d.refobjid = COALESCE(rw.ev_class, r.objid)
   WHERE r.objsubid = 0
+    -- What depends on an object inside the schema is already in the first step.
+    AND NOT EXISTS (SELECT 1 FROM inside i
+                     WHERE i.classid = CASE WHEN rw.oid IS NULL THEN r.classid ELSE 'pg_catalog.pg_class'::regclass::oid END
+                       AND i.objid = COALESCE(rw.ev_class, r.objid))
 ),
 located AS (
   SELECT r.*, CASE r.classid
