@@ -479,7 +479,13 @@ fn missing_sync_standby(
     }))
 }
 
-fn query_error(ctx: &Context, store: &Store, action: &str, e: impl std::fmt::Display) -> CliError {
+/// A failed query of a check, named with the store and its URL (password hidden).
+pub(crate) fn query_error(
+    ctx: &Context,
+    store: &Store,
+    action: &str,
+    e: impl std::fmt::Display,
+) -> CliError {
     shared::DbError::Query {
         store: store.name.to_string(),
         url: ctx

@@ -254,15 +254,4 @@ pub fn remote(ctx: &Context, store: &'static Store) -> bool {
     !found.local
 }
 
-fn query_error(ctx: &Context, store: &Store, action: &str, e: impl std::fmt::Display) -> CliError {
-    shared::DbError::Query {
-        store: store.name.to_string(),
-        url: ctx
-            .url(store)
-            .map(|u| u.redacted().to_string())
-            .unwrap_or_default(),
-        action: action.to_string(),
-        reason: shared::db::one_line(&e.to_string()),
-    }
-    .into()
-}
+use crate::preflight::query_error;
