@@ -11,6 +11,7 @@
 //! URLs spell it. The sessions are the run's own pooled ones: the command goes on with
 //! them, so the checks cost no connection.
 
+use crate::preflight::query_error;
 use shared::pg_identity;
 use shared::store::Store;
 use shared::Conn;
@@ -253,5 +254,3 @@ pub fn remote(ctx: &Context, store: &'static Store) -> bool {
     ctx.note_server(store.name, |f| f.local = Some(found.local));
     !found.local
 }
-
-use crate::preflight::query_error;
