@@ -11,7 +11,6 @@
 //! URLs spell it. The sessions are the run's own pooled ones: the command goes on with
 //! them, so the checks cost no connection.
 
-use crate::preflight::query_error;
 use shared::pg_identity;
 use shared::store::Store;
 use shared::Conn;
@@ -19,6 +18,7 @@ use shared::Conn;
 use super::Evidence;
 use crate::context::{Context, Session};
 use crate::exit::{CliError, CliResult, Exit};
+use crate::preflight::query_error;
 
 /// What one PostgreSQL store's server said.
 pub(super) struct Surveyed {
