@@ -30,16 +30,18 @@ pub(super) fn fence(ctx: &Context, store: &'static Store) -> Result<Conn, StepEr
     admin::advisory_lock(&mut conn, admin::rebuild_lock_key(store.name))
         .map_err(|e| ("taking the rebuild lock", e.to_string()))?;
     admin::begin(&mut conn).map_err(|e| ("BEGIN", e.to_string()))?;
-    admin::set_local_lock_timeout(&mut conn, ctx.settings.lock_timeout.as_secs())
-        .map_err(|e| ("SET lock_timeout", e.to_string()))?;
+    // One round trip: the wait's bound, the schema (created when missing), the fence.
     let schema = ctx
         .url(store)
         .map(|u| u.schema().to_string())
         .unwrap_or_default();
-    conn.batch_execute(&admin::ensure_schema_sql(&schema))
-        .map_err(|e| ("creating the store's schema", e.to_string()))?;
-    conn.batch_execute(&admin::fence_sql())
-        .map_err(|e| ("locking the tables against writes", lock_hint(e)))?;
+    conn.batch_execute(&format!(
+        "SET LOCAL lock_timeout = '{}s';\n{}{}",
+        ctx.settings.lock_timeout.as_secs().max(1),
+        admin::ensure_schema_sql(&schema),
+        admin::fence_sql()
+    ))
+    .map_err(|e| ("locking the tables against writes", lock_hint(e)))?;
     Ok(conn)
 }
 
