@@ -312,17 +312,3 @@ pub fn remove_set(dir: &Path) {
         tracing::warn!(dir = %dir.display(), error = %e, "could not remove a partial backup set");
     }
 }
-
-/// Backs up `stores` into a new set under `base` when any of them holds rows; `None`
-/// when there is nothing to keep.
-pub fn write_set_if_rows(
-    ctx: &crate::context::Context,
-    stores: &[&'static shared::Store],
-    base: &std::path::Path,
-) -> crate::exit::CliResult<Option<PathBuf>> {
-    let contents = crate::guard::inspect_all(ctx, stores)?;
-    if !contents.iter().any(crate::guard::Contents::holds_data) {
-        return Ok(None);
-    }
-    write_set(ctx, stores, base).map(Some)
-}

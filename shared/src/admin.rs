@@ -391,13 +391,7 @@ pub fn prepare(conn: &mut Conn, gid: &str) -> diesel::QueryResult<()> {
     conn.batch_execute(&format!("PREPARE TRANSACTION {}", quote_literal(gid)))
 }
 
-/// Bounds how long the rebuild waits for other sessions' table locks (a database that
-/// others hold open) before failing, instead of hanging.
-pub fn set_local_lock_timeout(conn: &mut Conn, secs: u64) -> diesel::QueryResult<()> {
-    conn.batch_execute(&format!("SET LOCAL lock_timeout = '{}s'", secs.max(1)))
-}
-
-/// The same for the rest of the session: a read that would wait on a lock (a reset
+/// Bounds this session's waits for locks: a read that would wait on a lock (a reset
 /// committing, a prepared transaction) fails instead of hanging.
 pub fn set_lock_timeout(conn: &mut Conn, secs: u64) -> diesel::QueryResult<()> {
     conn.batch_execute(&format!("SET lock_timeout = '{}s'", secs.max(1)))
