@@ -112,14 +112,13 @@ pub fn run(ctx: &Context, args: &ResetArgs) -> CliResult {
         .and_then(|()| crate::consequences::check(&dangling, args.guard.force, "reset"));
     timings.guard = t.elapsed().as_millis();
 
-    let holds_data = contents.iter().any(Contents::holds_data);
     let backup_base = args
         .backup_dir
         .clone()
         .unwrap_or_else(|| ctx.settings.backup_dir.clone());
-    let will_back_up = holds_data && !args.no_backup;
 
     if args.dry_run {
+        let will_back_up = contents.iter().any(Contents::holds_data) && !args.no_backup;
         let report = Report {
             ok: guard_result.is_ok(),
             dry_run: true,
