@@ -35,40 +35,39 @@ impl std::fmt::Display for Dangling {
 /// per reference, on the referencing store's session.
 pub fn of_reset(ctx: &Context, replaced: &[&'static Store]) -> CliResult<Vec<Dangling>> {
     let mut found = Vec::new();
-    for kept in all_stores()
-        .into_iter()
-        .filter(|s| !replaced.iter().any(|r| r.name == s.name))
-    {
-        let into_replaced: Vec<_> = kept
-            .references
-            .iter()
-            .filter(|r| replaced.iter().any(|s| s.name == r.target_store))
-            .collect();
-        if into_replaced.is_empty() {
-            continue;
-        }
+    for (kept, r) in references_into(replaced) {
         let url = ctx.url(kept)?;
         if url.sqlite_path().is_some_and(|p| !p.exists()) {
             continue;
         }
         let mut conn = ctx.session(kept)?;
-        for r in into_replaced {
-            let Some(rows) = holding(&mut conn, r.table, r.column).map_err(|e| {
-                crate::recovery::db_error(kept, Some(url), "counting references", e)
-            })?
-            else {
-                continue;
-            };
-            if rows > 0 {
-                found.push(Dangling {
-                    from: format!("{}.{}.{}", kept.name, r.table, r.column),
-                    to: format!("{}.{}.{}", r.target_store, r.target_table, r.target_column),
-                    rows,
-                });
-            }
+        let Some(rows) = holding(&mut conn, r.table, r.column)
+            .map_err(|e| crate::recovery::db_error(kept, Some(url), "counting references", e))?
+        else {
+            continue;
+        };
+        if rows > 0 {
+            found.push(Dangling {
+                from: format!("{}.{}.{}", kept.name, r.table, r.column),
+                to: format!("{}.{}.{}", r.target_store, r.target_table, r.target_column),
+                rows,
+            });
         }
     }
     Ok(found)
+}
+
+/// Every reference from a store that is not in `replaced` into one that is.
+fn references_into(
+    replaced: &[&'static Store],
+) -> Vec<(&'static Store, &'static shared::CrossReference)> {
+    let is_replaced = |name: &str| replaced.iter().any(|s| s.name == name);
+    all_stores()
+        .into_iter()
+        .filter(|kept| !is_replaced(kept.name))
+        .flat_map(|kept| kept.references.iter().map(move |r| (kept, r)))
+        .filter(|(_, r)| is_replaced(r.target_store))
+        .collect()
 }
 
 /// Rows of `table` with a value in `column`; `None` when the table is not there.
@@ -123,48 +122,35 @@ pub fn of_restore(
     manifest: &crate::backup::Manifest,
 ) -> CliResult<Vec<Dangling>> {
     let mut found = Vec::new();
-    for kept in all_stores()
-        .into_iter()
-        .filter(|s| !replaced.iter().any(|r| r.name == s.name))
-    {
-        for r in kept.references.iter() {
-            let Some(entry) = manifest.stores.iter().find(|e| e.store == r.target_store) else {
-                continue;
-            };
-            if !replaced.iter().any(|s| s.name == r.target_store) {
-                continue;
-            }
-            let url = ctx.url(kept)?;
-            if url.sqlite_path().is_some_and(|p| !p.exists()) {
-                continue;
-            }
-            let fail = |e: String| {
-                crate::recovery::db_error(
-                    kept,
-                    Some(url),
-                    "checking references against the backup",
-                    e,
-                )
-            };
-            let mut backed_up =
-                backup_column(dir, entry, r.target_table, r.target_column).map_err(fail)?;
-            let mut live = ctx.session(kept)?;
-            if !shared::catalog::all_tables(&mut live)
-                .map_err(|e| fail(e.to_string()))?
-                .iter()
-                .any(|t| t == r.table)
-            {
-                continue;
-            }
-            let check = shared::references::check(kept.name, r, &mut live, &mut backed_up)
-                .map_err(|e| fail(e.to_string()))?;
-            if check.orphans > 0 {
-                found.push(Dangling {
-                    from: check.from,
-                    to: check.to,
-                    rows: check.orphans as i64,
-                });
-            }
+    for (kept, r) in references_into(replaced) {
+        let Some(entry) = manifest.stores.iter().find(|e| e.store == r.target_store) else {
+            continue;
+        };
+        let url = ctx.url(kept)?;
+        if url.sqlite_path().is_some_and(|p| !p.exists()) {
+            continue;
+        }
+        let fail = |e: String| {
+            crate::recovery::db_error(kept, Some(url), "checking references against the backup", e)
+        };
+        let mut backed_up =
+            backup_column(dir, entry, r.target_table, r.target_column).map_err(fail)?;
+        let mut live = ctx.session(kept)?;
+        if !shared::catalog::all_tables(&mut live)
+            .map_err(|e| fail(e.to_string()))?
+            .iter()
+            .any(|t| t == r.table)
+        {
+            continue;
+        }
+        let check = shared::references::check(kept.name, r, &mut live, &mut backed_up)
+            .map_err(|e| fail(e.to_string()))?;
+        if check.orphans > 0 {
+            found.push(Dangling {
+                from: check.from,
+                to: check.to,
+                rows: check.orphans as i64,
+            });
         }
     }
     Ok(found)
@@ -183,16 +169,7 @@ fn backup_column(
     let file = dir.join(&entry.file);
     let ident = shared::db::quote_ident;
     if entry.backend == shared::Backend::Sqlite.as_str() {
-        // Immutable and read-only: the backup file is never written.
-        let absolute = std::path::absolute(&file).map_err(|e| e.to_string())?;
-        let uri = format!(
-            "file:{}?mode=ro&immutable=1",
-            absolute
-                .to_string_lossy()
-                .replace('%', "%25")
-                .replace('?', "%3f")
-                .replace('#', "%23")
-        );
+        let uri = crate::rebuild::read_only_uri(&file);
         conn.batch_execute(&format!(
             "ATTACH DATABASE {} AS backup; CREATE TABLE main.{t} AS SELECT {c} FROM backup.{t};",
             shared::db::quote_literal(&uri),

@@ -10,9 +10,29 @@ use shared::{Conn, DatabaseUrl, DbError, Overrides, Settings};
 use crate::cli::{Format, GlobalArgs, StoreName};
 use crate::exit::CliResult;
 
-/// Runs `work` on every item at once, one scoped thread each, and returns the results in
-/// the items' order (the first error wins); a worker that panics becomes an error naming
-/// `what`. The stores' independent work goes through here.
+/// Runs `work` on every item at once, one scoped thread each; the results come back in
+/// the items' order, `None` where a worker panicked. The stores' independent work goes
+/// through here.
+pub fn in_parallel<I, T>(
+    items: impl IntoIterator<Item = I>,
+    work: impl Fn(I) -> T + Sync,
+) -> Vec<Option<T>>
+where
+    I: Send,
+    T: Send,
+{
+    let work = &work;
+    std::thread::scope(|scope| {
+        let workers: Vec<_> = items
+            .into_iter()
+            .map(|item| scope.spawn(move || work(item)))
+            .collect();
+        workers.into_iter().map(|w| w.join().ok()).collect()
+    })
+}
+
+/// [`in_parallel`] for fallible work: the results in the items' order (the first error
+/// wins); a worker that panics becomes an error naming `what`.
 pub fn all_at_once<I, T>(
     items: &[I],
     what: &str,
@@ -22,24 +42,17 @@ where
     I: Sync,
     T: Send,
 {
-    let work = &work;
-    std::thread::scope(|scope| {
-        let workers: Vec<_> = items
-            .iter()
-            .map(|item| scope.spawn(move || work(item)))
-            .collect();
-        workers
-            .into_iter()
-            .map(|w| {
-                w.join().unwrap_or_else(|_| {
-                    Err(crate::exit::CliError::new(
-                        crate::exit::Exit::Database,
-                        anyhow::anyhow!("a {what} worker panicked"),
-                    ))
-                })
+    in_parallel(items, work)
+        .into_iter()
+        .map(|result| {
+            result.unwrap_or_else(|| {
+                Err(crate::exit::CliError::new(
+                    crate::exit::Exit::Database,
+                    anyhow::anyhow!("a {what} worker panicked"),
+                ))
             })
-            .collect()
-    })
+        })
+        .collect()
 }
 
 /// Every store this orchestrator knows, in no particular order.

@@ -148,18 +148,11 @@ fn first_look(
 /// Runs `work` on every slot at once, one scoped thread each; a worker that panics leaves
 /// its slot as it was (its store is then left to the command).
 fn on_each<'a>(slots: &mut [Slot<'a>], work: impl Fn(&mut Slot<'a>) + Sync) {
-    let work = &work;
-    std::thread::scope(|scope| {
-        let workers: Vec<_> = slots
-            .iter_mut()
-            .map(|slot| scope.spawn(move || work(slot)))
-            .collect();
-        for worker in workers {
-            if worker.join().is_err() {
-                tracing::warn!("an identity check worker panicked");
-            }
+    for done in crate::context::in_parallel(slots.iter_mut(), work) {
+        if done.is_none() {
+            tracing::warn!("an identity check worker panicked");
         }
-    });
+    }
 }
 
 /// Exit 2 when two stores are one database.

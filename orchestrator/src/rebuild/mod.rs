@@ -34,6 +34,7 @@ mod report;
 mod sqlite;
 
 pub use report::{Phases, StoreFailure, StoreOutcome};
+pub(crate) use sqlite::read_only_uri;
 
 use std::path::{Path, PathBuf};
 use std::time::Instant;
@@ -275,27 +276,23 @@ impl Rebuild<'_> {
         items: impl Iterator<Item = I>,
         work: impl Fn(I) -> Result<Stage, Failed> + Sync,
     ) -> Vec<Result<Stage, Failed>> {
-        let work = &work;
-        std::thread::scope(|scope| {
-            let workers: Vec<_> = items.map(|item| scope.spawn(move || work(item))).collect();
-            workers
-                .into_iter()
-                .map(|w| {
-                    w.join().unwrap_or_else(|_| {
-                        Err((
-                            None,
-                            StoreFailure {
-                                store: "?",
-                                url: String::new(),
-                                step: "rebuilding",
-                                reason: "the worker thread panicked".into(),
-                                locked: false,
-                            },
-                        ))
-                    })
+        crate::context::in_parallel(items, work)
+            .into_iter()
+            .map(|result| {
+                result.unwrap_or_else(|| {
+                    Err((
+                        None,
+                        StoreFailure {
+                            store: "?",
+                            url: String::new(),
+                            step: "rebuilding",
+                            reason: "the worker thread panicked".into(),
+                            locked: false,
+                        },
+                    ))
                 })
-                .collect()
-        })
+            })
+            .collect()
     }
 
     /// The guard, on what the fence found: the store's contents as they are now that no

@@ -38,8 +38,7 @@ pub(super) fn fence(
     conn.batch_execute("PRAGMA foreign_keys = OFF")
         .map_err(|e| ("PRAGMA foreign_keys", e.to_string()))?;
     if let Some(file) = restore_from {
-        // Immutable and read-only: the backup file is never written, not even a journal.
-        let uri = format!("file:{}?mode=ro&immutable=1", uri_path(file));
+        let uri = read_only_uri(file);
         conn.batch_execute(&format!(
             "ATTACH DATABASE {} AS {SOURCE}",
             shared::db::quote_literal(&uri)
@@ -55,14 +54,16 @@ pub(super) fn fence(
     Ok(conn)
 }
 
-/// A path as a `file:` URI path: absolute, with `%`, `?` and `#` escaped.
-fn uri_path(file: &Path) -> String {
+/// A backup file as a `file:` URI SQLite opens read-only and immutable: never written,
+/// not even a journal or a WAL beside it. Absolute, with `%`, `?` and `#` escaped.
+pub(crate) fn read_only_uri(file: &Path) -> String {
     let absolute = std::path::absolute(file).unwrap_or_else(|_| file.to_path_buf());
-    absolute
+    let path = absolute
         .to_string_lossy()
         .replace('%', "%25")
         .replace('?', "%3f")
-        .replace('#', "%23")
+        .replace('#', "%23");
+    format!("file:{path}?mode=ro&immutable=1")
 }
 
 #[derive(QueryableByName)]
