@@ -199,7 +199,7 @@ impl Rebuild<'_> {
             error
         };
 
-        // Phase 1, every store at once: open, fence, look again, back up.
+        // Phase 1, every store at once: open, fence, read what it holds, back up.
         let fenced = self.each_store(
             self.stores.iter().zip(sources).map(|(s, src)| (*s, *src)),
             |(store, source)| fence::take(self, store, source, backup_dir.as_deref()),
@@ -255,13 +255,7 @@ impl Rebuild<'_> {
                 }
             },
         );
-        let stages = settle_phase(built).map_err(|(stages, e)| {
-            abort_all(stages);
-            if let Some(dir) = &taken {
-                crate::backup::remove_set(dir);
-            }
-            e
-        })?;
+        let stages = settle_phase(built).map_err(|(stages, e)| fail(stages, e))?;
         let fallback = self.fallback.or(taken.as_deref());
         let outcomes = self.commit(stages, two_phase, fallback)?;
         Ok(Finished {
