@@ -55,6 +55,14 @@ where
         .collect()
 }
 
+/// Closes connections all at once: each close is a round of its own with the server
+/// (libpq's goodbye, the TLS close), and they need not wait for one another.
+pub fn close_all(conns: Vec<Conn>) {
+    if conns.len() > 1 {
+        in_parallel(conns, drop);
+    }
+}
+
 /// Every store this orchestrator knows, in no particular order.
 pub fn all_stores() -> [&'static Store; 2] {
     [&auth_db::STORE, &app_db::STORE]
@@ -77,6 +85,8 @@ pub struct ServerFacts {
     pub read_only_replica: bool,
     /// Whether libpq connects to this machine, once asked (`identity::remote`).
     pub local: Option<bool>,
+    /// Whether the server allows two-phase commit, once the preflight read it.
+    pub two_phase: Option<bool>,
 }
 
 pub struct Context {
@@ -231,6 +241,19 @@ impl Context {
         if !self.json() && !self.quiet && std::io::stderr().is_terminal() {
             eprintln!("{}", line.as_ref());
         }
+    }
+}
+
+impl Drop for Context {
+    /// The run's pooled connections close together rather than one after another.
+    fn drop(&mut self) {
+        let mut conns = Vec::new();
+        for pool in [&self.idle, &self.spare] {
+            if let Ok(mut pool) = pool.lock() {
+                conns.extend(pool.drain(..).map(|(_, conn)| conn));
+            }
+        }
+        close_all(conns);
     }
 }
 

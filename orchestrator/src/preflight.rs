@@ -184,6 +184,7 @@ pub fn check(ctx: &Context, plan: &Plan) -> CliResult<()> {
             };
             pg_server::capacity(pg)
                 .map(|capacity| {
+                    ctx.note_server(store.name, |f| f.two_phase = Some(capacity.two_phase));
                     Some(Seen {
                         store,
                         need: need.max(PROBE_CONNECTIONS),

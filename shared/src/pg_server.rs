@@ -127,6 +127,10 @@ pub struct Capacity {
     pub database_left: Option<i64>,
     /// max_connections minus the slots reserved for others minus every session.
     pub server_left: i64,
+    /// `max_prepared_transactions > 0`: the server allows two-phase commit. Read here
+    /// because a writing command needs it next, and one round trip less is a round trip
+    /// less on every store's path.
+    pub two_phase: bool,
 }
 
 #[derive(QueryableByName)]
@@ -153,6 +157,8 @@ struct CapacityRow {
     reserved: i64,
     #[diesel(sql_type = BigInt)]
     used: i64,
+    #[diesel(sql_type = BigInt)]
+    prepared: i64,
 }
 
 /// What the server would still give this role on this database. Sessions count as the
@@ -173,7 +179,8 @@ pub fn capacity(conn: &mut PgConnection) -> diesel::QueryResult<Capacity> {
            (current_setting('superuser_reserved_connections')::bigint + \
             COALESCE(current_setting('reserved_connections', true)::bigint, 0)) AS reserved, \
            (SELECT count(*) FROM pg_stat_activity \
-              WHERE backend_type = 'client backend')::bigint AS used \
+              WHERE backend_type = 'client backend')::bigint AS used, \
+           current_setting('max_prepared_transactions')::bigint AS prepared \
          FROM pg_roles r, pg_database d \
          WHERE r.rolname = current_user AND d.datname = current_database()",
     )
@@ -187,6 +194,7 @@ pub fn capacity(conn: &mut PgConnection) -> diesel::QueryResult<Capacity> {
         server: row.server,
         role: row.role,
         database: row.database,
+        two_phase: row.prepared > 0,
     })
 }
 

@@ -4,7 +4,7 @@
 use std::path::Path;
 
 use shared::store::Store;
-use shared::{admin, Backend};
+use shared::{admin, Backend, Conn};
 
 use super::{
     abort_all, failure_exit, gid, new_run_id, timed, Allowed, Rebuild, Source, Stage, State,
@@ -23,6 +23,7 @@ impl Rebuild<'_> {
     ) -> CliResult<Vec<StoreOutcome>> {
         let mut committed: Vec<&'static Store> = Vec::new();
         let mut outcomes = Vec::new();
+        let mut to_close: Vec<Conn> = Vec::new();
         let mut remaining = std::mem::take(&mut stages).into_iter();
         while let Some(mut stage) = remaining.next() {
             let store = stage.store;
@@ -35,7 +36,9 @@ impl Rebuild<'_> {
                 stage.outcome.phases.commit += spent;
                 // A commit whose answer was lost (the connection broke, psql died) may
                 // still have happened: the store's journal row tells.
-                result.or_else(|e| if self.landed(store) { Ok(()) } else { Err(e) })
+                result
+                    .map(|conn| to_close.extend(conn))
+                    .or_else(|e| if self.landed(store) { Ok(()) } else { Err(e) })
             };
             match result {
                 Ok(()) => {
@@ -64,6 +67,7 @@ impl Rebuild<'_> {
                 }
             }
         }
+        crate::context::close_all(to_close);
         self.clear_journals();
         Ok(outcomes)
     }
@@ -175,17 +179,22 @@ impl Rebuild<'_> {
     }
 }
 
-fn commit_stage(stage: &mut Stage) -> Result<(), String> {
+/// Commits the stage; the connection that committed comes back to be closed once every
+/// store has committed (closing one costs a round of its own: the next store's commit
+/// should not wait for it).
+fn commit_stage(stage: &mut Stage) -> Result<Option<Conn>, String> {
     match std::mem::replace(&mut stage.state, State::Done) {
-        State::Open(mut conn) => admin::commit(&mut conn).map_err(|e| e.to_string()),
-        State::Prepared(mut conn, gid) => {
-            admin::commit_prepared(&mut conn, &gid).map_err(|e| e.to_string())
-        }
-        State::Loaded(txn) => txn.commit(),
+        State::Open(mut conn) => admin::commit(&mut conn)
+            .map(|()| Some(conn))
+            .map_err(|e| e.to_string()),
+        State::Prepared(mut conn, gid) => admin::commit_prepared(&mut conn, &gid)
+            .map(|()| Some(conn))
+            .map_err(|e| e.to_string()),
+        State::Loaded(txn) => txn.commit().map(|()| None),
         State::Fenced(fenced) => {
             fenced.abort();
             Err("the restore was never loaded".into())
         }
-        State::Done => Ok(()),
+        State::Done => Ok(None),
     }
 }

@@ -346,8 +346,13 @@ impl Rebuild<'_> {
                 continue;
             }
             any_pg = true;
-            let mut conn = self.ctx.session(store)?;
-            let available = admin::two_phase_available(&mut conn).unwrap_or(false);
+            let available = match self.ctx.server_facts(store.name).two_phase {
+                Some(known) => known,
+                None => {
+                    let mut conn = self.ctx.session(store)?;
+                    admin::two_phase_available(&mut conn).unwrap_or(false)
+                }
+            };
             if !available {
                 tracing::info!(
                     store = store.name,
