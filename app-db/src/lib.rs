@@ -28,6 +28,7 @@ pub static STORE: Store = Store {
         sqlite: SQLITE,
         postgres_sql: migration_sql::POSTGRES_SQL,
         sqlite_sql: migration_sql::SQLITE_SQL,
+        postgres_model: include_str!("../migrations/postgres.schema.json"),
     },
     migrations_dir: concat!(env!("CARGO_MANIFEST_DIR"), "/migrations"),
     tables: &["datasets", "documents", "processing_jobs"],

@@ -127,6 +127,7 @@ pub enum Command {
     Recover(commands::recover::RecoverArgs),
     Smoke(commands::smoke::SmokeArgs),
     Diff(commands::diff::DiffArgs),
+    Lint(commands::lint::LintArgs),
     Squash(commands::squash::SquashArgs),
     Completions(commands::completions::CompletionsArgs),
 }

@@ -111,6 +111,7 @@ pub fn run(cli: &Cli) -> CliResult {
         Command::Recover(args) => commands::recover::run(&ctx, args),
         Command::Smoke(args) => commands::smoke::run(&ctx, args),
         Command::Diff(args) => commands::diff::run(&ctx, args),
+        Command::Lint(args) => commands::lint::run(&ctx, args),
         Command::Squash(args) => commands::squash::run(&ctx, args),
         Command::Completions(_) => Ok(()),
     }

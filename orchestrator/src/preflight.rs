@@ -89,7 +89,7 @@ pub fn plan(command: &Command) -> Option<Plan> {
         ),
         Command::Smoke(_) => ("smoke", each(all(), 2), false, true),
         Command::Recover(_) => ("recover", each(all(), 3), true, true),
-        Command::Squash(_) | Command::Completions(_) => return None,
+        Command::Squash(_) | Command::Lint(_) | Command::Completions(_) => return None,
     };
     let writes = match command {
         Command::Backup(_) => false,

@@ -175,6 +175,7 @@ mod tests {
             sqlite: EMPTY,
             postgres_sql: &[],
             sqlite_sql: &[],
+            postgres_model: "",
         },
         migrations_dir: "",
         tables: &["users", "teams"],

@@ -4,12 +4,12 @@
 use std::fmt;
 
 use diesel_migrations::EmbeddedMigrations;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::url::Backend;
 
 /// What a foreign key does to referencing rows when the referenced row is deleted.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 pub enum OnDelete {
     #[serde(rename = "NO ACTION")]
     NoAction,
@@ -92,6 +92,10 @@ pub struct Migrations {
     pub sqlite: EmbeddedMigrations,
     pub postgres_sql: &'static [MigrationSql],
     pub sqlite_sql: &'static [MigrationSql],
+    /// The model of the schema the PostgreSQL history makes, as JSON
+    /// (`migrations/postgres.schema.json`, see `expected`): what `verify` holds a
+    /// PostgreSQL store to without a server of its own to replay the history on.
+    pub postgres_model: &'static str,
 }
 
 impl Migrations {
@@ -188,6 +192,7 @@ mod tests {
                 sqlite: EMPTY,
                 postgres_sql: &[],
                 sqlite_sql: &[],
+                postgres_model: "",
             },
             migrations_dir: "",
             tables: &[],

@@ -3,6 +3,7 @@
 pub mod backup;
 pub mod completions;
 pub mod diff;
+pub mod lint;
 pub mod migrate;
 pub mod recover;
 pub mod reset;

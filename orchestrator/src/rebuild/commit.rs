@@ -36,9 +36,13 @@ impl Rebuild<'_> {
                 stage.outcome.phases.commit += spent;
                 // A commit whose answer was lost (the connection broke, psql died) may
                 // still have happened: the store's journal row tells.
-                result
-                    .map(|conn| to_close.extend(conn))
-                    .or_else(|e| if self.landed(store) { Ok(()) } else { Err(e) })
+                result.map(|conn| to_close.extend(conn)).or_else(|e| {
+                    if self.landed(store) {
+                        Ok(())
+                    } else {
+                        Err(e)
+                    }
+                })
             };
             match result {
                 Ok(()) => {

@@ -1,0 +1,197 @@
+//! The schema model's rows from PostgreSQL's catalogs (the connection's current schema).
+
+use diesel::sql_types::{Bool, Integer, Nullable, Text};
+use diesel::{PgConnection, QueryableByName, RunQueryDsl};
+
+use super::{
+    on_delete, CatalogRows, ColumnRow, ForeignKeyModel, ForeignKeyRow, IndexColumn, IndexRow,
+    NamedRow,
+};
+
+#[derive(QueryableByName)]
+struct Name {
+    #[diesel(sql_type = Text)]
+    name: String,
+}
+
+#[derive(QueryableByName)]
+struct Column {
+    #[diesel(sql_type = Text)]
+    table_name: String,
+    #[diesel(sql_type = Text)]
+    column_name: String,
+    #[diesel(sql_type = Text)]
+    data_type: String,
+    #[diesel(sql_type = Bool)]
+    not_null: bool,
+    #[diesel(sql_type = Nullable<Text>)]
+    dflt: Option<String>,
+    #[diesel(sql_type = Integer)]
+    pk: i32,
+}
+
+#[derive(QueryableByName)]
+struct Index {
+    #[diesel(sql_type = Text)]
+    table_name: String,
+    #[diesel(sql_type = Text)]
+    index_name: String,
+    #[diesel(sql_type = Text)]
+    origin: String,
+    #[diesel(sql_type = Bool)]
+    is_unique: bool,
+    #[diesel(sql_type = Text)]
+    column_name: String,
+    #[diesel(sql_type = Nullable<Text>)]
+    collation: Option<String>,
+    #[diesel(sql_type = Bool)]
+    descending: bool,
+    #[diesel(sql_type = Nullable<Text>)]
+    predicate: Option<String>,
+}
+
+#[derive(QueryableByName)]
+struct Check {
+    #[diesel(sql_type = Text)]
+    table_name: String,
+    #[diesel(sql_type = Text)]
+    name: String,
+    #[diesel(sql_type = Text)]
+    def: String,
+}
+
+#[derive(QueryableByName)]
+struct ForeignKey {
+    #[diesel(sql_type = Text)]
+    table_name: String,
+    #[diesel(sql_type = Text)]
+    name: String,
+    #[diesel(sql_type = Text)]
+    column_name: String,
+    #[diesel(sql_type = Text)]
+    ref_table: String,
+    #[diesel(sql_type = Text)]
+    ref_column: String,
+    #[diesel(sql_type = Text)]
+    on_delete: String,
+}
+
+const TABLES: &str = "SELECT c.relname::text AS name FROM pg_catalog.pg_class c \
+     JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace \
+     WHERE n.nspname = current_schema() AND c.relkind IN ('r', 'p') ORDER BY 1";
+
+const COLUMNS: &str = "SELECT c.relname::text AS table_name, a.attname::text AS column_name, \
+       format_type(a.atttypid, a.atttypmod) AS data_type, a.attnotnull AS not_null, \
+       pg_get_expr(d.adbin, d.adrelid) AS dflt, \
+       COALESCE(array_position(pk.conkey, a.attnum), 0)::int AS pk \
+     FROM pg_catalog.pg_attribute a \
+     JOIN pg_catalog.pg_class c ON c.oid = a.attrelid \
+     JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace \
+     LEFT JOIN pg_catalog.pg_attrdef d ON d.adrelid = a.attrelid AND d.adnum = a.attnum \
+     LEFT JOIN pg_catalog.pg_constraint pk ON pk.conrelid = c.oid AND pk.contype = 'p' \
+     WHERE n.nspname = current_schema() AND c.relkind IN ('r', 'p') AND a.attnum > 0 \
+       AND NOT a.attisdropped ORDER BY 1, 2";
+
+/// Every index, one row per key column in key order (expressions spelled out), whether a
+/// constraint made it, the column's collation when the index names another than the
+/// column's own (`COLLATE "C"`), descending order, and a partial index's predicate.
+/// `indkey`, `indcollation` and `indoption` are vectors subscripted from 0.
+const INDEXES: &str = "SELECT t.relname::text AS table_name, ic.relname::text AS index_name, \
+       CASE WHEN con.contype = 'p' THEN 'pk' WHEN con.contype IN ('u', 'x') THEN 'u' ELSE 'c' END AS origin, \
+       i.indisunique AS is_unique, \
+       pg_get_indexdef(i.indexrelid, k.n::int, true) AS column_name, \
+       CASE WHEN i.indcollation[k.n - 1] IN (0, 100) \
+              OR i.indcollation[k.n - 1] = COALESCE(a.attcollation, 0) THEN NULL \
+            ELSE coll.collname::text END AS collation, \
+       (i.indoption[k.n - 1]::int & 1) = 1 AS descending, \
+       pg_get_expr(i.indpred, i.indrelid, true) AS predicate \
+     FROM pg_catalog.pg_index i \
+     JOIN pg_catalog.pg_class t ON t.oid = i.indrelid \
+     JOIN pg_catalog.pg_class ic ON ic.oid = i.indexrelid \
+     JOIN pg_catalog.pg_namespace n ON n.oid = t.relnamespace \
+     LEFT JOIN pg_catalog.pg_constraint con ON con.conindid = i.indexrelid \
+       AND con.conrelid = i.indrelid AND con.contype IN ('p', 'u', 'x') \
+     CROSS JOIN LATERAL generate_series(1, i.indnkeyatts) AS k(n) \
+     LEFT JOIN pg_catalog.pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = i.indkey[k.n - 1] \
+     LEFT JOIN pg_catalog.pg_collation coll ON coll.oid = i.indcollation[k.n - 1] \
+     WHERE n.nspname = current_schema() AND t.relkind IN ('r', 'p') ORDER BY 1, 2, k.n";
+
+const CHECKS: &str = "SELECT cl.relname::text AS table_name, con.conname::text AS name, \
+       pg_get_constraintdef(con.oid, true) AS def \
+     FROM pg_catalog.pg_constraint con \
+     JOIN pg_catalog.pg_class cl ON cl.oid = con.conrelid \
+     JOIN pg_catalog.pg_namespace n ON n.oid = cl.relnamespace \
+     WHERE con.contype = 'c' AND n.nspname = current_schema() ORDER BY 1, 2";
+
+/// One row per column pair of every foreign key, with the constraint's name.
+const FOREIGN_KEYS: &str = "SELECT cl.relname::text AS table_name, con.conname::text AS name, \
+       a.attname::text AS column_name, rc.relname::text AS ref_table, \
+       ra.attname::text AS ref_column, con.confdeltype::text AS on_delete \
+     FROM pg_catalog.pg_constraint con \
+     JOIN pg_catalog.pg_class cl ON cl.oid = con.conrelid \
+     JOIN pg_catalog.pg_namespace n ON n.oid = cl.relnamespace \
+     JOIN pg_catalog.pg_class rc ON rc.oid = con.confrelid \
+     CROSS JOIN LATERAL unnest(con.conkey, con.confkey) AS k(attnum, refnum) \
+     JOIN pg_catalog.pg_attribute a ON a.attrelid = con.conrelid AND a.attnum = k.attnum \
+     JOIN pg_catalog.pg_attribute ra ON ra.attrelid = con.confrelid AND ra.attnum = k.refnum \
+     WHERE con.contype = 'f' AND n.nspname = current_schema() ORDER BY 1, 2, 3";
+
+pub(super) fn read(conn: &mut PgConnection) -> diesel::QueryResult<CatalogRows> {
+    let tables = diesel::sql_query(TABLES).load::<Name>(conn)?;
+    let columns = diesel::sql_query(COLUMNS).load::<Column>(conn)?;
+    let indexes = diesel::sql_query(INDEXES).load::<Index>(conn)?;
+    let checks = diesel::sql_query(CHECKS).load::<Check>(conn)?;
+    let fks = diesel::sql_query(FOREIGN_KEYS).load::<ForeignKey>(conn)?;
+    Ok(CatalogRows {
+        tables: tables.into_iter().map(|t| t.name).collect(),
+        columns: columns
+            .into_iter()
+            .map(|c| ColumnRow {
+                table: c.table_name,
+                column: c.column_name,
+                data_type: c.data_type,
+                not_null: c.not_null,
+                default: c.dflt,
+                pk: c.pk,
+            })
+            .collect(),
+        indexes: indexes
+            .into_iter()
+            .map(|i| IndexRow {
+                table: i.table_name,
+                index: i.index_name,
+                origin: i.origin,
+                unique: i.is_unique,
+                column: IndexColumn {
+                    expr: super::expr::normalise_index_column(&i.column_name),
+                    collation: i.collation,
+                    descending: i.descending,
+                },
+                predicate: i.predicate,
+            })
+            .collect(),
+        checks: checks
+            .into_iter()
+            .map(|c| NamedRow {
+                table: c.table_name,
+                name: c.name,
+                definition: c.def,
+            })
+            .collect(),
+        foreign_keys: fks
+            .into_iter()
+            .map(|f| {
+                Ok(ForeignKeyRow {
+                    key: ForeignKeyModel {
+                        on_delete: on_delete(&f.on_delete, &f.table_name, &f.column_name)?,
+                        column: f.column_name,
+                        ref_table: f.ref_table,
+                        ref_column: f.ref_column,
+                    },
+                    table: f.table_name,
+                    name: f.name,
+                })
+            })
+            .collect::<diesel::QueryResult<_>>()?,
+    })
+}
