@@ -6,6 +6,7 @@ pub mod cli;
 pub mod commands;
 pub mod consequences;
 pub mod context;
+pub mod drift;
 pub mod exit;
 pub mod fault;
 pub mod guard;

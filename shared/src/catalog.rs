@@ -256,27 +256,49 @@ pub fn applied_versions(conn: &mut Conn) -> diesel::QueryResult<Vec<String>> {
 pub const ORCHESTRATOR_MIGRATIONS_TABLE: &str = "__orchestrator_migrations";
 
 #[derive(QueryableByName)]
-struct ChecksumRow {
+struct StampRow {
     #[diesel(sql_type = Text)]
     version: String,
     #[diesel(sql_type = Text)]
     checksum: String,
+    #[diesel(sql_type = Text)]
+    at: String,
 }
 
-/// `(version, checksum)` recorded for each applied migration, read without creating the
-/// table when it is absent (a database migrated before checksums existed has none).
-pub fn recorded_checksums(conn: &mut Conn) -> diesel::QueryResult<Vec<(String, String)>> {
+/// When each version diesel records was run (`run_on`), as the database prints it.
+pub fn applied_runs(conn: &mut Conn) -> diesel::QueryResult<Vec<(String, String)>> {
+    if !all_tables(conn)?
+        .iter()
+        .any(|t| t == DIESEL_MIGRATIONS_TABLE)
+    {
+        return Ok(Vec::new());
+    }
+    let sql = format!(
+        "SELECT version, '' AS checksum, CAST(run_on AS TEXT) AS at \
+         FROM {DIESEL_MIGRATIONS_TABLE} ORDER BY version"
+    );
+    Ok(load::<StampRow>(conn, &sql)?
+        .into_iter()
+        .map(|r| (r.version, r.at))
+        .collect())
+}
+
+/// `(version, checksum, applied_at)` of each recorded checksum, read without creating the
+/// table when it is absent.
+pub fn checksum_records(conn: &mut Conn) -> diesel::QueryResult<Vec<(String, String, String)>> {
     if !all_tables(conn)?
         .iter()
         .any(|t| t == ORCHESTRATOR_MIGRATIONS_TABLE)
     {
         return Ok(Vec::new());
     }
-    let sql =
-        format!("SELECT version, checksum FROM {ORCHESTRATOR_MIGRATIONS_TABLE} ORDER BY version");
-    Ok(load::<ChecksumRow>(conn, &sql)?
+    let sql = format!(
+        "SELECT version, checksum, CAST(applied_at AS TEXT) AS at \
+         FROM {ORCHESTRATOR_MIGRATIONS_TABLE} ORDER BY version"
+    );
+    Ok(load::<StampRow>(conn, &sql)?
         .into_iter()
-        .map(|r| (r.version, r.checksum))
+        .map(|r| (r.version, r.checksum, r.at))
         .collect())
 }
 

@@ -21,9 +21,13 @@ pub struct MigrationState {
     pub pending: Vec<String>,
     /// Versions the database records that the store does not ship.
     pub unknown: Vec<String>,
-    /// Applied migrations whose `up.sql` changed since they were applied, by name. A
-    /// migration applied before checksums were recorded is not counted here.
+    /// Applied migrations whose `up.sql` changed since they were applied, by name.
     pub modified: Vec<String>,
+    /// Applied migrations with no checksum of what ran (another tool, such as diesel_cli,
+    /// or a build before checksums, applied them; or diesel ran them again since): the
+    /// file cannot be said to be what ran. `migrate` records them once the live schema is
+    /// proven to be what the migrations make.
+    pub unchecked: Vec<String>,
 }
 
 /// A migration that was run, with its duration.
@@ -81,28 +85,47 @@ fn shipped_checksum(sql: &[MigrationSql], name: &str) -> Option<String> {
 pub fn state(conn: &mut Conn, store: &Store) -> Result<MigrationState, BoxError> {
     let backend = conn.backend();
     let shipped = shipped(store, backend)?;
-    let applied_versions = catalog::applied_versions(conn)?;
-    let recorded = catalog::recorded_checksums(conn)?;
+    let runs = catalog::applied_runs(conn)?;
+    let records = catalog::checksum_records(conn)?;
     let sql = store.migrations.sql_for(backend);
     let mut state = MigrationState::default();
     for (version, name) in &shipped {
-        if applied_versions.contains(version) {
-            let was = recorded.iter().find(|(v, _)| v == version).map(|(_, c)| c);
-            if let (Some(was), Some(now)) = (was, shipped_checksum(sql, name)) {
-                if *was != now {
-                    state.modified.push(name.clone());
-                }
-            }
-            state.applied.push(name.clone());
-        } else {
+        let Some((_, run_on)) = runs.iter().find(|(v, _)| v == version) else {
             state.pending.push(name.clone());
+            continue;
+        };
+        let record = records
+            .iter()
+            .find(|(v, _, _)| v == version)
+            .filter(|(_, _, at)| !rerun_since(run_on, at));
+        match (record, shipped_checksum(sql, name)) {
+            (Some((_, was, _)), Some(now)) if *was != now => state.modified.push(name.clone()),
+            (Some(_), _) => {}
+            (None, _) => state.unchecked.push(name.clone()),
         }
+        state.applied.push(name.clone());
     }
-    state.unknown = applied_versions
+    state.unknown = runs
         .into_iter()
+        .map(|(v, _)| v)
         .filter(|v| !shipped.iter().any(|(sv, _)| sv == v))
         .collect();
     Ok(state)
+}
+
+/// Whether diesel ran a migration again after its checksum was recorded (`diesel
+/// migration redo`, or a revert and a run by another tool): the record then describes a
+/// run that is no longer the one in the database. Both times are written by the database
+/// in UTC; ours is the same transaction's on PostgreSQL and a moment later on SQLite, so a
+/// later run is one that came more than two seconds after. Unreadable times keep the
+/// record.
+fn rerun_since(run_on: &str, recorded_at: &str) -> bool {
+    let parse =
+        |t: &str| chrono::NaiveDateTime::parse_from_str(t.trim(), "%Y-%m-%d %H:%M:%S%.f").ok();
+    match (parse(run_on), parse(recorded_at)) {
+        (Some(run), Some(at)) => run > at + chrono::Duration::seconds(2),
+        _ => false,
+    }
 }
 
 fn create_checksum_table(backend: Backend) -> String {
@@ -130,23 +153,37 @@ fn record_checksum(version: &str, name: &str, checksum: &str) -> String {
     )
 }
 
-/// Records the checksum of a migration applied before checksums existed (diesel has it,
-/// we do not): the file as it is now is the best evidence there is.
-fn backfill_checksum(version: &str, name: &str, checksum: &str) -> String {
-    let v = quote_literal(version);
-    format!(
-        "INSERT INTO {ORCHESTRATOR_MIGRATIONS_TABLE} (version, name, checksum) \
-         SELECT {v}, {n}, {c} \
-         WHERE EXISTS (SELECT 1 FROM {DIESEL_MIGRATIONS_TABLE} WHERE version = {v}) \
-         AND NOT EXISTS (SELECT 1 FROM {ORCHESTRATOR_MIGRATIONS_TABLE} WHERE version = {v});",
-        n = quote_literal(name),
-        c = quote_literal(checksum),
-    )
+/// Records the checksums of applied migrations proven to be what ran (see
+/// [`MigrationState::unchecked`]) and forgets the records of versions diesel no longer
+/// has (reverted since), in one transaction.
+pub fn record_checksums(conn: &mut Conn, store: &Store, names: &[String]) -> Result<(), BoxError> {
+    let backend = conn.backend();
+    let sql = store.migrations.sql_for(backend);
+    let mut batch = format!("{};\n", create_checksum_table(backend));
+    for (version, name) in shipped(store, backend)? {
+        if !names.contains(&name) {
+            continue;
+        }
+        let sum = shipped_checksum(sql, &name)
+            .ok_or_else(|| format!("the up.sql of {name} is not embedded"))?;
+        batch.push_str(&record_checksum(&version, &name, &sum));
+        batch.push_str(";\n");
+    }
+    batch.push_str(&format!(
+        "DELETE FROM {ORCHESTRATOR_MIGRATIONS_TABLE} \
+         WHERE version NOT IN (SELECT version FROM {DIESEL_MIGRATIONS_TABLE});"
+    ));
+    crate::with_conn!(conn, |c| {
+        use diesel::connection::SimpleConnection;
+        diesel::Connection::transaction(c, |c| c.batch_execute(&batch))
+    })?;
+    Ok(())
 }
 
 /// Runs every pending migration, each in its own transaction (a savepoint when the caller
 /// already holds one), oldest first, and reports each as it completes. The checksum of
 /// each migration is recorded in the same transaction, so a crash cannot separate them.
+/// Migrations another tool applied are left unchecked: nothing here vouches for them.
 pub fn run_pending(
     conn: &mut Conn,
     store: &Store,
@@ -208,25 +245,6 @@ where
         tracing::info!(migration = %applied.name, millis = applied.millis as u64, "applied");
         on_applied(&applied);
         done.push(applied);
-    }
-    let all: Vec<Box<dyn Migration<C::Backend>>> =
-        MigrationSource::<C::Backend>::migrations(source)
-            .map_err(|e| failure("(reading the history)".into(), e))?;
-    let backfill: String = all
-        .iter()
-        .filter_map(|m| {
-            let name = m.name().to_string();
-            let sum = shipped_checksum(sql, &name)?;
-            Some(backfill_checksum(
-                &m.name().version().to_string(),
-                &name,
-                &sum,
-            ))
-        })
-        .collect();
-    if !backfill.is_empty() {
-        conn.batch_execute(&backfill)
-            .map_err(|e| failure("(recording checksums)".into(), e.into()))?;
     }
     Ok(done)
 }

@@ -80,10 +80,11 @@ fn a_clean_migrated_pair_passes() {
             assert_eq!(s["tables"], json!({"missing": [], "unexpected": []}), "{s}");
             assert_eq!(
                 s["migrations"],
-                json!({"pending": [], "unknown": [], "modified": []}),
+                json!({"pending": [], "unknown": [], "modified": [], "unchecked": []}),
                 "{s}"
             );
             assert_eq!(s["foreign_keys"]["mismatched"], json!([]), "{s}");
+            assert_eq!(s["schema"]["differences"], json!([]), "{s}");
         }
         let owners = reference(&report, "app.datasets.owner_id");
         assert_eq!(owners["to"], "auth.users.id");
@@ -242,20 +243,29 @@ fn an_edited_migration_is_caught_and_old_histories_are_not_blamed() {
         let text = String::from_utf8_lossy(&text.stdout);
         assert!(text.contains(&format!("modified {name}")), "{text}");
 
-        // A database migrated before checksums existed has no records: nothing is
-        // "modified", and the next migrate records the files as they are.
+        // A database migrated by another tool (diesel_cli, or a build before checksums)
+        // has no records: its migrations are "unchecked", not silently fine, and the next
+        // migrate records them only once the schema is proven to be what they make.
         exec(
             &mut app,
             &format!("DELETE FROM {ORCHESTRATOR_MIGRATIONS_TABLE}"),
         );
-        let (code, report) = verify(pair, &[]);
-        assert_eq!(code, 0, "{report}");
-        migrated(pair);
         let shipped = shared::migrations::shipped(&app_db::STORE, pair.backend).expect("shipped");
+        let names: Vec<String> = shipped.iter().map(|(_, n)| n.clone()).collect();
+        let (code, report) = verify(pair, &[]);
+        assert_eq!(code, 1, "{report}");
+        assert_eq!(
+            store(&report, "app")["migrations"]["unchecked"],
+            json!(names)
+        );
+        assert_eq!(store(&report, "app")["migrations"]["modified"], json!([]));
+        migrated(pair);
         assert_eq!(
             count(&mut app, ORCHESTRATOR_MIGRATIONS_TABLE) as usize,
             shipped.len()
         );
+        let (code, report) = verify(pair, &[]);
+        assert_eq!(code, 0, "{report}");
     });
 }
 
@@ -277,7 +287,7 @@ fn pending_and_unknown_migrations_are_named() {
         assert_eq!(code, 1, "{report}");
         assert_eq!(
             store(&report, "auth")["migrations"],
-            json!({"pending": [last_name], "unknown": ["29990101000000"], "modified": []})
+            json!({"pending": [last_name], "unknown": ["29990101000000"], "modified": [], "unchecked": []})
         );
         assert_eq!(
             store(&report, "app")["migrations"]["pending"],

@@ -43,6 +43,8 @@ struct StoreMigrated {
     /// The squash baseline this database was recognised at (its old history matched).
     #[serde(skip_serializing_if = "Option::is_none")]
     baseline_recognised: Option<String>,
+    /// Migrations another tool applied whose checksums were recorded, the schema proven.
+    vouched: Vec<String>,
 }
 
 pub fn run(ctx: &Context, args: &MigrateArgs) -> CliResult {
@@ -107,6 +109,10 @@ pub fn run(ctx: &Context, args: &MigrateArgs) -> CliResult {
             None => ctx.progress(format!("{}: applying pending migrations…", store.name)),
         }
         let baseline_recognised = recognise_squash(ctx, store, url, conn, dir.as_deref())?;
+        let vouched = match &dir {
+            Some(_) => Vec::new(),
+            None => vouch_for_unchecked(ctx, store, url, conn)?,
+        };
         let on_applied = |m: &Applied| {
             ctx.progress(format!("  {} {} ({} ms)", store.name, m.name, m.millis));
         };
@@ -127,6 +133,7 @@ pub fn run(ctx: &Context, args: &MigrateArgs) -> CliResult {
             already_applied,
             applied,
             baseline_recognised,
+            vouched,
         });
     }
     if ctx.json() {
@@ -137,6 +144,14 @@ pub fn run(ctx: &Context, args: &MigrateArgs) -> CliResult {
                 println!(
                     "{}: schema matches the squashed history; baseline {baseline} marked as applied",
                     s.store
+                );
+            }
+            if !s.vouched.is_empty() {
+                println!(
+                    "{}: schema matches the migrations; recorded the checksums of {} migration(s) another tool applied: {}",
+                    s.store,
+                    s.vouched.len(),
+                    s.vouched.join(", ")
                 );
             }
             if s.applied.is_empty() {
@@ -219,4 +234,51 @@ fn recognise_squash(
         .map_err(|e| query_error("marking the squash baseline as applied", e.to_string()))?;
     tracing::info!(store = store.name, baseline = %map.baseline, "squash baseline recognised");
     Ok(Some(map.baseline))
+}
+
+/// Migrations applied by another tool (diesel_cli, an older build) have no checksum of
+/// what ran. They are vouched for, checksums recorded, only once the live schema is proven
+/// to be what the migrations make; a schema that differs refuses the run (exit 1) with
+/// nothing recorded and nothing applied.
+fn vouch_for_unchecked(
+    ctx: &Context,
+    store: &Store,
+    url: &DatabaseUrl,
+    conn: &mut Conn,
+) -> CliResult<Vec<String>> {
+    let query_error = |action: &str, reason: String| DbError::Query {
+        store: store.name.to_string(),
+        url: url.redacted().to_string(),
+        action: action.into(),
+        reason,
+    };
+    let state = migrations::state(conn, store)
+        .map_err(|e| query_error("reading migrations", e.to_string()))?;
+    if state.unchecked.is_empty() {
+        return Ok(Vec::new());
+    }
+    ctx.progress(format!(
+        "{}: {} migration(s) applied by another tool; comparing the schema…",
+        store.name,
+        state.unchecked.len()
+    ));
+    let drift = crate::drift::check(store, conn, &state)
+        .map_err(|e| query_error("comparing the schema", e))?;
+    let differences = drift.map(|d| d.differences).unwrap_or_default();
+    if !differences.is_empty() {
+        let list: Vec<String> = differences.iter().map(|d| d.describe(store.name)).collect();
+        return Err(CliError::new(
+            Exit::CheckFailed,
+            anyhow::anyhow!(
+                "{} has {} migration(s) applied by another tool ({}) and its schema is not what the migrations make: {}; nothing was recorded or applied. Fix the drift (see `orchestrator diff`), then migrate again",
+                store.name,
+                state.unchecked.len(),
+                state.unchecked.join(", "),
+                list.join("; ")
+            ),
+        ));
+    }
+    migrations::record_checksums(conn, store, &state.unchecked)
+        .map_err(|e| query_error("recording checksums", e.to_string()))?;
+    Ok(state.unchecked)
 }

@@ -13,7 +13,7 @@ use crate::context::{selected_stores, Context};
 use crate::exit::{CliError, CliResult, Exit};
 use crate::output::{self, paint, Tone};
 
-/// Show reachability, applied, pending, unknown and modified migrations, and row counts per table.
+/// Show reachability, applied, pending, unknown, modified and unchecked migrations, and row counts per table.
 #[derive(Debug, Args)]
 #[command(
     after_help = "Example:\n  orchestrator status\n  orchestrator --format json status | jq '.stores[].pending'"
@@ -215,6 +215,7 @@ fn print_text(report: &StatusReport) {
         } else if s.migrations.pending.is_empty()
             && s.migrations.unknown.is_empty()
             && s.migrations.modified.is_empty()
+            && s.migrations.unchecked.is_empty()
         {
             paint("up to date", Tone::Good)
         } else {
@@ -234,11 +235,12 @@ fn print_text(report: &StatusReport) {
             continue;
         }
         println!(
-            "  migrations: {} applied, {} pending, {} unknown, {} modified",
+            "  migrations: {} applied, {} pending, {} unknown, {} modified, {} unchecked",
             s.migrations.applied.len(),
             s.migrations.pending.len(),
             s.migrations.unknown.len(),
-            s.migrations.modified.len()
+            s.migrations.modified.len(),
+            s.migrations.unchecked.len()
         );
         for name in &s.migrations.pending {
             println!("    pending  {name}");
@@ -248,6 +250,11 @@ fn print_text(report: &StatusReport) {
         }
         for name in &s.migrations.modified {
             println!("    modified {name} (up.sql changed since it was applied)");
+        }
+        for name in &s.migrations.unchecked {
+            println!(
+                "    unchecked {name} (applied by another tool: `orchestrator migrate` records it once the schema is proven)"
+            );
         }
         if !s.tables.is_empty() {
             let rows: Vec<Vec<String>> = s

@@ -19,6 +19,7 @@ pub fn compare(expected: &SchemaModel, found: &SchemaModel) -> Vec<Difference> {
                 found: None,
                 advice: "run `orchestrator migrate`, or find the migration that should create it"
                     .into(),
+                duplicates: Vec::new(),
             });
             continue;
         };
@@ -33,6 +34,7 @@ pub fn compare(expected: &SchemaModel, found: &SchemaModel) -> Vec<Difference> {
                 expected: None,
                 found: Some(name.clone()),
                 advice: "write a migration that creates it, or drop it".into(),
+                duplicates: Vec::new(),
             });
         }
     }
@@ -137,24 +139,46 @@ fn extra_advice(duplicates: &[&String]) -> String {
     }
 }
 
-fn compare_table(table: &str, exp: &TableModel, live: &TableModel, out: &mut Vec<Difference>) {
-    let mut push = |kind: &'static str,
-                    object: String,
-                    expected: Option<String>,
-                    found: Option<String>,
-                    advice: &str| {
-        out.push(Difference {
+/// Where one table's differences go.
+struct Sink<'a> {
+    table: &'a str,
+    out: &'a mut Vec<Difference>,
+}
+
+impl Sink<'_> {
+    fn add(
+        &mut self,
+        kind: &'static str,
+        object: String,
+        expected: Option<String>,
+        found: Option<String>,
+        advice: &str,
+    ) {
+        self.out.push(Difference {
             kind,
-            table: table.to_string(),
+            table: self.table.to_string(),
             object,
             expected,
             found,
             advice: advice.to_string(),
+            duplicates: Vec::new(),
         });
-    };
+    }
+
+    /// An object the migrations lack; a copy of `duplicates` when there are any.
+    fn extra(&mut self, kind: &'static str, object: String, found: String, duplicates: &[&String]) {
+        self.add(kind, object, None, Some(found), &extra_advice(duplicates));
+        if let Some(last) = self.out.last_mut() {
+            last.duplicates = duplicates.iter().map(|n| n.to_string()).collect();
+        }
+    }
+}
+
+fn compare_table(table: &str, exp: &TableModel, live: &TableModel, out: &mut Vec<Difference>) {
+    let mut sink = Sink { table, out };
     for (col, e) in &exp.columns {
         match live.columns.get(col) {
-            None => push(
+            None => sink.add(
                 "missing_column",
                 col.clone(),
                 Some(column_text(e)),
@@ -163,7 +187,7 @@ fn compare_table(table: &str, exp: &TableModel, live: &TableModel, out: &mut Vec
             ),
             Some(f) => {
                 if e.data_type != f.data_type {
-                    push(
+                    sink.add(
                         "column_type",
                         col.clone(),
                         Some(e.data_type.clone()),
@@ -173,7 +197,7 @@ fn compare_table(table: &str, exp: &TableModel, live: &TableModel, out: &mut Vec
                 }
                 if e.nullable != f.nullable {
                     let word = |n: bool| if n { "NULL" } else { "NOT NULL" }.to_string();
-                    push(
+                    sink.add(
                         "column_nullability",
                         col.clone(),
                         Some(word(e.nullable)),
@@ -182,7 +206,7 @@ fn compare_table(table: &str, exp: &TableModel, live: &TableModel, out: &mut Vec
                     );
                 }
                 if e.default != f.default {
-                    push(
+                    sink.add(
                         "column_default",
                         col.clone(),
                         e.default.clone(),
@@ -195,7 +219,7 @@ fn compare_table(table: &str, exp: &TableModel, live: &TableModel, out: &mut Vec
     }
     for (col, f) in &live.columns {
         if !exp.columns.contains_key(col) {
-            push(
+            sink.add(
                 "unexpected_column",
                 col.clone(),
                 None,
@@ -205,7 +229,7 @@ fn compare_table(table: &str, exp: &TableModel, live: &TableModel, out: &mut Vec
         }
     }
     if exp.primary_key != live.primary_key {
-        push(
+        sink.add(
             "primary_key",
             "primary key".into(),
             Some(format!("({})", exp.primary_key.join(", "))),
@@ -217,7 +241,7 @@ fn compare_table(table: &str, exp: &TableModel, live: &TableModel, out: &mut Vec
     let unique_text = |cols: &Vec<String>| format!("UNIQUE ({})", cols.join(", "));
     for m in excess(&exp.uniques, &live.uniques) {
         let text = unique_text(m.key);
-        push(
+        sink.add(
             "missing_unique",
             format!("{} {text}", quoted(&m.names)),
             Some(text),
@@ -227,17 +251,16 @@ fn compare_table(table: &str, exp: &TableModel, live: &TableModel, out: &mut Vec
     }
     for m in excess(&live.uniques, &exp.uniques) {
         let text = unique_text(m.key);
-        push(
+        sink.extra(
             "unexpected_unique",
             format!("{} {text}", quoted(&m.names)),
-            None,
-            Some(text),
-            &extra_advice(&m.duplicates),
+            text,
+            &m.duplicates,
         );
     }
     for m in excess(&exp.indexes, &live.indexes) {
         let text = index_text(m.key);
-        push(
+        sink.add(
             "missing_index",
             format!("{} {text}", quoted(&m.names)),
             Some(text),
@@ -247,16 +270,15 @@ fn compare_table(table: &str, exp: &TableModel, live: &TableModel, out: &mut Vec
     }
     for m in excess(&live.indexes, &exp.indexes) {
         let text = index_text(m.key);
-        push(
+        sink.extra(
             "unexpected_index",
             format!("{} {text}", quoted(&m.names)),
-            None,
-            Some(text),
-            &extra_advice(&m.duplicates),
+            text,
+            &m.duplicates,
         );
     }
     for m in excess(&exp.checks, &live.checks) {
-        push(
+        sink.add(
             "missing_check",
             format!("CHECK ({})", m.key),
             Some(m.key.clone()),
@@ -265,25 +287,19 @@ fn compare_table(table: &str, exp: &TableModel, live: &TableModel, out: &mut Vec
         );
     }
     for m in excess(&live.checks, &exp.checks) {
-        push(
+        sink.extra(
             "unexpected_check",
             format!("{} CHECK ({})", quoted(&m.names), m.key),
-            None,
-            Some(m.key.clone()),
-            &extra_advice(&m.duplicates),
+            m.key.clone(),
+            &m.duplicates,
         );
     }
-    compare_foreign_keys(table, exp, live, &mut push);
+    compare_foreign_keys(table, exp, live, &mut sink);
 }
 
 /// Foreign keys: one whose action alone changed is named as such; the others are missing
 /// or unexpected (a second copy of one included).
-fn compare_foreign_keys(
-    table: &str,
-    exp: &TableModel,
-    live: &TableModel,
-    push: &mut impl FnMut(&'static str, String, Option<String>, Option<String>, &str),
-) {
+fn compare_foreign_keys(table: &str, exp: &TableModel, live: &TableModel, sink: &mut Sink<'_>) {
     let target =
         |f: &ForeignKeyModel| (f.column.clone(), f.ref_table.clone(), f.ref_column.clone());
     let label =
@@ -303,14 +319,14 @@ fn compare_foreign_keys(
     }
     for (i, m) in missing.iter().enumerate() {
         match changed.get(&i) {
-            Some(&j) => push(
+            Some(&j) => sink.add(
                 "foreign_key_action",
                 label(m.key),
                 Some(m.key.on_delete.to_string()),
                 Some(extra[j].key.on_delete.to_string()),
                 "recreate the foreign key with the action the migrations give it, or write a migration that changes it",
             ),
-            None => push(
+            None => sink.add(
                 "missing_foreign_key",
                 label(m.key),
                 Some(fk_text(m.key)),
@@ -327,12 +343,11 @@ fn compare_foreign_keys(
         keep
     });
     for x in extra {
-        push(
+        sink.extra(
             "unexpected_foreign_key",
             format!("{} {}", quoted(&x.names), label(x.key)),
-            None,
-            Some(fk_text(x.key)),
-            &extra_advice(&x.duplicates),
+            fk_text(x.key),
+            &x.duplicates,
         );
     }
 }

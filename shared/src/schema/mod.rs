@@ -151,6 +151,9 @@ pub struct Difference {
     pub found: Option<String>,
     /// What to do about it, in words.
     pub advice: String,
+    /// For an object the migrations lack: the objects it is a second copy of.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub duplicates: Vec<String>,
 }
 
 impl Difference {

@@ -1,6 +1,8 @@
 //! `orchestrator verify`: does each store hold exactly the contract's tables and foreign
-//! keys (with their ON DELETE actions), is its migration history complete and unedited,
-//! and does every cross-store reference point at a row that exists? Exit 1 when not.
+//! keys (with their ON DELETE actions) and the whole schema its migrations make (columns,
+//! keys, uniques, checks, indexes), is its migration history complete, unedited and
+//! vouched for, and does every cross-store reference point at a row that exists? Exit 1
+//! when not.
 
 use std::collections::HashMap;
 use std::time::Instant;
@@ -14,8 +16,12 @@ use shared::store::Store;
 use shared::{catalog, Conn, CrossReference, DbError};
 
 use crate::context::{all_stores, selected_stores, Context};
+use crate::drift::{self, Drift};
 use crate::exit::{CliError, CliResult, Exit};
-use crate::output::{self, paint, Tone};
+use crate::output;
+
+mod text;
+use text::print_text;
 
 /// Check tables, foreign keys with their ON DELETE actions, migrations and cross-store
 /// references; exit 1 when anything is off.
@@ -48,6 +54,9 @@ pub struct StoreVerify {
     pub tables: TableCheck,
     pub foreign_keys: ForeignKeyCheck,
     pub migrations: MigrationCheck,
+    /// The whole schema against what the migrations make (see `drift`); `null` before
+    /// any migration is applied.
+    pub schema: Option<Drift>,
 }
 
 #[derive(Debug, Default, Serialize)]
@@ -55,6 +64,8 @@ pub struct MigrationCheck {
     pub pending: Vec<String>,
     pub unknown: Vec<String>,
     pub modified: Vec<String>,
+    /// Applied by another tool, with no checksum of what ran.
+    pub unchecked: Vec<String>,
 }
 
 impl StoreVerify {
@@ -68,6 +79,17 @@ impl StoreVerify {
             + m.pending.len()
             + m.unknown.len()
             + m.modified.len()
+            + m.unchecked.len()
+            + self.schema_problems().count()
+    }
+
+    /// The schema's differences the contract's table and foreign key checks do not
+    /// already name.
+    fn schema_problems(&self) -> impl Iterator<Item = &shared::schema::Difference> {
+        self.schema
+            .iter()
+            .flat_map(|d| &d.differences)
+            .filter(|d| !drift::named_by_contract(d))
     }
 }
 
@@ -124,10 +146,12 @@ fn open_and_check(
         return Ok((conn, None, tables));
     }
     let started = Instant::now();
-    let schema = contract::check_schema(&mut conn, store)
+    let contract = contract::check_schema(&mut conn, store)
         .map_err(|e| query_error(ctx, store, "reading the catalog", e))?;
     let state = migrations::state(&mut conn, store)
         .map_err(|e| query_error(ctx, store, "reading migrations", e))?;
+    let schema = drift::check(store, &mut conn, &state)
+        .map_err(|e| query_error(ctx, store, "comparing the schema", e))?;
     tracing::info!(
         store = store.name,
         millis = started.elapsed().as_millis() as u64,
@@ -136,13 +160,15 @@ fn open_and_check(
     let verified = StoreVerify {
         store: store.name,
         read_only_replica: ctx.server_facts(store.name).read_only_replica,
-        tables: schema.tables,
-        foreign_keys: schema.foreign_keys,
+        tables: contract.tables,
+        foreign_keys: contract.foreign_keys,
         migrations: MigrationCheck {
             pending: state.pending,
             unknown: state.unknown,
             modified: state.modified,
+            unchecked: state.unchecked,
         },
+        schema,
     };
     Ok((conn, Some(verified), tables))
 }
@@ -287,116 +313,4 @@ fn check_reference(
             query_error(ctx, target_store, "streaming a reference", e)
         }
     })
-}
-
-fn print_text(report: &VerifyReport) {
-    for line in &report.interrupted {
-        println!("{}: {line}", paint("interrupted", Tone::Bad));
-    }
-    if !report.interrupted.is_empty() {
-        println!("  {}", crate::recovery::SETTLE_HINT);
-    }
-    for s in &report.stores {
-        let n = s.problems();
-        let replica = if s.read_only_replica {
-            format!(" ({})", super::status::REPLICA_NOTE)
-        } else {
-            String::new()
-        };
-        if n == 0 {
-            println!("{}: {}{replica}", s.store, paint("ok", Tone::Good));
-            continue;
-        }
-        println!(
-            "{}: {}{replica}",
-            s.store,
-            paint(&format!("{n} problem(s)"), Tone::Bad)
-        );
-        let mut lines: Vec<(&str, String)> = Vec::new();
-        lines.extend(
-            s.tables
-                .missing
-                .iter()
-                .map(|t| ("missing table", t.clone())),
-        );
-        lines.extend(
-            s.tables
-                .unexpected
-                .iter()
-                .map(|t| ("unexpected table", t.clone())),
-        );
-        lines.extend(
-            s.foreign_keys
-                .missing
-                .iter()
-                .map(|f| ("missing foreign key", f.clone())),
-        );
-        lines.extend(s.foreign_keys.mismatched.iter().map(|m| {
-            (
-                "mismatched foreign key",
-                format!("{}: expected {}, found {}", m.column, m.expected, m.found),
-            )
-        }));
-        lines.extend(
-            s.foreign_keys
-                .unexpected
-                .iter()
-                .map(|f| ("unexpected foreign key", f.clone())),
-        );
-        lines.extend(
-            s.migrations
-                .pending
-                .iter()
-                .map(|m| ("pending migration", m.clone())),
-        );
-        lines.extend(s.migrations.unknown.iter().map(|m| {
-            (
-                "unknown migration",
-                format!("{m} (applied here, not shipped by this build)"),
-            )
-        }));
-        lines.extend(s.migrations.modified.iter().map(|m| {
-            (
-                "modified migration",
-                format!("{m} (up.sql changed since it was applied)"),
-            )
-        }));
-        let width = lines.iter().map(|(k, _)| k.len()).max().unwrap_or(0);
-        for (kind, what) in lines {
-            println!("  {kind:<width$}  {what}");
-        }
-    }
-    for name in &report.read_only_replicas {
-        if !report.stores.iter().any(|s| s.store == *name) {
-            println!(
-                "{name}: {} (read for the references)",
-                super::status::REPLICA_NOTE
-            );
-        }
-    }
-    if !report.references.is_empty() {
-        println!("references:");
-        for r in &report.references {
-            let state = if let Some(why) = &r.skipped {
-                paint(&format!("not checked: {why}"), Tone::Bad)
-            } else if r.orphans == 0 {
-                paint("ok", Tone::Good)
-            } else {
-                paint(
-                    &format!("{} orphan(s), e.g. {}", r.orphans, r.sample.join(", ")),
-                    Tone::Bad,
-                )
-            };
-            println!("  {} → {}: {state}", r.from, r.to);
-        }
-    }
-    let problems = report.problems();
-    if problems == 0 {
-        println!("verify: {}", paint("everything holds", Tone::Good));
-    } else {
-        println!(
-            "verify: {}",
-            paint(&format!("{problems} problem(s) found"), Tone::Bad)
-        );
-    }
 }
