@@ -71,4 +71,5 @@ pub static STORE: Store = Store {
             nullable: true,
         },
     ],
+    code_schema: include_str!("schema.rs"),
 };

@@ -79,4 +79,5 @@ pub static STORE: Store = Store {
         fk("accounts", "user_id", "users", OnDelete::Cascade),
     ],
     references: &[],
+    code_schema: include_str!("schema.rs"),
 };
