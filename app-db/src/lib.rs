@@ -5,6 +5,12 @@ pub mod datasets;
 pub mod error;
 pub mod jobs;
 pub mod models;
+/// The tables as diesel sees them, written by `diesel print-schema` from the PostgreSQL
+/// history (see diesel.toml). One description serves both backends (`Timestamp` is
+/// `TIMESTAMP` in both, holding UTC); tests/schema_rs.rs proves that both histories produce
+/// what it says. There is no `users` table here: owners live in the auth database.
+// diesel writes the file as it is: reformatting it would make `--locked-schema` fail.
+#[rustfmt::skip]
 pub mod schema;
 
 pub use error::AppError;
@@ -66,4 +72,5 @@ pub static STORE: Store = Store {
             nullable: true,
         },
     ],
+    code_schema: include_str!("schema.rs"),
 };

@@ -1,5 +1,4 @@
-// The app store's tables, one description for both backends. There is no `users` table
-// here: owners live in the auth database.
+// @generated automatically by Diesel CLI.
 
 diesel::table! {
     datasets (id) {
@@ -19,7 +18,7 @@ diesel::table! {
         dataset_id -> Text,
         filename -> Text,
         content_type -> Nullable<Text>,
-        size_bytes -> Nullable<BigInt>,
+        size_bytes -> Nullable<Int8>,
         created_at -> Timestamp,
     }
 }
@@ -29,7 +28,7 @@ diesel::table! {
         id -> Text,
         document_id -> Text,
         status -> Text,
-        attempts -> Integer,
+        attempts -> Int4,
         error -> Nullable<Text>,
         created_at -> Timestamp,
         updated_at -> Timestamp,
@@ -39,4 +38,4 @@ diesel::table! {
 diesel::joinable!(documents -> datasets (dataset_id));
 diesel::joinable!(processing_jobs -> documents (document_id));
 
-diesel::allow_tables_to_appear_in_same_query!(datasets, documents, processing_jobs);
+diesel::allow_tables_to_appear_in_same_query!(datasets, documents, processing_jobs,);

@@ -7,6 +7,12 @@ pub mod credits;
 pub mod directory;
 pub mod error;
 pub mod models;
+/// The tables as diesel sees them, written by `diesel print-schema` from the PostgreSQL
+/// history (see diesel.toml). One description serves both backends (`Timestamp` is
+/// `TIMESTAMP` in both, holding UTC); tests/schema_rs.rs proves that both histories produce
+/// what it says.
+// diesel writes the file as it is: reformatting it would make `--locked-schema` fail.
+#[rustfmt::skip]
 pub mod schema;
 pub mod teams;
 pub mod users;
@@ -74,4 +80,5 @@ pub static STORE: Store = Store {
         fk("accounts", "user_id", "users", OnDelete::Cascade),
     ],
     references: &[],
+    code_schema: include_str!("schema.rs"),
 };

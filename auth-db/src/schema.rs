@@ -1,30 +1,4 @@
-// The auth store's tables, one description for both backends (diesel's `Timestamp` is
-// `TIMESTAMP` in both, holding UTC). Kept in step with migrations/ by the tests, which
-// compare it with the catalogs of both backends.
-
-diesel::table! {
-    users (id) {
-        id -> Text,
-        email -> Text,
-        name -> Nullable<Text>,
-        email_verified -> Bool,
-        image -> Nullable<Text>,
-        created_at -> Timestamp,
-        updated_at -> Timestamp,
-    }
-}
-
-diesel::table! {
-    sessions (id) {
-        id -> Text,
-        user_id -> Text,
-        token -> Text,
-        expires_at -> Timestamp,
-        ip_address -> Nullable<Text>,
-        user_agent -> Nullable<Text>,
-        created_at -> Timestamp,
-    }
-}
+// @generated automatically by Diesel CLI.
 
 diesel::table! {
     accounts (id) {
@@ -40,20 +14,35 @@ diesel::table! {
 }
 
 diesel::table! {
-    verifications (id) {
+    api_key_credits (id) {
         id -> Text,
-        identifier -> Text,
-        value -> Text,
-        expires_at -> Timestamp,
+        user_id -> Text,
+        team_id -> Nullable<Text>,
+        api_key_id -> Nullable<Text>,
+        credits -> Int8,
         created_at -> Timestamp,
     }
 }
 
 diesel::table! {
-    teams (id) {
+    credit_transactions (id) {
         id -> Text,
-        name -> Text,
-        owner_id -> Text,
+        user_id -> Text,
+        team_id -> Nullable<Text>,
+        amount -> Int8,
+        reason -> Nullable<Text>,
+        created_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    sessions (id) {
+        id -> Text,
+        user_id -> Text,
+        token -> Text,
+        expires_at -> Timestamp,
+        ip_address -> Nullable<Text>,
+        user_agent -> Nullable<Text>,
         created_at -> Timestamp,
     }
 }
@@ -72,55 +61,64 @@ diesel::table! {
 }
 
 diesel::table! {
+    teams (id) {
+        id -> Text,
+        name -> Text,
+        owner_id -> Text,
+        created_at -> Timestamp,
+    }
+}
+
+diesel::table! {
     user_credits (id) {
         id -> Text,
         user_id -> Text,
         team_id -> Nullable<Text>,
-        credits -> BigInt,
+        credits -> Int8,
         updated_at -> Timestamp,
     }
 }
 
 diesel::table! {
-    credit_transactions (id) {
+    users (id) {
         id -> Text,
-        user_id -> Text,
-        team_id -> Nullable<Text>,
-        amount -> BigInt,
-        reason -> Nullable<Text>,
+        email -> Text,
+        name -> Nullable<Text>,
+        email_verified -> Bool,
+        image -> Nullable<Text>,
         created_at -> Timestamp,
+        updated_at -> Timestamp,
     }
 }
 
 diesel::table! {
-    api_key_credits (id) {
+    verifications (id) {
         id -> Text,
-        user_id -> Text,
-        team_id -> Nullable<Text>,
-        api_key_id -> Nullable<Text>,
-        credits -> BigInt,
+        identifier -> Text,
+        value -> Text,
+        expires_at -> Timestamp,
         created_at -> Timestamp,
     }
 }
 
-diesel::joinable!(sessions -> users (user_id));
 diesel::joinable!(accounts -> users (user_id));
-diesel::joinable!(teams -> users (owner_id));
-diesel::joinable!(user_credits -> users (user_id));
-diesel::joinable!(user_credits -> teams (team_id));
-diesel::joinable!(credit_transactions -> users (user_id));
-diesel::joinable!(credit_transactions -> teams (team_id));
-diesel::joinable!(api_key_credits -> users (user_id));
 diesel::joinable!(api_key_credits -> teams (team_id));
+diesel::joinable!(api_key_credits -> users (user_id));
+diesel::joinable!(credit_transactions -> teams (team_id));
+diesel::joinable!(credit_transactions -> users (user_id));
+diesel::joinable!(sessions -> users (user_id));
+diesel::joinable!(teams -> users (owner_id));
+diesel::joinable!(user_credits -> teams (team_id));
+diesel::joinable!(user_credits -> users (user_id));
 
 diesel::allow_tables_to_appear_in_same_query!(
-    users,
-    sessions,
     accounts,
-    verifications,
-    teams,
-    subscriptions,
-    user_credits,
-    credit_transactions,
     api_key_credits,
+    credit_transactions,
+    sessions,
+    subscriptions,
+    teams,
+    user_credits,
+    users,
+    verifications,
 );

@@ -187,6 +187,7 @@ mod tests {
             on_delete: OnDelete::Cascade,
         }],
         references: &[],
+        code_schema: "",
     };
 
     fn live(table: &str, column: &str, on_delete: OnDelete) -> LiveForeignKey {

@@ -3,6 +3,7 @@
 
 pub mod admin;
 pub mod catalog;
+pub mod code_schema;
 pub mod config;
 pub mod contract;
 pub mod db;

@@ -127,6 +127,11 @@ pub struct Store {
     pub tables: &'static [&'static str],
     pub foreign_keys: &'static [ForeignKey],
     pub references: &'static [CrossReference],
+    /// The text of the crate's `src/schema.rs`: the diesel `table!` definitions its code is
+    /// compiled against (`include_str!("schema.rs")`). [`crate::code_schema::parse`] reads
+    /// it, so that a live database can be checked for what the code reads, not only for
+    /// what the migrations say.
+    pub code_schema: &'static str,
 }
 
 impl fmt::Debug for Store {
@@ -198,6 +203,7 @@ mod tests {
             tables: &[],
             foreign_keys: &[],
             references: &[],
+            code_schema: "",
         }
     }
 
