@@ -7,8 +7,8 @@
 use serde::Serialize;
 use shared::expected;
 use shared::migrations::{self, MigrationState};
-use shared::schema::{self, logical_view, Difference};
-use shared::{Backend, Conn, Store};
+use shared::schema::{self, logical_view, Difference, SchemaModel};
+use shared::{Backend, Store};
 
 /// What the schema was held to, and how it differs.
 #[derive(Debug, Clone, Serialize)]
@@ -18,17 +18,18 @@ pub struct Drift {
     pub differences: Vec<Difference>,
 }
 
-/// `None` when no migration is applied yet (there is nothing to hold the schema to).
+/// How the live schema (`live`, read from a `backend` database) differs from what the
+/// migrations make; `None` when no migration is applied yet (there is nothing to hold
+/// the schema to).
 pub fn check(
     store: &Store,
-    conn: &mut Conn,
+    backend: Backend,
     state: &MigrationState,
+    live: &SchemaModel,
 ) -> Result<Option<Drift>, String> {
     let Some(last) = state.applied.last() else {
         return Ok(None);
     };
-    let backend = conn.backend();
-    let live = schema::introspect(conn).map_err(|e| format!("reading the schema: {e}"))?;
     if state.pending.is_empty() {
         let expected = expected::full(store, backend)?;
         let held_to = match backend {
@@ -37,7 +38,7 @@ pub fn check(
         };
         return Ok(Some(Drift {
             held_to: held_to.into(),
-            differences: schema::compare(&expected, &live),
+            differences: schema::compare(&expected, live),
         }));
     }
     // Part way through the history: the SQLite history replayed to the same version, in
@@ -53,11 +54,11 @@ pub fn check(
     let (held_to, differences) = match backend {
         Backend::Sqlite => (
             format!("the SQLite history up to {last}, replayed"),
-            schema::compare(&expected, &live),
+            schema::compare(&expected, live),
         ),
         Backend::Postgres => (
             format!("the logical schema of the history up to {last}"),
-            schema::compare(&logical_view(&expected), &logical_view(&live)),
+            schema::compare(&logical_view(&expected), &logical_view(live)),
         ),
     };
     Ok(Some(Drift {

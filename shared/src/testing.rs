@@ -386,3 +386,35 @@ pub fn exec(conn: &mut Conn, sql: &str) {
         panic!("{} failed: {e}\nSQL: {sql}", conn.backend());
     }
 }
+
+/// Proves `store`'s two migration histories are one (see `crate::lint`): the same
+/// versions, the same logical schema after every version (PostgreSQL replayed on the
+/// test server when it is reachable, and always when it is required), and a recorded
+/// PostgreSQL model that is what the PostgreSQL history makes. Panics naming each
+/// difference.
+pub fn assert_histories_agree(store: &crate::store::Store) {
+    let test = format!("{}_histories", store.name);
+    let server = pg_admin(&test).map(|_| {
+        DatabaseUrl::parse(&pg_admin_url()).unwrap_or_else(|e| panic!("ORCH_TEST_PG_URL: {e}"))
+    });
+    let histories = crate::lint::Histories {
+        store: store.name,
+        postgres: crate::history::History::of(store, Backend::Postgres, None),
+        sqlite: crate::history::History::of(store, Backend::Sqlite, None),
+        recorded: crate::expected::recorded_postgres(store),
+    };
+    let report = crate::lint::check(&histories, server.as_ref())
+        .unwrap_or_else(|e| panic!("{}: checking the histories: {e}", store.name));
+    assert!(
+        report.ok(),
+        "the {} store's migration histories differ:\n  {}\n\
+         Keep migrations/postgres and migrations/sqlite in step (same versions, same tables, \
+         columns, keys and indexes); after changing a PostgreSQL migration run \
+         `orchestrator lint --write --postgres-url URL` to record its model.",
+        store.name,
+        report.problems().join("\n  ")
+    );
+    if server.is_some() {
+        assert!(report.postgres_replayed, "{report:?}");
+    }
+}

@@ -262,7 +262,9 @@ fn vouch_for_unchecked(
         store.name,
         state.unchecked.len()
     ));
-    let drift = crate::drift::check(store, conn, &state)
+    let live = shared::schema::introspect(conn)
+        .map_err(|e| query_error("reading the schema", e.to_string()))?;
+    let drift = crate::drift::check(store, conn.backend(), &state, &live)
         .map_err(|e| query_error("comparing the schema", e))?;
     let differences = drift.map(|d| d.differences).unwrap_or_default();
     if !differences.is_empty() {

@@ -9,6 +9,7 @@ use std::time::Instant;
 
 use clap::Args;
 use serde::Serialize;
+use shared::code_schema::{self, CodeProblem};
 use shared::contract::{self, ForeignKeyCheck, TableCheck};
 use shared::migrations;
 use shared::references::{self, ReferenceCheck, StreamError};
@@ -57,6 +58,9 @@ pub struct StoreVerify {
     /// The whole schema against what the migrations make (see `drift`); `null` before
     /// any migration is applied.
     pub schema: Option<Drift>,
+    /// Tables and columns the compiled code (`schema.rs`) uses that the database lacks
+    /// or types differently.
+    pub code: Vec<CodeProblem>,
 }
 
 #[derive(Debug, Default, Serialize)]
@@ -81,6 +85,7 @@ impl StoreVerify {
             + m.modified.len()
             + m.unchecked.len()
             + self.schema_problems().count()
+            + self.code.len()
     }
 
     /// The schema's differences the contract's table and foreign key checks do not
@@ -150,8 +155,24 @@ fn open_and_check(
         .map_err(|e| query_error(ctx, store, "reading the catalog", e))?;
     let state = migrations::state(&mut conn, store)
         .map_err(|e| query_error(ctx, store, "reading migrations", e))?;
-    let schema = drift::check(store, &mut conn, &state)
+    let live = shared::schema::introspect(&mut conn)
+        .map_err(|e| query_error(ctx, store, "reading the schema", e))?;
+    let schema = drift::check(store, conn.backend(), &state, &live)
         .map_err(|e| query_error(ctx, store, "comparing the schema", e))?;
+    // What the compiled code reads, once the store has a schema at all.
+    let code = if state.applied.is_empty() {
+        Vec::new()
+    } else {
+        let tables = code_schema::parse(store.code_schema).map_err(|e| {
+            query_error(
+                ctx,
+                store,
+                "reading the schema.rs the code is built from",
+                e,
+            )
+        })?;
+        code_schema::check(store.name, &tables, &live)
+    };
     tracing::info!(
         store = store.name,
         millis = started.elapsed().as_millis() as u64,
@@ -169,6 +190,7 @@ fn open_and_check(
             unchecked: state.unchecked,
         },
         schema,
+        code,
     };
     Ok((conn, Some(verified), tables))
 }

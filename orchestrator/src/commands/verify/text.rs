@@ -85,6 +85,7 @@ pub(super) fn print_text(report: &VerifyReport) {
             println!("  the schema is held to {}:", drift.held_to);
         }
         lines.extend(s.schema_problems().map(|d| ("schema", d.describe(s.store))));
+        lines.extend(s.code.iter().map(|c| ("code", c.message.clone())));
         let width = lines.iter().map(|(k, _)| k.len()).max().unwrap_or(0);
         for (kind, what) in lines {
             println!("  {kind:<width$}  {what}");
