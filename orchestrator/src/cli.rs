@@ -11,7 +11,8 @@ const EXAMPLES: &str = "\
 Examples:
   orchestrator migrate                         # the embedded SQLite pair under .data/
   orchestrator status --format json
-  orchestrator verify                          # tables, foreign keys, migrations, references
+  orchestrator verify                          # the whole schema, the code's columns, migrations, references
+  orchestrator lint                            # both migration histories make one schema
   AUTH_DATABASE_URL=postgres://postgres@127.0.0.1/auth \\
   APP_DATABASE_URL=postgres://postgres@127.0.0.1/app orchestrator migrate
 

@@ -24,8 +24,15 @@ use crate::output;
 mod text;
 use text::print_text;
 
-/// Check tables, foreign keys with their ON DELETE actions, migrations and cross-store
-/// references; exit 1 when anything is off.
+/// Check each store against what its migrations make and its code reads; exit 1 when
+/// anything is off.
+///
+/// Tables and foreign keys with their ON DELETE actions; the whole schema (columns with
+/// type, nullability and default, primary keys, uniques, checks, indexes with their
+/// collation, order and predicate, duplicates) against the recorded model of the
+/// PostgreSQL history or the SQLite history replayed in memory; every table and column of
+/// the crate's schema.rs; pending, unknown, modified and unchecked migrations; and the
+/// cross-store references. Needs no server but the stores' own.
 #[derive(Debug, Args)]
 #[command(
     after_help = "Examples:\n  orchestrator verify\n  orchestrator verify --store app --format json | jq '.references'\n\nExit codes: 0 everything holds, 1 a problem was found, 2 bad usage, 4 database error."
