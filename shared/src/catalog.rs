@@ -265,12 +265,14 @@ struct StampRow {
     at: String,
 }
 
-/// When each version diesel records was run (`run_on`), as the database prints it.
-pub fn applied_runs(conn: &mut Conn) -> diesel::QueryResult<Vec<(String, String)>> {
-    if !all_tables(conn)?
-        .iter()
-        .any(|t| t == DIESEL_MIGRATIONS_TABLE)
-    {
+/// When each version diesel records was run (`run_on`), as the database prints it;
+/// `present` is the schema's tables (see [`all_tables`]), so that a missing bookkeeping
+/// table is read as empty and never created.
+pub fn applied_runs(
+    conn: &mut Conn,
+    present: &[String],
+) -> diesel::QueryResult<Vec<(String, String)>> {
+    if !present.iter().any(|t| t == DIESEL_MIGRATIONS_TABLE) {
         return Ok(Vec::new());
     }
     let sql = format!(
@@ -283,13 +285,13 @@ pub fn applied_runs(conn: &mut Conn) -> diesel::QueryResult<Vec<(String, String)
         .collect())
 }
 
-/// `(version, checksum, applied_at)` of each recorded checksum, read without creating the
-/// table when it is absent.
-pub fn checksum_records(conn: &mut Conn) -> diesel::QueryResult<Vec<(String, String, String)>> {
-    if !all_tables(conn)?
-        .iter()
-        .any(|t| t == ORCHESTRATOR_MIGRATIONS_TABLE)
-    {
+/// `(version, checksum, applied_at)` of each recorded checksum; `present` as for
+/// [`applied_runs`].
+pub fn checksum_records(
+    conn: &mut Conn,
+    present: &[String],
+) -> diesel::QueryResult<Vec<(String, String, String)>> {
+    if !present.iter().any(|t| t == ORCHESTRATOR_MIGRATIONS_TABLE) {
         return Ok(Vec::new());
     }
     let sql = format!(

@@ -85,8 +85,9 @@ fn shipped_checksum(sql: &[MigrationSql], name: &str) -> Option<String> {
 pub fn state(conn: &mut Conn, store: &Store) -> Result<MigrationState, BoxError> {
     let backend = conn.backend();
     let shipped = shipped(store, backend)?;
-    let runs = catalog::applied_runs(conn)?;
-    let records = catalog::checksum_records(conn)?;
+    let present = catalog::all_tables(conn)?;
+    let runs = catalog::applied_runs(conn, &present)?;
+    let records = catalog::checksum_records(conn, &present)?;
     let sql = store.migrations.sql_for(backend);
     let mut state = MigrationState::default();
     for (version, name) in &shipped {

@@ -100,6 +100,24 @@ impl SchemaModel {
         serde_json::from_str(text)
     }
 
+    /// Every foreign key as the contract's check reads them: one per column pair, a
+    /// second copy of one included.
+    pub fn live_foreign_keys(&self) -> Vec<catalog::LiveForeignKey> {
+        let mut out = Vec::new();
+        for (table, t) in &self.tables {
+            for (fk, names) in &t.foreign_keys {
+                out.extend(names.iter().map(|_| catalog::LiveForeignKey {
+                    table: table.clone(),
+                    column: fk.column.clone(),
+                    ref_table: fk.ref_table.clone(),
+                    ref_column: fk.ref_column.clone(),
+                    on_delete: fk.on_delete,
+                }));
+            }
+        }
+        out
+    }
+
     /// The JSON a model is recorded as: stable, one item per line, for review.
     pub fn to_json(&self) -> String {
         let mut text = serde_json::to_string_pretty(self).unwrap_or_default();

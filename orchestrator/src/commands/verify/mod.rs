@@ -152,18 +152,20 @@ fn open_and_check(
 ) -> CliResult<(Conn, Option<StoreVerify>, Vec<String>)> {
     // The session that took the read lock (PostgreSQL), which keeps it while verify runs.
     let mut conn = ctx.session(store)?.detach();
-    let tables =
-        catalog::tables(&mut conn).map_err(|e| query_error(ctx, store, "listing tables", e))?;
     if !check {
+        let tables =
+            catalog::tables(&mut conn).map_err(|e| query_error(ctx, store, "listing tables", e))?;
         return Ok((conn, None, tables));
     }
     let started = Instant::now();
-    let contract = contract::check_schema(&mut conn, store)
-        .map_err(|e| query_error(ctx, store, "reading the catalog", e))?;
-    let state = migrations::state(&mut conn, store)
-        .map_err(|e| query_error(ctx, store, "reading migrations", e))?;
+    // One reading of the catalog serves the contract's checks, the whole schema's and the
+    // code's.
     let live = shared::schema::introspect(&mut conn)
         .map_err(|e| query_error(ctx, store, "reading the schema", e))?;
+    let tables: Vec<String> = live.tables.keys().cloned().collect();
+    let contract = contract::compare(store, &tables, &live.live_foreign_keys());
+    let state = migrations::state(&mut conn, store)
+        .map_err(|e| query_error(ctx, store, "reading migrations", e))?;
     let schema = drift::check(store, conn.backend(), &state, &live)
         .map_err(|e| query_error(ctx, store, "comparing the schema", e))?;
     // What the compiled code reads, once the store has a schema at all.
