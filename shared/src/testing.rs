@@ -418,3 +418,51 @@ pub fn assert_histories_agree(store: &crate::store::Store) {
         assert!(report.postgres_replayed, "{report:?}");
     }
 }
+
+/// Proves `store`'s `src/schema.rs` (the code's `table!` definitions) says exactly what
+/// its migrations produce, on each backend this run covers: the same tables, columns,
+/// type families, nullability and primary keys, in both directions. diesel writes the
+/// file from the PostgreSQL history (see the crate's diesel.toml); this holds both
+/// histories to it, since the one file serves both.
+pub fn assert_schema_rs_matches(store: &crate::store::Store) {
+    for backend in backends() {
+        let test = format!("{}_schema_rs", store.name);
+        let dir = std::env::temp_dir();
+        // Dropped (PostgreSQL) or gone with the process (in memory) afterwards.
+        let db = match backend {
+            Backend::Sqlite => None,
+            Backend::Postgres => match test_db(backend, &test, store.name, &dir) {
+                Some(db) => Some(db),
+                None => continue,
+            },
+        };
+        let mut conn = match &db {
+            Some(db) => db.connect(),
+            None => {
+                let url = DatabaseUrl::parse(":memory:").unwrap_or_else(|e| panic!("url: {e}"));
+                Conn::establish(store.name, &url).unwrap_or_else(|e| panic!("open: {e}"))
+            }
+        };
+        let name = store.name;
+        crate::migrations::run_pending(&mut conn, store, |_| {}).unwrap_or_else(|f| {
+            panic!(
+                "{name} on {backend}: migration {} failed: {}",
+                f.migration, f.reason
+            )
+        });
+        let live = crate::schema::introspect(&mut conn)
+            .unwrap_or_else(|e| panic!("{name} on {backend}: reading the catalog: {e}"));
+        let code = crate::code_schema::parse(store.code_schema)
+            .unwrap_or_else(|e| panic!("{name}-db/src/schema.rs: {e}"));
+        let problems = crate::code_schema::mismatches(name, &code, &live);
+        let lines: Vec<String> = problems.iter().map(|p| p.message.clone()).collect();
+        assert!(
+            problems.is_empty(),
+            "{name}-db/src/schema.rs is not what migrations/{backend} produce:\n  {}\n\
+             Regenerate it in {name}-db/ from a fresh PostgreSQL database: \
+             `diesel migration run --database-url postgres://…/<fresh database>` rewrites it \
+             (`diesel print-schema` prints it); if the file is right, the {backend} history is not.",
+            lines.join("\n  ")
+        );
+    }
+}

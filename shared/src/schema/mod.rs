@@ -23,6 +23,8 @@ mod tests;
 
 use std::collections::BTreeMap;
 
+use diesel::sql_types::{Bool, Integer, Nullable, Text};
+use diesel::QueryableByName;
 use serde::{Deserialize, Serialize};
 
 use crate::catalog;
@@ -239,13 +241,21 @@ struct CatalogRows {
     foreign_keys: Vec<ForeignKeyRow>,
 }
 
+/// One column, as both backends' column queries name it.
+#[derive(QueryableByName)]
 struct ColumnRow {
+    #[diesel(sql_type = Text, column_name = "table_name")]
     table: String,
+    #[diesel(sql_type = Text, column_name = "column_name")]
     column: String,
+    #[diesel(sql_type = Text)]
     data_type: String,
+    #[diesel(sql_type = Bool)]
     not_null: bool,
+    #[diesel(sql_type = Nullable<Text>, column_name = "dflt")]
     default: Option<String>,
     /// Position in the primary key, from 1; 0 when not part of it.
+    #[diesel(sql_type = Integer)]
     pk: i32,
 }
 

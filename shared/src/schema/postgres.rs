@@ -1,6 +1,6 @@
 //! The schema model's rows from PostgreSQL's catalogs (the connection's current schema).
 
-use diesel::sql_types::{Bool, Integer, Nullable, Text};
+use diesel::sql_types::{Bool, Nullable, Text};
 use diesel::{PgConnection, QueryableByName, RunQueryDsl};
 
 use super::{
@@ -12,22 +12,6 @@ use super::{
 struct Name {
     #[diesel(sql_type = Text)]
     name: String,
-}
-
-#[derive(QueryableByName)]
-struct Column {
-    #[diesel(sql_type = Text)]
-    table_name: String,
-    #[diesel(sql_type = Text)]
-    column_name: String,
-    #[diesel(sql_type = Text)]
-    data_type: String,
-    #[diesel(sql_type = Bool)]
-    not_null: bool,
-    #[diesel(sql_type = Nullable<Text>)]
-    dflt: Option<String>,
-    #[diesel(sql_type = Integer)]
-    pk: i32,
 }
 
 #[derive(QueryableByName)]
@@ -138,23 +122,13 @@ const FOREIGN_KEYS: &str = "SELECT cl.relname::text AS table_name, con.conname::
 
 pub(super) fn read(conn: &mut PgConnection) -> diesel::QueryResult<CatalogRows> {
     let tables = diesel::sql_query(TABLES).load::<Name>(conn)?;
-    let columns = diesel::sql_query(COLUMNS).load::<Column>(conn)?;
+    let columns = diesel::sql_query(COLUMNS).load::<ColumnRow>(conn)?;
     let indexes = diesel::sql_query(INDEXES).load::<Index>(conn)?;
     let checks = diesel::sql_query(CHECKS).load::<Check>(conn)?;
     let fks = diesel::sql_query(FOREIGN_KEYS).load::<ForeignKey>(conn)?;
     Ok(CatalogRows {
         tables: tables.into_iter().map(|t| t.name).collect(),
-        columns: columns
-            .into_iter()
-            .map(|c| ColumnRow {
-                table: c.table_name,
-                column: c.column_name,
-                data_type: c.data_type,
-                not_null: c.not_null,
-                default: c.dflt,
-                pk: c.pk,
-            })
-            .collect(),
+        columns,
         indexes: indexes
             .into_iter()
             .map(|i| IndexRow {

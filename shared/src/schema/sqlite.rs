@@ -11,22 +11,6 @@ use super::{
 use crate::db::Conn;
 
 #[derive(QueryableByName)]
-struct Column {
-    #[diesel(sql_type = Text)]
-    table_name: String,
-    #[diesel(sql_type = Text)]
-    column_name: String,
-    #[diesel(sql_type = Text)]
-    data_type: String,
-    #[diesel(sql_type = Bool)]
-    not_null: bool,
-    #[diesel(sql_type = Nullable<Text>)]
-    dflt: Option<String>,
-    #[diesel(sql_type = Integer)]
-    pk: i32,
-}
-
-#[derive(QueryableByName)]
 struct Index {
     #[diesel(sql_type = Text)]
     table_name: String,
@@ -101,7 +85,7 @@ const FOREIGN_KEYS: &str = "SELECT m.name AS table_name, f.id AS id, f.\"from\" 
 
 pub(super) fn read(conn: &mut SqliteConnection) -> diesel::QueryResult<CatalogRows> {
     let tables = diesel::sql_query(TABLE_SQL).load::<TableSql>(conn)?;
-    let columns = diesel::sql_query(COLUMNS).load::<Column>(conn)?;
+    let columns = diesel::sql_query(COLUMNS).load::<ColumnRow>(conn)?;
     let indexes = diesel::sql_query(INDEXES).load::<Index>(conn)?;
     let fks = diesel::sql_query(FOREIGN_KEYS).load::<ForeignKey>(conn)?;
     let mut checks = Vec::new();
@@ -117,17 +101,7 @@ pub(super) fn read(conn: &mut SqliteConnection) -> diesel::QueryResult<CatalogRo
     }
     Ok(CatalogRows {
         tables: tables.into_iter().map(|t| t.table_name).collect(),
-        columns: columns
-            .into_iter()
-            .map(|c| ColumnRow {
-                table: c.table_name,
-                column: c.column_name,
-                data_type: c.data_type,
-                not_null: c.not_null,
-                default: c.dflt,
-                pk: c.pk,
-            })
-            .collect(),
+        columns,
         indexes: indexes
             .into_iter()
             .map(|i| IndexRow {
