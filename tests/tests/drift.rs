@@ -11,6 +11,8 @@ use orch_tests::{exec, json_of, orchestrator, TestPair};
 use serde_json::Value;
 use shared::{Backend, Conn};
 
+#[path = "drift/diesel_cli.rs"]
+mod diesel_cli;
 #[path = "drift/indexes.rs"]
 mod indexes;
 #[path = "drift/kinds.rs"]
