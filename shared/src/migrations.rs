@@ -154,6 +154,21 @@ fn record_checksum(version: &str, name: &str, checksum: &str) -> String {
     )
 }
 
+/// Records the checksum of a migration another tool ran, stamped with that run's own time
+/// (diesel's `run_on`): the record vouches for that run, so a later run (a redo) is told
+/// apart from it whatever the clocks say.
+fn vouch_checksum(version: &str, name: &str, checksum: &str) -> String {
+    format!(
+        "INSERT INTO {ORCHESTRATOR_MIGRATIONS_TABLE} (version, name, checksum, applied_at) \
+         SELECT {v}, {n}, {c}, run_on FROM {DIESEL_MIGRATIONS_TABLE} WHERE version = {v} \
+         ON CONFLICT (version) DO UPDATE \
+         SET name = excluded.name, checksum = excluded.checksum, applied_at = excluded.applied_at",
+        v = quote_literal(version),
+        n = quote_literal(name),
+        c = quote_literal(checksum),
+    )
+}
+
 /// Records the checksums of applied migrations proven to be what ran (see
 /// [`MigrationState::unchecked`]) and forgets the records of versions diesel no longer
 /// has (reverted since), in one transaction.
@@ -167,7 +182,7 @@ pub fn record_checksums(conn: &mut Conn, store: &Store, names: &[String]) -> Res
         }
         let sum = shipped_checksum(sql, &name)
             .ok_or_else(|| format!("the up.sql of {name} is not embedded"))?;
-        batch.push_str(&record_checksum(&version, &name, &sum));
+        batch.push_str(&vouch_checksum(&version, &name, &sum));
         batch.push_str(";\n");
     }
     batch.push_str(&format!(

@@ -168,12 +168,9 @@ fn assert_redo_is_unchecked_then_vouched(pair: &TestPair, name: &str) {
     );
 }
 
-// FAILS (implementation, not the test): with diesel's run_on an hour after our record,
-// `migrate` says it recorded the migration, but `record_checksum` stamps `applied_at` with
-// the current time, still more than 2 s before run_on, so `migrations::rerun_since` keeps
-// it unchecked: verify exits 1, and every later migrate "records" it again, until the
-// clock passes run_on. A record should cover the diesel run it vouched for (store that
-// run_on, or stamp applied_at no earlier than it). Left in place for the fix.
+// diesel's run_on an hour after our record, however the clocks stand: the record migrate
+// writes covers that very run (it takes diesel's run_on), so the migration is vouched for
+// at once instead of looking re-run until the clock catches up.
 #[test]
 fn a_diesel_redo_is_unchecked_until_migrate_records_it_again() {
     for_each_backend("drift_cli_redo", |pair| {
