@@ -154,6 +154,14 @@ fn record_checksum(version: &str, name: &str, checksum: &str) -> String {
     )
 }
 
+/// Deletes the checksum records of versions diesel no longer records as applied.
+fn forget_reverted() -> String {
+    format!(
+        "DELETE FROM {ORCHESTRATOR_MIGRATIONS_TABLE} \
+         WHERE version NOT IN (SELECT version FROM {DIESEL_MIGRATIONS_TABLE});"
+    )
+}
+
 /// Records the checksum of a migration another tool ran, stamped with that run's own time
 /// (diesel's `run_on`): the record vouches for that run, so a later run (a redo) is told
 /// apart from it whatever the clocks say.
@@ -185,10 +193,7 @@ pub fn record_checksums(conn: &mut Conn, store: &Store, names: &[String]) -> Res
         batch.push_str(&vouch_checksum(&version, &name, &sum));
         batch.push_str(";\n");
     }
-    batch.push_str(&format!(
-        "DELETE FROM {ORCHESTRATOR_MIGRATIONS_TABLE} \
-         WHERE version NOT IN (SELECT version FROM {DIESEL_MIGRATIONS_TABLE});"
-    ));
+    batch.push_str(&forget_reverted());
     crate::with_conn!(conn, |c| {
         use diesel::connection::SimpleConnection;
         diesel::Connection::transaction(c, |c| c.batch_execute(&batch))
@@ -234,8 +239,13 @@ where
         .map_err(|e| failure("(reading the history)".into(), e))?;
     let mut pending: Vec<_> = pending.into_iter().collect();
     pending.sort_by_key(|m| m.name().version().to_string());
-    conn.batch_execute(&create_checksum_table(backend))
-        .map_err(|e| failure("(creating the checksum table)".into(), e.into()))?;
+    // A record of a version diesel no longer has (reverted since) vouches for nothing.
+    conn.batch_execute(&format!(
+        "{};\n{}",
+        create_checksum_table(backend),
+        forget_reverted()
+    ))
+    .map_err(|e| failure("(creating the checksum table)".into(), e.into()))?;
     let mut done = Vec::with_capacity(pending.len());
     for migration in &pending {
         let name = migration.name().to_string();
