@@ -67,6 +67,9 @@ impl Rebuild<'_> {
                         ));
                     }
                     abort_all(std::iter::once(stage).chain(rest).collect());
+                    // The committed stores' sessions still hold their rebuild locks,
+                    // which the undo's own fence takes: they end first.
+                    crate::context::close_all(std::mem::take(&mut to_close));
                     return Err(self.undo_committed(&committed, failure, fallback));
                 }
             }
