@@ -55,6 +55,8 @@ pub static STORE: Store = Store {
         postgres_sql: migration_sql::POSTGRES_SQL,
         sqlite_sql: migration_sql::SQLITE_SQL,
         postgres_model: include_str!("../migrations/postgres.schema.json"),
+        postgres_squash: migration_sql::POSTGRES_SQUASH,
+        sqlite_squash: migration_sql::SQLITE_SQUASH,
     },
     migrations_dir: concat!(env!("CARGO_MANIFEST_DIR"), "/migrations"),
     tables: &[

@@ -129,6 +129,7 @@ pub enum Command {
     Smoke(commands::smoke::SmokeArgs),
     Diff(commands::diff::DiffArgs),
     Lint(commands::lint::LintArgs),
+    Generate(commands::generate::GenerateArgs),
     Squash(commands::squash::SquashArgs),
     Completions(commands::completions::CompletionsArgs),
 }

@@ -22,6 +22,7 @@ mod recovery_apply;
 pub mod run_record;
 pub mod shadow;
 pub mod squash_journal;
+pub mod workspace;
 
 use std::ffi::OsString;
 
@@ -113,6 +114,7 @@ pub fn run(cli: &Cli) -> CliResult {
         Command::Smoke(args) => commands::smoke::run(&ctx, args),
         Command::Diff(args) => commands::diff::run(&ctx, args),
         Command::Lint(args) => commands::lint::run(&ctx, args),
+        Command::Generate(args) => commands::generate::run(&ctx, args),
         Command::Squash(args) => commands::squash::run(&ctx, args),
         Command::Completions(_) => Ok(()),
     }

@@ -80,7 +80,8 @@ pub fn plan(command: &Command) -> Option<Plan> {
         Command::Backup(_) => ("backup", each(all(), 2), true, false),
         Command::Reset(_) => ("reset", each(all(), 3), true, true),
         Command::Restore(_) => ("restore", each(all(), 3), true, true),
-        Command::Migrate(_) => ("migrate", each(all(), 1), true, false),
+        // A dry run only reads, like status.
+        Command::Migrate(args) => ("migrate", each(all(), 1), !args.dry_run, false),
         Command::Diff(args) => (
             "diff",
             each(selected_stores(args.store.store), 2),
@@ -89,7 +90,9 @@ pub fn plan(command: &Command) -> Option<Plan> {
         ),
         Command::Smoke(_) => ("smoke", each(all(), 2), false, true),
         Command::Recover(_) => ("recover", each(all(), 3), true, true),
-        Command::Squash(_) | Command::Lint(_) | Command::Completions(_) => return None,
+        Command::Squash(_) | Command::Lint(_) | Command::Generate(_) | Command::Completions(_) => {
+            return None
+        }
     };
     let writes = match command {
         Command::Backup(_) => false,

@@ -3,7 +3,8 @@
 // SQL of an embedded migration private, and verify needs it to checksum what was applied.
 
 /// Writes `$OUT_DIR/migration_sql.rs` with `POSTGRES_SQL` and `SQLITE_SQL`, each a slice
-/// of `shared::store::MigrationSql`, oldest first.
+/// of `shared::store::MigrationSql`, oldest first, and `POSTGRES_SQUASH` and
+/// `SQLITE_SQUASH`, each backend's squash record.
 fn write_migration_sql() -> std::io::Result<()> {
     let manifest = std::path::PathBuf::from(std::env::var("CARGO_MANIFEST_DIR").map_err(std::io::Error::other)?);
     let out = std::path::PathBuf::from(std::env::var("OUT_DIR").map_err(std::io::Error::other)?);
@@ -30,6 +31,19 @@ fn write_migration_sql() -> std::io::Result<()> {
             ));
         }
         code.push_str("];\n");
+        // The squash record travels inside the binary too: a deployed binary with no
+        // source tree must recognise a database that ran the history it replaced.
+        let squash = dir.join("squash.json");
+        let squash_constant = constant.replace("_SQL", "_SQUASH");
+        let value = if squash.is_file() {
+            format!("Some(include_str!({:?}))", squash.display().to_string())
+        } else {
+            "None".to_string()
+        };
+        code.push_str(&format!(
+            "/// The {backend} history's squash record (`squash.json`), if it was squashed.\n\
+             pub const {squash_constant}: Option<&str> = {value};\n"
+        ));
     }
     std::fs::write(out.join("migration_sql.rs"), code)
 }

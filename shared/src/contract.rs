@@ -176,6 +176,8 @@ mod tests {
             postgres_sql: &[],
             sqlite_sql: &[],
             postgres_model: "",
+            postgres_squash: None,
+            sqlite_squash: None,
         },
         migrations_dir: "",
         tables: &["users", "teams"],

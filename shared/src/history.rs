@@ -201,13 +201,16 @@ pub struct SquashMap {
     pub replaces: Vec<String>,
 }
 
+/// Reads a squash record's text (`what` names it in errors).
+pub fn parse_squash_map(text: &str, what: &str) -> Result<SquashMap, String> {
+    serde_json::from_str(text).map_err(|e| format!("{what} is not a valid squash record: {e}"))
+}
+
 /// Reads `dir/squash.json`; `None` when the history was never squashed.
 pub fn read_squash_map(dir: &Path) -> Result<Option<SquashMap>, String> {
     let path = dir.join(SQUASH_FILE);
     match std::fs::read_to_string(&path) {
-        Ok(text) => serde_json::from_str(&text)
-            .map(Some)
-            .map_err(|e| format!("{} is not a valid squash record: {e}", path.display())),
+        Ok(text) => parse_squash_map(&text, &path.display().to_string()).map(Some),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
         Err(e) => Err(format!("cannot read {}: {e}", path.display())),
     }

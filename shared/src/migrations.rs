@@ -208,15 +208,74 @@ pub fn record_checksums(conn: &mut Conn, store: &Store, names: &[String]) -> Res
 pub fn run_pending(
     conn: &mut Conn,
     store: &Store,
+    on_applied: impl FnMut(&Applied),
+) -> Result<Vec<Applied>, MigrationFailure> {
+    run_pending_to(conn, store, None, on_applied)
+}
+
+/// [`run_pending`], stopping after the migration whose version is `up_to` when given.
+pub fn run_pending_to(
+    conn: &mut Conn,
+    store: &Store,
+    up_to: Option<&str>,
     mut on_applied: impl FnMut(&Applied),
 ) -> Result<Vec<Applied>, MigrationFailure> {
     let backend = conn.backend();
     let source = store.migrations.for_backend(backend);
     let sql = store.migrations.sql_for(backend);
     match conn {
-        Conn::Postgres(c) => run_pending_on(c, backend, source, sql, &mut on_applied),
-        Conn::Sqlite(c) => run_pending_on(c, backend, source, sql, &mut on_applied),
+        Conn::Postgres(c) => run_pending_on(c, backend, source, sql, up_to, &mut on_applied),
+        Conn::Sqlite(c) => run_pending_on(c, backend, source, sql, up_to, &mut on_applied),
     }
+}
+
+/// The version (diesel's: digits only) of the store's migration that `given` names: its
+/// version, its folder name, or its folder name's date part (`2025-01-01-000002`).
+pub fn resolve_version(store: &Store, backend: Backend, given: &str) -> Result<String, String> {
+    let wanted: String = given
+        .split('_')
+        .next()
+        .unwrap_or_default()
+        .chars()
+        .filter(|c| *c != '-')
+        .collect();
+    shipped(store, backend)
+        .map_err(|e| e.to_string())?
+        .into_iter()
+        .find(|(version, name)| *version == wanted || name == given)
+        .map(|(version, _)| version)
+        .ok_or_else(|| {
+            format!(
+                "the {} store has no migration {given} (see `orchestrator status`)",
+                store.name
+            )
+        })
+}
+
+/// The `up.sql` of each migration `migrate` would run now, up to `up_to`, oldest first:
+/// `(name, sql)`. Only reads.
+pub fn pending_sql(
+    state: &MigrationState,
+    store: &Store,
+    backend: Backend,
+    up_to: Option<&str>,
+) -> Result<Vec<(String, String)>, BoxError> {
+    let sql = store.migrations.sql_for(backend);
+    let mut out = Vec::new();
+    for (version, name) in shipped(store, backend)? {
+        if up_to.is_some_and(|last| version.as_str() > last) {
+            break;
+        }
+        if state.pending.contains(&name) {
+            let up = sql
+                .iter()
+                .find(|m| m.name == name)
+                .map(|m| m.up)
+                .unwrap_or_default();
+            out.push((name, up.to_string()));
+        }
+    }
+    Ok(out)
 }
 
 fn run_pending_on<C>(
@@ -224,6 +283,7 @@ fn run_pending_on<C>(
     backend: Backend,
     source: &EmbeddedMigrations,
     sql: &[MigrationSql],
+    up_to: Option<&str>,
     on_applied: &mut dyn FnMut(&Applied),
 ) -> Result<Vec<Applied>, MigrationFailure>
 where
@@ -237,7 +297,10 @@ where
     let pending = conn
         .pending_migrations(Borrowed(source))
         .map_err(|e| failure("(reading the history)".into(), e))?;
-    let mut pending: Vec<_> = pending.into_iter().collect();
+    let mut pending: Vec<_> = pending
+        .into_iter()
+        .filter(|m| up_to.is_none_or(|last| m.name().version().to_string().as_str() <= last))
+        .collect();
     pending.sort_by_key(|m| m.name().version().to_string());
     // A record of a version diesel no longer has (reverted since) vouches for nothing.
     conn.batch_execute(&format!(

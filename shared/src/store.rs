@@ -96,6 +96,10 @@ pub struct Migrations {
     /// (`migrations/postgres.schema.json`, see `expected`): what `verify` holds a
     /// PostgreSQL store to without a server of its own to replay the history on.
     pub postgres_model: &'static str,
+    /// Each backend's squash record (`squash.json`, see `history::SquashMap`) when its
+    /// history was squashed, embedded at build time.
+    pub postgres_squash: Option<&'static str>,
+    pub sqlite_squash: Option<&'static str>,
 }
 
 impl Migrations {
@@ -103,6 +107,14 @@ impl Migrations {
         match backend {
             Backend::Postgres => &self.postgres,
             Backend::Sqlite => &self.sqlite,
+        }
+    }
+
+    /// The backend's embedded squash record, if its history was squashed.
+    pub fn squash_for(&self, backend: Backend) -> Option<&'static str> {
+        match backend {
+            Backend::Postgres => self.postgres_squash,
+            Backend::Sqlite => self.sqlite_squash,
         }
     }
 
@@ -198,6 +210,8 @@ mod tests {
                 postgres_sql: &[],
                 sqlite_sql: &[],
                 postgres_model: "",
+                postgres_squash: None,
+                sqlite_squash: None,
             },
             migrations_dir: "",
             tables: &[],

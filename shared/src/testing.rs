@@ -206,6 +206,12 @@ fn sqlite_db(dir: &Path, label: &str) -> TestDb {
     TestDb { url, pg_name: None }
 }
 
+/// Whether the test server answers; an unreachable one fails the test when PostgreSQL is
+/// required, and is skipped loudly otherwise.
+pub fn pg_reachable(test: &str) -> bool {
+    pg_admin(test).is_some()
+}
+
 fn pg_admin(test: &str) -> Option<PgConnection> {
     let url = pg_admin_url();
     match PgConnection::establish(&url) {

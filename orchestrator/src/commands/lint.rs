@@ -48,8 +48,18 @@ pub struct LintArgs {
 
     /// Read the histories from DIR/postgres and DIR/sqlite instead of the store's
     /// embedded ones (needs --store)
-    #[arg(long, value_name = "DIR", requires = "store")]
+    #[arg(
+        long,
+        value_name = "DIR",
+        requires = "store",
+        conflicts_with = "workspace"
+    )]
     pub migrations_dir: Option<PathBuf>,
+
+    /// The workspace `--write` records into (default: found from the current folder
+    /// upward)
+    #[arg(long, value_name = "DIR")]
+    pub workspace: Option<PathBuf>,
 }
 
 #[derive(Debug, Serialize)]
@@ -132,7 +142,16 @@ pub fn run(ctx: &Context, args: &LintArgs) -> CliResult {
             ctx.progress(format!("{}: replaying the PostgreSQL history…", store.name));
             let model = lint::postgres_model(store.name, histories.postgres, server)
                 .map_err(|e| CliError::new(Exit::Database, anyhow::anyhow!(e)))?;
-            let target = dir.map_or_else(|| PathBuf::from(store.migrations_dir), Path::to_path_buf);
+            let target = match dir {
+                Some(dir) => dir.to_path_buf(),
+                None => crate::workspace::Workspace::find(
+                    args.workspace.as_deref(),
+                    &ctx.cwd,
+                    &crate::context::all_stores(),
+                )
+                .map_err(CliError::usage)?
+                .migrations_dir(store),
+            };
             let path = expected::recorded_path(&target);
             std::fs::write(&path, model.to_json()).map_err(|e| {
                 CliError::new(

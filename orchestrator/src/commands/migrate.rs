@@ -13,13 +13,25 @@ use crate::exit::{CliError, CliResult, Exit};
 use crate::output;
 
 /// Apply pending migrations, auth before app.
+///
+/// Each migration runs in its own transaction with its checksum. --to stops after a
+/// version; --dry-run prints the SQL instead and changes nothing.
 #[derive(Debug, Args)]
 #[command(
-    after_help = "Examples:\n  orchestrator migrate\n  orchestrator migrate --store auth --auth-url postgres://postgres@127.0.0.1/auth"
+    after_help = "Examples:\n  orchestrator migrate\n  orchestrator migrate --store auth --auth-url postgres://postgres@127.0.0.1/auth\n  orchestrator migrate --dry-run\n  orchestrator migrate --store auth --to 2025-01-01-000002"
 )]
 pub struct MigrateArgs {
     #[command(flatten)]
     pub store: crate::cli::StoreArg,
+
+    /// Apply migrations up to and including this one (its version, folder name or the
+    /// folder name's date part), needs --store
+    #[arg(long, value_name = "VERSION", requires = "store")]
+    pub to: Option<String>,
+
+    /// Print the SQL each store would run, in order, and change nothing
+    #[arg(long)]
+    pub dry_run: bool,
 
     /// Read the history from DIR/<backend>/ instead of the store's embedded migrations
     /// (needs --store; for fixtures and benchmarks)
@@ -47,7 +59,30 @@ struct StoreMigrated {
     vouched: Vec<String>,
 }
 
+/// The version `--to` names for `store`, in diesel's form.
+pub(super) fn target_version(
+    args: &MigrateArgs,
+    store: &Store,
+    backend: Backend,
+) -> CliResult<Option<String>> {
+    let Some(given) = &args.to else {
+        return Ok(None);
+    };
+    if args.migrations_dir.is_some() {
+        // A folder's history: its own names, compared as diesel does.
+        return Ok(Some(
+            given.split('_').next().unwrap_or_default().replace('-', ""),
+        ));
+    }
+    migrations::resolve_version(store, backend, given)
+        .map(Some)
+        .map_err(CliError::usage)
+}
+
 pub fn run(ctx: &Context, args: &MigrateArgs) -> CliResult {
+    if args.dry_run {
+        return super::migrate_plan::run(ctx, args);
+    }
     let mut report = MigrateReport {
         ok: true,
         stores: Vec::new(),
@@ -116,9 +151,10 @@ pub fn run(ctx: &Context, args: &MigrateArgs) -> CliResult {
         let on_applied = |m: &Applied| {
             ctx.progress(format!("  {} {} ({} ms)", store.name, m.name, m.millis));
         };
+        let to = target_version(args, store, url.backend())?;
         let applied = match &dir {
-            Some(dir) => history::run(conn, History::Dir(dir), None, on_applied),
-            None => migrations::run_pending(conn, store, on_applied),
+            Some(dir) => history::run(conn, History::Dir(dir), to.as_deref(), on_applied),
+            None => migrations::run_pending_to(conn, store, to.as_deref(), on_applied),
         }
         .map_err(|f| DbError::Migration {
             store: store.name.to_string(),
@@ -186,15 +222,20 @@ fn recognise_squash(
     dir: Option<&std::path::Path>,
 ) -> CliResult<Option<String>> {
     let backend = url.backend();
-    if dir.is_none() {
-        crate::squash_journal::settle_locked(std::path::Path::new(store.migrations_dir))
-            .map_err(CliError::usage)?;
-    }
-    let map_dir = dir.map_or_else(
-        || history::backend_dir(std::path::Path::new(store.migrations_dir), backend),
-        std::path::Path::to_path_buf,
-    );
-    let Some(map) = history::read_squash_map(&map_dir).map_err(CliError::usage)? else {
+    // The store's record is inside the binary (a deployed binary has no source tree); a
+    // folder's is read from it.
+    let map = match dir {
+        Some(dir) => history::read_squash_map(dir).map_err(CliError::usage)?,
+        None => store
+            .migrations
+            .squash_for(backend)
+            .map(|text| {
+                history::parse_squash_map(text, &format!("{}'s embedded squash.json", store.name))
+            })
+            .transpose()
+            .map_err(CliError::usage)?,
+    };
+    let Some(map) = map else {
         return Ok(None);
     };
     let query_error = |action: &str, reason: String| DbError::Query {

@@ -3,8 +3,10 @@
 pub mod backup;
 pub mod completions;
 pub mod diff;
+pub mod generate;
 pub mod lint;
 pub mod migrate;
+pub mod migrate_plan;
 pub mod recover;
 pub mod reset;
 pub mod restore;

@@ -26,7 +26,9 @@ use crate::squash_journal;
 /// Squash a store's migrations into one checked baseline per backend.
 ///
 /// The old migrations move to migrations_archive/<backend>/ next to the migrations folder;
-/// nothing moves unless the baseline's schema equals the history's.
+/// nothing moves unless the baseline's schema equals the history's. It writes into the
+/// store crate of the workspace you are in (found from the current folder upward, or
+/// --workspace), never into the tree the binary was built from unless you are in it.
 #[derive(Debug, Args)]
 #[command(
     after_help = "Examples:\n  orchestrator squash --store auth --shadow-url postgres://postgres@127.0.0.1/postgres\n  orchestrator squash --store app --backend sqlite --name baseline_2026"
@@ -51,8 +53,13 @@ pub struct SquashArgs {
 
     /// The migrations folder to squash (holding postgres/ and sqlite/) instead of the
     /// store crate's own
-    #[arg(long, value_name = "DIR")]
+    #[arg(long, value_name = "DIR", conflicts_with = "workspace")]
     pub migrations_dir: Option<PathBuf>,
+
+    /// The workspace whose store crate to squash (default: found from the current folder
+    /// upward)
+    #[arg(long, value_name = "DIR")]
+    pub workspace: Option<PathBuf>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -122,10 +129,17 @@ pub fn run(ctx: &Context, args: &SquashArgs) -> CliResult {
             args.name
         )));
     }
-    let migrations_dir = args
-        .migrations_dir
-        .clone()
-        .unwrap_or_else(|| PathBuf::from(store.migrations_dir));
+    // The workspace the user is in, never the tree the binary was built from.
+    let migrations_dir = match &args.migrations_dir {
+        Some(dir) => dir.clone(),
+        None => crate::workspace::Workspace::find(
+            args.workspace.as_deref(),
+            &ctx.cwd,
+            &crate::context::all_stores(),
+        )
+        .map_err(CliError::usage)?
+        .migrations_dir(store),
+    };
     let archive_root = migrations_dir
         .parent()
         .map(|p| p.join("migrations_archive"))
@@ -152,9 +166,18 @@ pub fn run(ctx: &Context, args: &SquashArgs) -> CliResult {
         .ok_or_else(|| CliError::usage("the migrations folder has no parent folder"))?;
     let _cleanup = RemoveOnDrop(staging.clone());
 
+    let version = baseline_version(&migrations_dir, &backends)?;
     let mut staged = Vec::new();
-    for backend in backends {
-        staged.push(stage(ctx, args, store, backend, &migrations_dir, &staging)?);
+    for backend in &backends {
+        staged.push(stage(
+            ctx,
+            args,
+            store,
+            *backend,
+            &migrations_dir,
+            &staging,
+            &version,
+        )?);
     }
     // Every proof held: only now is anything in the migrations folder touched, by one
     // journalled plan that a crash cannot leave half done.
@@ -190,6 +213,26 @@ pub fn run(ctx: &Context, args: &SquashArgs) -> CliResult {
     Ok(())
 }
 
+/// One version for every backend's baseline (a database is recognised by it whichever
+/// backend it is on): diesel's form of now, or just after the newest version squashed
+/// when that sorts later. Diesel's version of a folder is its name before the first `_`,
+/// dashes removed; the baseline's folder is named with exactly that, so the record and
+/// the folder agree.
+fn baseline_version(migrations_dir: &Path, backends: &[Backend]) -> CliResult<String> {
+    let mut last = String::new();
+    for backend in backends {
+        let dir = history::backend_dir(migrations_dir, *backend);
+        let versions = History::Dir(&dir)
+            .versions(*backend)
+            .map_err(|e| CliError::usage(format!("cannot read {}: {e}", dir.display())))?;
+        if let Some((v, _)) = versions.last() {
+            last = last.max(v.clone());
+        }
+    }
+    let now = chrono::Utc::now().format("%Y%m%d%H%M%S").to_string();
+    Ok(if now > last { now } else { format!("{last}1") })
+}
+
 fn stage(
     ctx: &Context,
     args: &SquashArgs,
@@ -197,6 +240,7 @@ fn stage(
     backend: Backend,
     migrations_dir: &Path,
     staging: &Path,
+    version: &str,
 ) -> CliResult<Staged> {
     let dir = history::backend_dir(migrations_dir, backend);
     history::check_dir(&dir).map_err(CliError::usage)?;
@@ -235,14 +279,7 @@ fn stage(
     };
     drop(scratch);
 
-    let last = versions.last().map(|(v, _)| v.clone()).unwrap_or_default();
-    // Diesel's version of a folder is its name before the first `_`, dashes removed; the
-    // baseline's folder is named with exactly that, so the record and the folder agree.
-    let mut version = chrono::Utc::now().format("%Y%m%d%H%M%S").to_string();
-    if version <= last {
-        // The baseline must sort after every archived version.
-        version = format!("{last}1");
-    }
+    let version = version.to_string();
     let folder = format!("{version}_{}", args.name);
     let target = staging.join(backend.as_str()).join(&folder);
     std::fs::create_dir_all(&target).map_err(|e| io("cannot create", &target, e))?;
