@@ -259,6 +259,80 @@ struct ColumnRow {
     pk: i32,
 }
 
+/// One key column of an index, as both backends' index queries name it; `predicate` is
+/// the `WHERE` (PostgreSQL) or the partial index's whole statement (SQLite), which
+/// [`index_rows`] turns into the `WHERE`.
+#[derive(QueryableByName)]
+struct IndexQuery {
+    #[diesel(sql_type = Text)]
+    table_name: String,
+    #[diesel(sql_type = Text)]
+    index_name: String,
+    #[diesel(sql_type = Text)]
+    origin: String,
+    #[diesel(sql_type = Bool)]
+    is_unique: bool,
+    #[diesel(sql_type = Text)]
+    column_name: String,
+    #[diesel(sql_type = Nullable<Text>)]
+    collation: Option<String>,
+    #[diesel(sql_type = Bool)]
+    descending: bool,
+    #[diesel(sql_type = Nullable<Text>)]
+    predicate: Option<String>,
+}
+
+fn index_rows(rows: Vec<IndexQuery>, predicate: impl Fn(&str) -> Option<String>) -> Vec<IndexRow> {
+    rows.into_iter()
+        .map(|i| IndexRow {
+            table: i.table_name,
+            index: i.index_name,
+            origin: i.origin,
+            unique: i.is_unique,
+            column: IndexColumn {
+                expr: expr::normalise_index_column(&i.column_name),
+                collation: i.collation,
+                descending: i.descending,
+            },
+            predicate: i.predicate.as_deref().and_then(&predicate),
+        })
+        .collect()
+}
+
+/// One column pair of a foreign key, as both backends' queries name it.
+#[derive(QueryableByName)]
+struct ForeignKeyQuery {
+    #[diesel(sql_type = Text)]
+    table_name: String,
+    #[diesel(sql_type = Text)]
+    name: String,
+    #[diesel(sql_type = Text)]
+    column_name: String,
+    #[diesel(sql_type = Text)]
+    ref_table: String,
+    #[diesel(sql_type = Text)]
+    ref_column: String,
+    #[diesel(sql_type = Text)]
+    on_delete: String,
+}
+
+fn foreign_key_rows(rows: Vec<ForeignKeyQuery>) -> diesel::QueryResult<Vec<ForeignKeyRow>> {
+    rows.into_iter()
+        .map(|f| {
+            Ok(ForeignKeyRow {
+                key: ForeignKeyModel {
+                    on_delete: on_delete(&f.on_delete, &f.table_name, &f.column_name)?,
+                    column: f.column_name,
+                    ref_table: f.ref_table,
+                    ref_column: f.ref_column,
+                },
+                table: f.table_name,
+                name: f.name,
+            })
+        })
+        .collect()
+}
+
 /// One key column of an index.
 struct IndexRow {
     table: String,
@@ -271,9 +345,13 @@ struct IndexRow {
 }
 
 /// A named object of a table with a definition (a check's expression).
+#[derive(QueryableByName)]
 struct NamedRow {
+    #[diesel(sql_type = Text, column_name = "table_name")]
     table: String,
+    #[diesel(sql_type = Text)]
     name: String,
+    #[diesel(sql_type = Text, column_name = "def")]
     definition: String,
 }
 

@@ -1,63 +1,16 @@
 //! The schema model's rows from PostgreSQL's catalogs (the connection's current schema).
 
-use diesel::sql_types::{Bool, Nullable, Text};
+use diesel::sql_types::Text;
 use diesel::{PgConnection, QueryableByName, RunQueryDsl};
 
 use super::{
-    on_delete, CatalogRows, ColumnRow, ForeignKeyModel, ForeignKeyRow, IndexColumn, IndexRow,
-    NamedRow,
+    foreign_key_rows, index_rows, CatalogRows, ColumnRow, ForeignKeyQuery, IndexQuery, NamedRow,
 };
 
 #[derive(QueryableByName)]
 struct Name {
     #[diesel(sql_type = Text)]
     name: String,
-}
-
-#[derive(QueryableByName)]
-struct Index {
-    #[diesel(sql_type = Text)]
-    table_name: String,
-    #[diesel(sql_type = Text)]
-    index_name: String,
-    #[diesel(sql_type = Text)]
-    origin: String,
-    #[diesel(sql_type = Bool)]
-    is_unique: bool,
-    #[diesel(sql_type = Text)]
-    column_name: String,
-    #[diesel(sql_type = Nullable<Text>)]
-    collation: Option<String>,
-    #[diesel(sql_type = Bool)]
-    descending: bool,
-    #[diesel(sql_type = Nullable<Text>)]
-    predicate: Option<String>,
-}
-
-#[derive(QueryableByName)]
-struct Check {
-    #[diesel(sql_type = Text)]
-    table_name: String,
-    #[diesel(sql_type = Text)]
-    name: String,
-    #[diesel(sql_type = Text)]
-    def: String,
-}
-
-#[derive(QueryableByName)]
-struct ForeignKey {
-    #[diesel(sql_type = Text)]
-    table_name: String,
-    #[diesel(sql_type = Text)]
-    name: String,
-    #[diesel(sql_type = Text)]
-    column_name: String,
-    #[diesel(sql_type = Text)]
-    ref_table: String,
-    #[diesel(sql_type = Text)]
-    ref_column: String,
-    #[diesel(sql_type = Text)]
-    on_delete: String,
 }
 
 const TABLES: &str = "SELECT c.relname::text AS name FROM pg_catalog.pg_class c \
@@ -123,49 +76,14 @@ const FOREIGN_KEYS: &str = "SELECT cl.relname::text AS table_name, con.conname::
 pub(super) fn read(conn: &mut PgConnection) -> diesel::QueryResult<CatalogRows> {
     let tables = diesel::sql_query(TABLES).load::<Name>(conn)?;
     let columns = diesel::sql_query(COLUMNS).load::<ColumnRow>(conn)?;
-    let indexes = diesel::sql_query(INDEXES).load::<Index>(conn)?;
-    let checks = diesel::sql_query(CHECKS).load::<Check>(conn)?;
-    let fks = diesel::sql_query(FOREIGN_KEYS).load::<ForeignKey>(conn)?;
+    let indexes = diesel::sql_query(INDEXES).load::<IndexQuery>(conn)?;
+    let checks = diesel::sql_query(CHECKS).load::<NamedRow>(conn)?;
+    let fks = diesel::sql_query(FOREIGN_KEYS).load::<ForeignKeyQuery>(conn)?;
     Ok(CatalogRows {
         tables: tables.into_iter().map(|t| t.name).collect(),
         columns,
-        indexes: indexes
-            .into_iter()
-            .map(|i| IndexRow {
-                table: i.table_name,
-                index: i.index_name,
-                origin: i.origin,
-                unique: i.is_unique,
-                column: IndexColumn {
-                    expr: super::expr::normalise_index_column(&i.column_name),
-                    collation: i.collation,
-                    descending: i.descending,
-                },
-                predicate: i.predicate,
-            })
-            .collect(),
-        checks: checks
-            .into_iter()
-            .map(|c| NamedRow {
-                table: c.table_name,
-                name: c.name,
-                definition: c.def,
-            })
-            .collect(),
-        foreign_keys: fks
-            .into_iter()
-            .map(|f| {
-                Ok(ForeignKeyRow {
-                    key: ForeignKeyModel {
-                        on_delete: on_delete(&f.on_delete, &f.table_name, &f.column_name)?,
-                        column: f.column_name,
-                        ref_table: f.ref_table,
-                        ref_column: f.ref_column,
-                    },
-                    table: f.table_name,
-                    name: f.name,
-                })
-            })
-            .collect::<diesel::QueryResult<_>>()?,
+        indexes: index_rows(indexes, |p| Some(p.to_string())),
+        checks,
+        foreign_keys: foreign_key_rows(fks)?,
     })
 }

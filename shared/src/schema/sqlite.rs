@@ -1,35 +1,13 @@
 //! The schema model's rows from SQLite's schema table and pragmas.
 
-use diesel::sql_types::{Bool, Integer, Nullable, Text};
+use diesel::sql_types::Text;
 use diesel::{QueryableByName, RunQueryDsl, SqliteConnection};
 
-use super::expr::{check_clauses, index_predicate, normalise_index_column};
+use super::expr::{check_clauses, index_predicate};
 use super::{
-    on_delete, CatalogRows, ColumnRow, ForeignKeyModel, ForeignKeyRow, IndexColumn, IndexRow,
-    NamedRow,
+    foreign_key_rows, index_rows, CatalogRows, ColumnRow, ForeignKeyQuery, IndexQuery, NamedRow,
 };
 use crate::db::Conn;
-
-#[derive(QueryableByName)]
-struct Index {
-    #[diesel(sql_type = Text)]
-    table_name: String,
-    #[diesel(sql_type = Text)]
-    index_name: String,
-    #[diesel(sql_type = Text)]
-    origin: String,
-    #[diesel(sql_type = Bool)]
-    is_unique: bool,
-    #[diesel(sql_type = Text)]
-    column_name: String,
-    #[diesel(sql_type = Nullable<Text>)]
-    collation: Option<String>,
-    #[diesel(sql_type = Bool)]
-    descending: bool,
-    /// The `CREATE INDEX` statement of a partial index.
-    #[diesel(sql_type = Nullable<Text>)]
-    partial_sql: Option<String>,
-}
 
 #[derive(QueryableByName)]
 struct TableSql {
@@ -37,22 +15,6 @@ struct TableSql {
     table_name: String,
     #[diesel(sql_type = Text)]
     def: String,
-}
-
-#[derive(QueryableByName)]
-struct ForeignKey {
-    #[diesel(sql_type = Text)]
-    table_name: String,
-    #[diesel(sql_type = Integer)]
-    id: i32,
-    #[diesel(sql_type = Text)]
-    column_name: String,
-    #[diesel(sql_type = Text)]
-    ref_table: String,
-    #[diesel(sql_type = Text)]
-    ref_column: String,
-    #[diesel(sql_type = Text)]
-    on_delete: String,
 }
 
 const COLUMNS: &str = "SELECT m.name AS table_name, p.name AS column_name, p.type AS data_type, \
@@ -68,7 +30,7 @@ const INDEXES: &str = "SELECT m.name AS table_name, il.name AS index_name, il.or
        CASE WHEN upper(ix.coll) = 'BINARY' THEN NULL ELSE ix.coll END AS collation, \
        ix.\"desc\" = 1 AS descending, \
        CASE WHEN il.partial = 1 THEN (SELECT s.sql FROM sqlite_schema s \
-         WHERE s.type = 'index' AND s.name = il.name) END AS partial_sql \
+         WHERE s.type = 'index' AND s.name = il.name) END AS predicate \
      FROM sqlite_schema m, pragma_index_list(m.name) il, pragma_index_xinfo(il.name) ix \
      WHERE m.type = 'table' AND m.name NOT LIKE 'sqlite\\_%' ESCAPE '\\' AND ix.key = 1 \
      ORDER BY 1, 2, ix.seqno";
@@ -78,7 +40,8 @@ const TABLE_SQL: &str = "SELECT name AS table_name, sql AS def FROM sqlite_schem
      WHERE type = 'table' AND name NOT LIKE 'sqlite\\_%' ESCAPE '\\' AND sql IS NOT NULL ORDER BY 1";
 
 /// One row per column pair of every foreign key; SQLite numbers them per table.
-const FOREIGN_KEYS: &str = "SELECT m.name AS table_name, f.id AS id, f.\"from\" AS column_name, \
+const FOREIGN_KEYS: &str = "SELECT m.name AS table_name, 'foreign key ' || (f.id + 1) AS name, \
+       f.\"from\" AS column_name, \
        f.\"table\" AS ref_table, COALESCE(f.\"to\", '') AS ref_column, f.on_delete AS on_delete \
      FROM sqlite_schema m, pragma_foreign_key_list(m.name) f \
      WHERE m.type = 'table' ORDER BY 1, 2, f.seq";
@@ -86,8 +49,8 @@ const FOREIGN_KEYS: &str = "SELECT m.name AS table_name, f.id AS id, f.\"from\" 
 pub(super) fn read(conn: &mut SqliteConnection) -> diesel::QueryResult<CatalogRows> {
     let tables = diesel::sql_query(TABLE_SQL).load::<TableSql>(conn)?;
     let columns = diesel::sql_query(COLUMNS).load::<ColumnRow>(conn)?;
-    let indexes = diesel::sql_query(INDEXES).load::<Index>(conn)?;
-    let fks = diesel::sql_query(FOREIGN_KEYS).load::<ForeignKey>(conn)?;
+    let indexes = diesel::sql_query(INDEXES).load::<IndexQuery>(conn)?;
+    let fks = diesel::sql_query(FOREIGN_KEYS).load::<ForeignKeyQuery>(conn)?;
     let mut checks = Vec::new();
     for t in &tables {
         for (i, check) in check_clauses(&t.def).into_iter().enumerate() {
@@ -102,37 +65,10 @@ pub(super) fn read(conn: &mut SqliteConnection) -> diesel::QueryResult<CatalogRo
     Ok(CatalogRows {
         tables: tables.into_iter().map(|t| t.table_name).collect(),
         columns,
-        indexes: indexes
-            .into_iter()
-            .map(|i| IndexRow {
-                table: i.table_name,
-                index: i.index_name,
-                origin: i.origin,
-                unique: i.is_unique,
-                column: IndexColumn {
-                    expr: normalise_index_column(&i.column_name),
-                    collation: i.collation,
-                    descending: i.descending,
-                },
-                predicate: i.partial_sql.as_deref().and_then(index_predicate),
-            })
-            .collect(),
+        // SQLite keeps a partial index's statement, not its WHERE.
+        indexes: index_rows(indexes, index_predicate),
         checks,
-        foreign_keys: fks
-            .into_iter()
-            .map(|f| {
-                Ok(ForeignKeyRow {
-                    key: ForeignKeyModel {
-                        on_delete: on_delete(&f.on_delete, &f.table_name, &f.column_name)?,
-                        column: f.column_name,
-                        ref_table: f.ref_table,
-                        ref_column: f.ref_column,
-                    },
-                    table: f.table_name,
-                    name: format!("foreign key {}", f.id + 1),
-                })
-            })
-            .collect::<diesel::QueryResult<_>>()?,
+        foreign_keys: foreign_key_rows(fks)?,
     })
 }
 
