@@ -21,6 +21,7 @@ pub mod pg_server;
 pub mod process;
 pub mod references;
 pub mod revert;
+mod revert_postgres;
 pub mod schema;
 pub mod scratch;
 pub mod session;

@@ -220,23 +220,92 @@ fn non_null_values(conn: &mut Conn, table: &str, column: &str) -> diesel::QueryR
 
 /// Reverts one migration: its `down.sql`, diesel's record of it and our checksum record,
 /// in one transaction, so a crash leaves it either applied and recorded or neither.
-pub fn revert_step(conn: &mut Conn, step: &Step) -> Result<(), BoxError> {
-    let checksums = catalog::all_tables(conn)?
+///
+/// `checked` is what the guard counted (and a backup holds) before the run: inside the
+/// transaction, with the tables it may drop locked, the tables and columns still there
+/// are counted again, and a store that gained data since is not reverted (an error naming
+/// it), so nothing written after the guard looked is destroyed unseen.
+pub fn revert_step(conn: &mut Conn, step: &Step, checked: &Loss) -> Result<(), BoxError> {
+    crate::admin::begin(conn)?;
+    let done = fence(conn, checked).and_then(|()| {
+        conn.batch_execute(&step.down)?;
+        let forget = forget(conn, &step.version)?;
+        conn.batch_execute(&forget)?;
+        Ok(())
+    });
+    match done {
+        Ok(()) => Ok(crate::admin::commit(conn)?),
+        Err(e) => {
+            // The error is the news; a failed rollback ends with the session anyway.
+            let _ = crate::admin::rollback(conn);
+            Err(e)
+        }
+    }
+}
+
+/// Deletes the migration's rows from diesel's table and from ours (when it exists).
+fn forget(conn: &mut Conn, version: &str) -> Result<String, BoxError> {
+    let version = quote_literal(version);
+    let mut sql = format!("DELETE FROM {DIESEL_MIGRATIONS_TABLE} WHERE version = {version};");
+    if catalog::all_tables(conn)?
         .iter()
-        .any(|t| t == ORCHESTRATOR_MIGRATIONS_TABLE);
-    let version = quote_literal(&step.version);
-    let mut forget = format!("DELETE FROM {DIESEL_MIGRATIONS_TABLE} WHERE version = {version};");
-    if checksums {
-        forget.push_str(&format!(
+        .any(|t| t == ORCHESTRATOR_MIGRATIONS_TABLE)
+    {
+        sql.push_str(&format!(
             "\nDELETE FROM {ORCHESTRATOR_MIGRATIONS_TABLE} WHERE version = {version};"
         ));
     }
-    crate::with_write_txn!(conn, |c| {
-        use diesel::connection::SimpleConnection;
-        c.batch_execute(&step.down)?;
-        c.batch_execute(&forget)
-    })?;
-    Ok(())
+    Ok(sql)
+}
+
+/// Recounts, in the caller's transaction, what `checked` counted; more than it found is
+/// an error.
+fn fence(conn: &mut Conn, checked: &Loss) -> Result<(), BoxError> {
+    let present = catalog::all_tables(conn)?;
+    let mut tables: Vec<String> = checked
+        .tables
+        .iter()
+        .map(|t| t.table.clone())
+        .chain(checked.columns.iter().map(|c| c.table.clone()))
+        .filter(|t| present.contains(t))
+        .collect();
+    tables.sort();
+    tables.dedup();
+    if conn.backend() == crate::Backend::Postgres {
+        crate::revert_postgres::lock_tables(conn, &tables)?;
+    }
+    let mut grown = Vec::new();
+    for (table, rows) in catalog::row_counts(conn, &tables)? {
+        let before = checked.tables.iter().find(|t| t.table == table);
+        if let Some(before) = before.filter(|b| rows > b.rows) {
+            grown.push(format!("table {table} ({} rows, {rows} now)", before.rows));
+        }
+    }
+    let live = catalog::columns(conn)?;
+    for c in &checked.columns {
+        if !live
+            .iter()
+            .any(|l| l.table == c.table && l.name == c.column)
+        {
+            continue;
+        }
+        let values = non_null_values(conn, &c.table, &c.column)?;
+        if values > c.values {
+            grown.push(format!(
+                "column {}.{} ({} values, {values} now)",
+                c.table, c.column, c.values
+            ));
+        }
+    }
+    if grown.is_empty() {
+        Ok(())
+    } else {
+        Err(format!(
+            "data was written since the guard counted it: {}; this migration was not reverted, run the revert again",
+            grown.join(", ")
+        )
+        .into())
+    }
 }
 
 #[cfg(test)]

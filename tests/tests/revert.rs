@@ -257,3 +257,44 @@ fn a_protected_store_needs_its_database_name() {
         assert_eq!(applied(&pair.app).len(), app.len() - 1);
     });
 }
+
+#[test]
+fn rows_written_after_the_guard_counted_stop_the_revert() {
+    use shared::revert::{self, Loss, LostTable, Target};
+    for_each_backend("e2e_revert_fence", |pair| {
+        migrate(pair);
+        let mut conn = pair.app.connect();
+        let steps = revert::plan(&mut conn, &app_db::STORE, &Target::Steps(2)).expect("plan");
+        let counted = revert::rehearse(&mut conn, &steps).expect("rehearse");
+        assert!(counted.holding().is_empty(), "{counted:?}");
+        // A writer between the guard's count and the revert.
+        seed_contract_rows(pair);
+        let index_only = Loss::default();
+        revert::revert_step(&mut conn, &steps[0], &index_only).expect("the index step");
+        let err = revert::revert_step(&mut conn, &steps[1], &counted)
+            .expect_err("documents gained a row since it was counted");
+        assert!(
+            err.to_string().contains("table documents (0 rows, 1 now)"),
+            "{err}"
+        );
+        assert_eq!(count(&mut conn, "documents"), 1);
+        let app = shipped(&app_db::STORE, pair);
+        assert_eq!(applied(&pair.app).len(), app.len() - 1);
+        // What was counted with the rows passes.
+        let recounted = Loss {
+            tables: vec![
+                LostTable {
+                    table: "documents".into(),
+                    rows: 1,
+                },
+                LostTable {
+                    table: "processing_jobs".into(),
+                    rows: 1,
+                },
+            ],
+            columns: Vec::new(),
+        };
+        revert::revert_step(&mut conn, &steps[1], &recounted).expect("counted rows");
+        assert_eq!(applied(&pair.app).len(), app.len() - 2);
+    });
+}

@@ -222,7 +222,7 @@ fn revert_store(ctx: &Context, p: &Planned) -> CliResult {
         p.steps.len()
     ));
     for step in &p.steps {
-        revert::revert_step(&mut session, step).map_err(|e| DbError::Migration {
+        revert::revert_step(&mut session, step, &p.loss).map_err(|e| DbError::Migration {
             store: p.store.name.to_string(),
             url: url.redacted().to_string(),
             migration: step.name.clone(),
