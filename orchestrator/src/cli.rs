@@ -125,6 +125,7 @@ pub enum Command {
     Reset(commands::reset::ResetArgs),
     Backup(commands::backup::BackupArgs),
     Restore(commands::restore::RestoreArgs),
+    Revert(commands::revert::RevertArgs),
     Recover(commands::recover::RecoverArgs),
     Smoke(commands::smoke::SmokeArgs),
     Diff(commands::diff::DiffArgs),

@@ -110,6 +110,7 @@ pub fn run(cli: &Cli) -> CliResult {
         Command::Reset(args) => commands::reset::run(&ctx, args),
         Command::Backup(args) => commands::backup::run(&ctx, args),
         Command::Restore(args) => commands::restore::run(&ctx, args),
+        Command::Revert(args) => commands::revert::run(&ctx, args),
         Command::Recover(args) => commands::recover::run(&ctx, args),
         Command::Smoke(args) => commands::smoke::run(&ctx, args),
         Command::Diff(args) => commands::diff::run(&ctx, args),

@@ -63,6 +63,8 @@ const PROBE_CONNECTIONS: u32 = 2;
 ///   and pg_dump take the safety backup; then psql loads (with two-phase commit a new
 ///   connection commits the prepared load once psql has exited);
 /// - `migrate`: the pooled session alone;
+/// - `revert`: the pooled session, plus pg_dump when `--force` backs up what it drops
+///   (a dry run only reads, like status);
 /// - `diff`: the pooled sessions (the preflight opened them) plus, on the same server,
 ///   the scratch database's connection and the one creating it, one store at a time;
 /// - `smoke`: the pooled session plus the connection its rolled-back checklist runs on;
@@ -82,6 +84,7 @@ pub fn plan(command: &Command) -> Option<Plan> {
         Command::Restore(_) => ("restore", each(all(), 3), true, true),
         // A dry run only reads, like status.
         Command::Migrate(args) => ("migrate", each(all(), 1), !args.dry_run, false),
+        Command::Revert(args) => ("revert", each(all(), 2), !args.dry_run, false),
         Command::Diff(args) => (
             "diff",
             each(selected_stores(args.store.store), 2),
@@ -99,7 +102,10 @@ pub fn plan(command: &Command) -> Option<Plan> {
         Command::Smoke(_) => true,
         _ => commits,
     };
-    let guards = matches!(command, Command::Reset(_) | Command::Restore(_));
+    let guards = matches!(
+        command,
+        Command::Reset(_) | Command::Restore(_) | Command::Revert(_)
+    );
     let from_dir = |store: &crate::cli::StoreArg, dir: &Option<std::path::PathBuf>| {
         dir.as_ref().and(store.store).map(|s| s.as_str())
     };

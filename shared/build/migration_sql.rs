@@ -1,6 +1,7 @@
 // Included by the store crates' build scripts: lists each backend's `up.sql` files so that
 // the crate can embed their text next to diesel's embedded migrations. diesel keeps the
-// SQL of an embedded migration private, and verify needs it to checksum what was applied.
+// SQL of an embedded migration private, and verify needs it to checksum what was applied;
+// revert needs each `down.sql` to print it and to find out what it would destroy.
 
 /// Writes `$OUT_DIR/migration_sql.rs` with `POSTGRES_SQL` and `SQLITE_SQL`, each a slice
 /// of `shared::store::MigrationSql`, oldest first, and `POSTGRES_SQUASH` and
@@ -11,12 +12,14 @@ fn write_migration_sql() -> std::io::Result<()> {
     let mut code = String::new();
     for (constant, backend) in [("POSTGRES_SQL", "postgres"), ("SQLITE_SQL", "sqlite")] {
         let dir = manifest.join("migrations").join(backend);
-        let mut entries: Vec<(String, std::path::PathBuf)> = Vec::new();
+        let mut entries: Vec<(String, std::path::PathBuf, Option<std::path::PathBuf>)> = Vec::new();
         for entry in std::fs::read_dir(&dir)? {
             let entry = entry?;
             let up = entry.path().join("up.sql");
             if entry.file_type()?.is_dir() && up.is_file() {
-                entries.push((entry.file_name().to_string_lossy().into_owned(), up));
+                // A migration without down.sql is one diesel cannot revert either.
+                let down = Some(entry.path().join("down.sql")).filter(|p| p.is_file());
+                entries.push((entry.file_name().to_string_lossy().into_owned(), up, down));
             }
         }
         entries.sort();
@@ -24,9 +27,13 @@ fn write_migration_sql() -> std::io::Result<()> {
             "/// The `up.sql` text of each {backend} migration, oldest first.\n\
              pub const {constant}: &[shared::store::MigrationSql] = &[\n"
         ));
-        for (name, up) in entries {
+        for (name, up, down) in entries {
+            let down = match down {
+                Some(down) => format!("Some(include_str!({:?}))", down.display().to_string()),
+                None => "None".to_string(),
+            };
             code.push_str(&format!(
-                "    shared::store::MigrationSql {{ name: {name:?}, up: include_str!({:?}) }},\n",
+                "    shared::store::MigrationSql {{ name: {name:?}, up: include_str!({:?}), down: {down} }},\n",
                 up.display().to_string()
             ));
         }

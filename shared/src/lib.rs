@@ -20,6 +20,8 @@ pub mod pg_identity;
 pub mod pg_server;
 pub mod process;
 pub mod references;
+pub mod revert;
+mod revert_postgres;
 pub mod schema;
 pub mod scratch;
 pub mod session;

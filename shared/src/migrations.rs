@@ -375,6 +375,7 @@ mod tests {
         let sql = [MigrationSql {
             name: "2025-01-01-000001_x",
             up: "",
+            down: None,
         }];
         assert_eq!(
             shipped_checksum(&sql, "2025-01-01-000001_x"),

@@ -84,6 +84,8 @@ pub struct MigrationSql {
     /// The migration's folder name, `2025-01-01-000001_identity`.
     pub name: &'static str,
     pub up: &'static str,
+    /// The `down.sql` text, for `revert`; `None` when the migration has none.
+    pub down: Option<&'static str>,
 }
 
 /// Each backend's migration history, embedded into the binary.

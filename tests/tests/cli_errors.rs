@@ -209,6 +209,7 @@ fn help_teaches_every_command() {
         "reset",
         "backup",
         "restore",
+        "revert",
         "smoke",
         "diff",
         "squash",

@@ -10,6 +10,8 @@ pub mod migrate_plan;
 pub mod recover;
 pub mod reset;
 pub mod restore;
+pub mod revert;
+mod revert_output;
 pub mod smoke;
 pub mod squash;
 pub mod status;
