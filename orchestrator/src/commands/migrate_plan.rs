@@ -22,6 +22,10 @@ struct StorePlan {
     backend: Backend,
     url: String,
     migrations: Vec<PlannedMigration>,
+    /// The squash baseline `migrate` would recognise instead of running it: the database
+    /// ran the history it replaces (its schema is compared then).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    baseline_recognised: Option<String>,
 }
 
 #[derive(Debug, Serialize)]
@@ -64,8 +68,12 @@ pub fn run(ctx: &Context, args: &MigrateArgs) -> CliResult {
                 })?
             }
         };
-        let pending = migrations::pending_sql(&state, store, backend, to.as_deref())
+        let mut pending = migrations::pending_sql(&state, store, backend, to.as_deref())
             .map_err(|e| CliError::new(Exit::Database, anyhow::anyhow!("{e}")))?;
+        let baseline_recognised = squash_baseline(store, backend, &state);
+        if let Some(baseline) = &baseline_recognised {
+            pending.retain(|(name, _)| !name.starts_with(&format!("{}_", baseline)));
+        }
         plan.stores.push(StorePlan {
             store: store.name,
             backend,
@@ -74,6 +82,7 @@ pub fn run(ctx: &Context, args: &MigrateArgs) -> CliResult {
                 .into_iter()
                 .map(|(name, sql)| PlannedMigration { name, sql })
                 .collect(),
+            baseline_recognised,
         });
     }
     if ctx.json() {
@@ -81,6 +90,13 @@ pub fn run(ctx: &Context, args: &MigrateArgs) -> CliResult {
         return Ok(());
     }
     for s in &plan.stores {
+        if let Some(baseline) = &s.baseline_recognised {
+            println!(
+                "-- {}: ran the history squashed into {baseline}: migrate compares the schema \
+                 and marks the baseline applied instead of running it",
+                s.store
+            );
+        }
         if s.migrations.is_empty() {
             println!("-- {}: nothing to apply ({})", s.store, s.url);
             continue;
@@ -96,4 +112,20 @@ pub fn run(ctx: &Context, args: &MigrateArgs) -> CliResult {
         }
     }
     Ok(())
+}
+
+/// The baseline of the store's embedded squash record, when the database ran versions it
+/// replaces (unknown to this build) and not the baseline itself (pending).
+fn squash_baseline(
+    store: &shared::Store,
+    backend: Backend,
+    state: &MigrationState,
+) -> Option<String> {
+    let text = store.migrations.squash_for(backend)?;
+    let map = shared::history::parse_squash_map(text, "squash.json").ok()?;
+    let ran_old = state.unknown.iter().any(|v| map.replaces.contains(v));
+    let pending = state.pending.iter().any(|name| {
+        name.split('_').next().map(|v| v.replace('-', "")) == Some(map.baseline.clone())
+    });
+    (ran_old && pending).then_some(map.baseline)
 }
