@@ -56,8 +56,9 @@ echo "$out" | python3 -c '
 import json, sys
 r = json.load(sys.stdin)
 for s in r["stores"]:
-    assert s.get("baseline_recognised"), f"{s[\"store\"]}: baseline not recognised: {s}"
-    assert s["applied"] == [], f"{s[\"store\"]}: re-ran {s[\"applied\"]}"
+    name, applied = s["store"], s["applied"]
+    assert s.get("baseline_recognised"), f"{name}: baseline not recognised: {s}"
+    assert applied == [], f"{name}: re-ran {applied}"
 print("old database: baseline recognised and marked on both stores, nothing re-run")'
 "$NEW" --auth-url "$PG/dep_old_auth" --app-url "$PG/dep_old_app" verify -q || fail "verify on the old database"
 "$NEW" --auth-url "$PG/dep_new_auth" --app-url "$PG/dep_new_app" migrate -q
