@@ -66,6 +66,19 @@ impl Workspace {
             })
     }
 
+    /// The `migrations/` folder of `store`'s crate in the workspace the user is in:
+    /// `explicit` (`--workspace`) or found from the current folder upward; outside one,
+    /// a usage error (exit 2).
+    pub fn store_migrations(
+        ctx: &crate::context::Context,
+        explicit: Option<&Path>,
+        store: &Store,
+    ) -> crate::exit::CliResult<PathBuf> {
+        Workspace::find(explicit, &ctx.cwd, &crate::context::all_stores())
+            .map(|ws| ws.migrations_dir(store))
+            .map_err(crate::exit::CliError::usage)
+    }
+
     /// The store crate's `migrations/` folder in this workspace.
     pub fn migrations_dir(&self, store: &Store) -> PathBuf {
         self.root.join(crate_dir(store)).join("migrations")

@@ -7,7 +7,7 @@ use clap::Args;
 use serde::Serialize;
 use shared::Backend;
 
-use crate::context::{all_stores, Context};
+use crate::context::Context;
 use crate::exit::{CliError, CliResult, Exit};
 use crate::output;
 use crate::workspace::Workspace;
@@ -107,9 +107,7 @@ pub fn run(ctx: &Context, args: &GenerateArgs) -> CliResult {
             args.store.as_str()
         )));
     };
-    let workspace = Workspace::find(args.workspace.as_deref(), &ctx.cwd, &all_stores())
-        .map_err(CliError::usage)?;
-    let migrations = workspace.migrations_dir(store);
+    let migrations = Workspace::store_migrations(ctx, args.workspace.as_deref(), store)?;
     let version = chrono::Utc::now().format("%Y-%m-%d-%H%M%S").to_string();
     let folder = format!("{version}_{}", args.name);
     let made =

@@ -144,13 +144,11 @@ pub fn run(ctx: &Context, args: &LintArgs) -> CliResult {
                 .map_err(|e| CliError::new(Exit::Database, anyhow::anyhow!(e)))?;
             let target = match dir {
                 Some(dir) => dir.to_path_buf(),
-                None => crate::workspace::Workspace::find(
+                None => crate::workspace::Workspace::store_migrations(
+                    ctx,
                     args.workspace.as_deref(),
-                    &ctx.cwd,
-                    &crate::context::all_stores(),
-                )
-                .map_err(CliError::usage)?
-                .migrations_dir(store),
+                    store,
+                )?,
             };
             let path = expected::recorded_path(&target);
             std::fs::write(&path, model.to_json()).map_err(|e| {

@@ -132,13 +132,9 @@ pub fn run(ctx: &Context, args: &SquashArgs) -> CliResult {
     // The workspace the user is in, never the tree the binary was built from.
     let migrations_dir = match &args.migrations_dir {
         Some(dir) => dir.clone(),
-        None => crate::workspace::Workspace::find(
-            args.workspace.as_deref(),
-            &ctx.cwd,
-            &crate::context::all_stores(),
-        )
-        .map_err(CliError::usage)?
-        .migrations_dir(store),
+        None => {
+            crate::workspace::Workspace::store_migrations(ctx, args.workspace.as_deref(), store)?
+        }
     };
     let archive_root = migrations_dir
         .parent()
