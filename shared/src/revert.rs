@@ -141,7 +141,37 @@ pub fn rehearse(conn: &mut Conn, steps: &[Step]) -> Result<Loss, BoxError> {
     let (before, after) = models?;
     rolled_back?;
     let (tables, columns) = vanishing(&before, &after);
-    let counted = catalog::row_counts(conn, &tables)?;
+    // Counted in a transaction of their own, past row-level security (PostgreSQL).
+    crate::admin::begin(conn)?;
+    let counted = count_loss(conn, tables, columns);
+    let rolled_back = crate::admin::rollback(conn);
+    let loss = counted?;
+    rolled_back?;
+    Ok(loss)
+}
+
+/// A count's error, with what to do when row-level security stopped it (PostgreSQL).
+fn explained(postgres: bool) -> impl Fn(diesel::result::Error) -> BoxError {
+    move |e| {
+        if postgres {
+            crate::revert_postgres::explain(&e).into()
+        } else {
+            e.into()
+        }
+    }
+}
+
+fn count_loss(
+    conn: &mut Conn,
+    tables: Vec<String>,
+    columns: Vec<(String, String)>,
+) -> Result<Loss, BoxError> {
+    let postgres = conn.backend() == crate::Backend::Postgres;
+    if postgres {
+        crate::revert_postgres::count_every_row(conn)?;
+    }
+    let explain = explained(postgres);
+    let counted = catalog::row_counts(conn, &tables).map_err(&explain)?;
     let tables = tables
         .into_iter()
         .map(|table| {
@@ -154,7 +184,7 @@ pub fn rehearse(conn: &mut Conn, steps: &[Step]) -> Result<Loss, BoxError> {
         .collect();
     let mut lost_columns = Vec::with_capacity(columns.len());
     for (table, column) in columns {
-        let values = non_null_values(conn, &table, &column)?;
+        let values = non_null_values(conn, &table, &column).map_err(&explain)?;
         lost_columns.push(LostColumn {
             table,
             column,
@@ -271,11 +301,14 @@ fn fence(conn: &mut Conn, checked: &Loss) -> Result<(), BoxError> {
         .collect();
     tables.sort();
     tables.dedup();
-    if conn.backend() == crate::Backend::Postgres {
+    let postgres = conn.backend() == crate::Backend::Postgres;
+    if postgres {
         crate::revert_postgres::lock_tables(conn, &tables)?;
+        crate::revert_postgres::count_every_row(conn)?;
     }
+    let explain = explained(postgres);
     let mut grown = Vec::new();
-    for (table, rows) in catalog::row_counts(conn, &tables)? {
+    for (table, rows) in catalog::row_counts(conn, &tables).map_err(&explain)? {
         let before = checked.tables.iter().find(|t| t.table == table);
         if let Some(before) = before.filter(|b| rows > b.rows) {
             grown.push(format!("table {table} ({} rows, {rows} now)", before.rows));
@@ -289,7 +322,7 @@ fn fence(conn: &mut Conn, checked: &Loss) -> Result<(), BoxError> {
         {
             continue;
         }
-        let values = non_null_values(conn, &c.table, &c.column)?;
+        let values = non_null_values(conn, &c.table, &c.column).map_err(&explain)?;
         if values > c.values {
             grown.push(format!(
                 "column {}.{} ({} values, {values} now)",

@@ -325,6 +325,60 @@ fn rows_hidden_by_row_level_security_are_never_under_counted() {
 }
 
 #[test]
+fn a_revert_never_under_counts_rows_hidden_by_row_level_security() {
+    let Some(pair) = TestPair::new(Backend::Postgres, "real_db_rls_revert") else {
+        return;
+    };
+    let owner = Role::new(&pair, "rlsrev");
+    owner.own(&pair.auth);
+    owner.own(&pair.app);
+    as_role(&pair, &owner).arg("migrate").assert().success();
+    orch_tests::seed_contract_rows(&pair);
+    // app's second migration's down.sql drops documents; FORCE hides its rows from the
+    // owner, who would count none.
+    exec(
+        &mut pair.app.connect(),
+        "ALTER TABLE documents ENABLE ROW LEVEL SECURITY; ALTER TABLE documents FORCE ROW LEVEL SECURITY;
+         CREATE POLICY nothing ON documents USING (false);",
+    );
+    let before = checksums(&mut pair.app.connect());
+    for flags in [
+        &["revert", "--store", "app", "--steps", "2"][..],
+        &["revert", "--store", "app", "--steps", "2", "--force"],
+        &["revert", "--store", "app", "--steps", "2", "--dry-run"],
+    ] {
+        let output = as_role(&pair, &owner).args(flags).output().expect("run");
+        assert_ne!(
+            output.status.code(),
+            Some(0),
+            "{flags:?}: {}",
+            stderr(&output)
+        );
+        assert!(
+            stderr(&output).contains("row-level security"),
+            "{flags:?}: {}",
+            stderr(&output)
+        );
+    }
+    assert_eq!(
+        checksums(&mut pair.app.connect()),
+        before,
+        "the documents are still there"
+    );
+    // A role that bypasses row security counts them: refused without --force.
+    let output = orch_tests::orchestrator(&pair)
+        .args(["revert", "--store", "app", "--steps", "2"])
+        .output()
+        .expect("run");
+    assert_eq!(output.status.code(), Some(3), "{}", stderr(&output));
+    assert!(
+        stderr(&output).contains("table documents"),
+        "{}",
+        stderr(&output)
+    );
+}
+
+#[test]
 fn grants_default_privileges_and_the_schema_comment_survive_a_reset() {
     let Some(pair) = TestPair::new(Backend::Postgres, "real_db_access") else {
         return;
