@@ -271,22 +271,30 @@ fn a_real_shaped_database_is_named_guarded_backed_up_and_restored_whole() {
     drop(auth);
 }
 
+/// The pair owned by a role of its own, migrated and seeded, with every row of app's
+/// `table` hidden from that owner by a policy it is subject to (FORCE).
+fn hidden_from_the_owner(pair: &TestPair, label: &str, table: &str) -> Role {
+    let owner = Role::new(pair, label);
+    owner.own(&pair.auth);
+    owner.own(&pair.app);
+    as_role(pair, &owner).arg("migrate").assert().success();
+    orch_tests::seed_contract_rows(pair);
+    exec(
+        &mut pair.app.connect(),
+        &format!(
+            "ALTER TABLE {table} ENABLE ROW LEVEL SECURITY; ALTER TABLE {table} FORCE ROW LEVEL SECURITY;
+             CREATE POLICY nothing ON {table} USING (false);"
+        ),
+    );
+    owner
+}
+
 #[test]
 fn rows_hidden_by_row_level_security_are_never_under_counted() {
     let Some(pair) = TestPair::new(Backend::Postgres, "real_db_rls") else {
         return;
     };
-    let owner = Role::new(&pair, "rls");
-    owner.own(&pair.auth);
-    owner.own(&pair.app);
-    as_role(&pair, &owner).arg("migrate").assert().success();
-    orch_tests::seed_contract_rows(&pair);
-    // FORCE: the owner itself is subject to the policy, which shows it nothing.
-    exec(
-        &mut pair.app.connect(),
-        "ALTER TABLE datasets ENABLE ROW LEVEL SECURITY; ALTER TABLE datasets FORCE ROW LEVEL SECURITY;
-         CREATE POLICY nothing ON datasets USING (false);",
-    );
+    let owner = hidden_from_the_owner(&pair, "rls", "datasets");
     let before = checksums(&mut pair.app.connect());
     for flags in [
         &["reset"][..],
@@ -329,18 +337,8 @@ fn a_revert_never_under_counts_rows_hidden_by_row_level_security() {
     let Some(pair) = TestPair::new(Backend::Postgres, "real_db_rls_revert") else {
         return;
     };
-    let owner = Role::new(&pair, "rlsrev");
-    owner.own(&pair.auth);
-    owner.own(&pair.app);
-    as_role(&pair, &owner).arg("migrate").assert().success();
-    orch_tests::seed_contract_rows(&pair);
-    // app's second migration's down.sql drops documents; FORCE hides its rows from the
-    // owner, who would count none.
-    exec(
-        &mut pair.app.connect(),
-        "ALTER TABLE documents ENABLE ROW LEVEL SECURITY; ALTER TABLE documents FORCE ROW LEVEL SECURITY;
-         CREATE POLICY nothing ON documents USING (false);",
-    );
+    // app's second migration's down.sql drops documents, whose rows the owner cannot see.
+    let owner = hidden_from_the_owner(&pair, "rlsrev", "documents");
     let before = checksums(&mut pair.app.connect());
     for flags in [
         &["revert", "--store", "app", "--steps", "2"][..],
