@@ -125,18 +125,18 @@ pub fn run(ctx: &Context, args: &MigrateArgs) -> CliResult {
         };
         // A folder's history is not the store's embedded one: count what the database
         // records rather than what the store ships.
-        let (already_applied, pending) = match &dir {
-            Some(_) => (
+        let before = match &dir {
+            Some(_) => None,
+            None => Some(migrations::state(conn, store).map_err(|e| query_error(e.to_string()))?),
+        };
+        let (already_applied, pending) = match &before {
+            Some(before) => (before.applied.len(), Some(before.pending.len())),
+            None => (
                 shared::catalog::applied_versions(conn)
                     .map_err(|e| query_error(e.to_string()))?
                     .len(),
                 None,
             ),
-            None => {
-                let before =
-                    migrations::state(conn, store).map_err(|e| query_error(e.to_string()))?;
-                (before.applied.len(), Some(before.pending.len()))
-            }
         };
         match pending {
             Some(0) => {}
@@ -144,9 +144,18 @@ pub fn run(ctx: &Context, args: &MigrateArgs) -> CliResult {
             None => ctx.progress(format!("{}: applying pending migrations…", store.name)),
         }
         let baseline_recognised = recognise_squash(ctx, store, url, conn, dir.as_deref())?;
-        let vouched = match &dir {
-            Some(_) => Vec::new(),
-            None => vouch_for_unchecked(ctx, store, url, conn)?,
+        let vouched = match before {
+            // A recognised baseline changed the history: it is read again.
+            Some(before) => {
+                let state = match baseline_recognised {
+                    None => before,
+                    Some(_) => {
+                        migrations::state(conn, store).map_err(|e| query_error(e.to_string()))?
+                    }
+                };
+                vouch_for_unchecked(ctx, store, url, conn, state)?
+            }
+            None => Vec::new(),
         };
         let on_applied = |m: &Applied| {
             ctx.progress(format!("  {} {} ({} ms)", store.name, m.name, m.millis));
@@ -280,12 +289,14 @@ fn recognise_squash(
 /// Migrations applied by another tool (diesel_cli, an older build) have no checksum of
 /// what ran. They are vouched for, checksums recorded, only once the live schema is proven
 /// to be what the migrations make; a schema that differs refuses the run (exit 1) with
-/// nothing recorded and nothing applied.
+/// nothing recorded and nothing applied. `state` is the store's migration state as it
+/// stands now.
 fn vouch_for_unchecked(
     ctx: &Context,
     store: &Store,
     url: &DatabaseUrl,
     conn: &mut Conn,
+    state: migrations::MigrationState,
 ) -> CliResult<Vec<String>> {
     let query_error = |action: &str, reason: String| DbError::Query {
         store: store.name.to_string(),
@@ -293,8 +304,6 @@ fn vouch_for_unchecked(
         action: action.into(),
         reason,
     };
-    let state = migrations::state(conn, store)
-        .map_err(|e| query_error("reading migrations", e.to_string()))?;
     if state.unchecked.is_empty() {
         return Ok(Vec::new());
     }
