@@ -207,9 +207,7 @@ pub fn check(ctx: &Context, plan: &Plan) -> CliResult<()> {
         .flatten()
         .collect();
     check_capacity(ctx, plan, &seen)?;
-    all_at_once(&seen, "preflight", |seen| {
-        probe_store(ctx, plan, seen.store, &seen.capacity.server)
-    })?;
+    all_at_once(&seen, "preflight", |seen| probe_store(ctx, plan, seen))?;
     tracing::info!(
         command = plan.command,
         millis = started.elapsed().as_millis() as u64,
@@ -299,13 +297,14 @@ fn check_capacity(ctx: &Context, plan: &Plan, seen: &[Seen]) -> CliResult<()> {
 /// connection is kept for the command's own next one (see `Context::park_spare`):
 /// reconnecting would cost a handshake, and under a limit the command fits exactly, the
 /// closed connection's server process could still count when the command opened its own.
-fn probe_store(ctx: &Context, plan: &Plan, store: &'static Store, server: &str) -> CliResult<()> {
+fn probe_store(ctx: &Context, plan: &Plan, seen: &Seen) -> CliResult<()> {
+    let store = seen.store;
     let mut session = ctx.session(store)?;
     let Ok(mut side) = ctx.connect(store) else {
         return Ok(());
     };
-    let direct = direct_to_server(ctx.url(store)?, server);
-    probes(ctx, plan, store, direct, &mut session, &mut side)?;
+    let direct = direct_to_server(ctx.url(store)?, &seen.capacity.server);
+    probes(ctx, plan, seen, direct, &mut session, &mut side)?;
     if plan.keeps_probe {
         ctx.park_spare(store.name, side);
     }
@@ -339,11 +338,12 @@ fn direct_to_server(url: &shared::DatabaseUrl, server: &str) -> bool {
 fn probes(
     ctx: &Context,
     plan: &Plan,
-    store: &'static Store,
+    seen: &Seen,
     direct: bool,
     session: &mut Conn,
     side: &mut Conn,
 ) -> CliResult<()> {
+    let store = seen.store;
     let url = ctx.url(store)?;
     let pooled = if direct {
         None
@@ -368,7 +368,7 @@ fn probes(
         return Ok(());
     };
     let bound = ctx.settings.lock_timeout.max(Duration::from_secs(1));
-    if let Some(why) = missing_sync_standby(run, pg, bound)
+    if let Some(why) = missing_sync_standby(&seen.capacity.sync, run, pg, bound)
         .map_err(|e| query_error(ctx, store, "checking synchronous replication", e))?
     {
         return Err(CliError::new(
@@ -435,17 +435,17 @@ fn shared_server_sessions(
     })
 }
 
-/// Why commits would hang on synchronous replication, or `None`. Which standbys are in
-/// sync is only shown to roles with pg_read_all_stats; for any other role, or when some
-/// standby claims to be in sync, an empty commit on the side connection tells, cancelled
-/// from the run's session after `bound`.
+/// Why commits would hang on synchronous replication (`state`, read with the capacity),
+/// or `None`. Which standbys are in sync is only shown to roles with pg_read_all_stats;
+/// for any other role, or when some standby claims to be in sync, an empty commit on the
+/// side connection tells, cancelled from the run's session after `bound`.
 fn missing_sync_standby(
+    state: &pg_server::SyncReplication,
     run: &mut diesel::PgConnection,
     pg: &mut diesel::PgConnection,
     bound: Duration,
 ) -> diesel::QueryResult<Option<String>> {
-    let state = pg_server::sync_replication(pg)?;
-    let Some(names) = state.standby_names else {
+    let Some(names) = &state.standby_names else {
         return Ok(None);
     };
     let wanted =

@@ -131,6 +131,10 @@ pub struct Capacity {
     /// because a writing command needs it next, and one round trip less is a round trip
     /// less on every store's path.
     pub two_phase: bool,
+    /// Synchronous replication as a commit of this role would meet it, read in the same
+    /// round trip: on a new connection, planning a query over pg_stat_replication costs
+    /// a few milliseconds of its own.
+    pub sync: SyncReplication,
 }
 
 #[derive(QueryableByName)]
@@ -159,6 +163,8 @@ struct CapacityRow {
     used: i64,
     #[diesel(sql_type = BigInt)]
     prepared: i64,
+    #[diesel(embed)]
+    sync: SyncRow,
 }
 
 /// What the server would still give this role on this database. Sessions count as the
@@ -166,7 +172,7 @@ struct CapacityRow {
 /// superusers are exempt from role and database limits and may use the reserved slots.
 pub fn capacity(conn: &mut PgConnection) -> diesel::QueryResult<Capacity> {
     // `reserved_connections` (16+) keeps slots for pg_use_reserved_connections too.
-    let row: CapacityRow = diesel::sql_query(
+    let row: CapacityRow = diesel::sql_query(format!(
         "SELECT COALESCE(host(inet_server_addr()), 'local socket') || ':' || current_setting('port') AS server, \
            current_user::text AS role, current_database()::text AS database, \
            r.rolsuper AS superuser, r.rolconnlimit::bigint AS role_limit, \
@@ -180,10 +186,11 @@ pub fn capacity(conn: &mut PgConnection) -> diesel::QueryResult<Capacity> {
             COALESCE(current_setting('reserved_connections', true)::bigint, 0)) AS reserved, \
            (SELECT count(*) FROM pg_stat_activity \
               WHERE backend_type = 'client backend')::bigint AS used, \
-           current_setting('max_prepared_transactions')::bigint AS prepared \
+           current_setting('max_prepared_transactions')::bigint AS prepared, \
+           {SYNC_COLUMNS} \
          FROM pg_roles r, pg_database d \
-         WHERE r.rolname = current_user AND d.datname = current_database()",
-    )
+         WHERE r.rolname = current_user AND d.datname = current_database()"
+    ))
     .get_result(conn)?;
     let left = |limit: i64, used: i64| (limit >= 0 && !row.superuser).then_some(limit - used);
     let reserved = if row.superuser { 0 } else { row.reserved };
@@ -195,6 +202,7 @@ pub fn capacity(conn: &mut PgConnection) -> diesel::QueryResult<Capacity> {
         role: row.role,
         database: row.database,
         two_phase: row.prepared > 0,
+        sync: row.sync.into(),
     })
 }
 
@@ -224,21 +232,22 @@ struct SyncRow {
     synchronous: i64,
 }
 
-pub fn sync_replication(conn: &mut PgConnection) -> diesel::QueryResult<SyncReplication> {
-    let row: SyncRow = diesel::sql_query(
-        "SELECT NULLIF(current_setting('synchronous_standby_names'), '') AS names, \
-           current_setting('synchronous_commit') NOT IN ('off', 'local') AS waits, \
-           (SELECT count(*) FROM pg_stat_replication)::bigint AS senders, \
-           (SELECT count(*) FROM pg_stat_replication WHERE state IS NOT NULL)::bigint AS visible, \
-           (SELECT count(*) FROM pg_stat_replication \
-              WHERE sync_state IN ('sync', 'quorum'))::bigint AS synchronous",
-    )
-    .get_result(conn)?;
-    Ok(SyncReplication {
-        standby_names: row.names.filter(|_| row.waits),
-        senders: row.senders,
-        synchronous: (row.senders == 0 || row.visible > 0).then_some(row.synchronous),
-    })
+/// The columns of a [`SyncRow`].
+const SYNC_COLUMNS: &str = "NULLIF(current_setting('synchronous_standby_names'), '') AS names, \
+     current_setting('synchronous_commit') NOT IN ('off', 'local') AS waits, \
+     (SELECT count(*) FROM pg_stat_replication)::bigint AS senders, \
+     (SELECT count(*) FROM pg_stat_replication WHERE state IS NOT NULL)::bigint AS visible, \
+     (SELECT count(*) FROM pg_stat_replication \
+        WHERE sync_state IN ('sync', 'quorum'))::bigint AS synchronous";
+
+impl From<SyncRow> for SyncReplication {
+    fn from(row: SyncRow) -> Self {
+        SyncReplication {
+            standby_names: row.names.filter(|_| row.waits),
+            senders: row.senders,
+            synchronous: (row.senders == 0 || row.visible > 0).then_some(row.synchronous),
+        }
+    }
 }
 
 /// Opens the probe transaction of [`commit_probe`]: it leaves nothing behind but writes
