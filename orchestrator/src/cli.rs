@@ -3,7 +3,9 @@
 
 use std::path::PathBuf;
 
-use clap::{Args, Parser, Subcommand, ValueEnum};
+use clap::builder::PossibleValuesParser;
+use clap::{Arg, Args, CommandFactory, FromArgMatches, Parser, Subcommand, ValueEnum};
+use shared::store::Store;
 
 use crate::commands;
 
@@ -19,11 +21,12 @@ Examples:
 Exit codes: 0 ok, 1 a check found a problem, 2 bad usage or configuration,
 3 refused by a safety guard, 4 database error, 5 another run holds the lock.";
 
-/// Migrate, check and repair the auth and app databases as one safe command.
+/// Migrate, check and repair the product's databases (one per store crate) as one safe
+/// command.
 ///
-/// Works on the embedded SQLite pair under .data/ when nothing is configured; point it at
-/// PostgreSQL with --auth-url/--app-url, AUTH_DATABASE_URL/APP_DATABASE_URL, .env or
-/// orchestrator.toml.
+/// Works on each store's embedded SQLite file under .data/ when nothing is configured;
+/// point a store at PostgreSQL with --url STORE=URL (or --STORE-url), STORE_DATABASE_URL,
+/// .env or orchestrator.toml.
 #[derive(Debug, Parser)]
 #[command(name = "orchestrator", version, after_help = EXAMPLES, propagate_version = true)]
 pub struct Cli {
@@ -45,15 +48,10 @@ pub struct GlobalArgs {
     #[arg(long, global = true, value_name = "NAME")]
     pub profile: Option<String>,
 
-    /// URL of the auth database: postgres://…, sqlite://PATH or a file path
-    /// [env: AUTH_DATABASE_URL]
-    #[arg(long, global = true, value_name = "URL")]
-    pub auth_url: Option<String>,
-
-    /// URL of the app database: postgres://…, sqlite://PATH or a file path
-    /// [env: APP_DATABASE_URL]
-    #[arg(long, global = true, value_name = "URL")]
-    pub app_url: Option<String>,
+    /// A store's database: STORE=URL, where URL is postgres://…, sqlite://PATH or a file
+    /// path; once per store (--STORE-url URL says the same)
+    #[arg(long = "url", global = true, value_name = "STORE=URL")]
+    pub urls: Vec<String>,
 
     /// Output for people (text) or one JSON document on stdout (json)
     #[arg(long, global = true, value_enum, default_value_t = Format::Text)]
@@ -74,28 +72,13 @@ pub enum Format {
     Json,
 }
 
-/// A store's name on the command line.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum StoreName {
-    Auth,
-    App,
-}
-
-impl StoreName {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            StoreName::Auth => "auth",
-            StoreName::App => "app",
-        }
-    }
-}
-
-/// `--store S`: limit a command to one store.
+/// `--store S`: limit a command to one store. Its possible values are the registry's
+/// (see [`command`]).
 #[derive(Debug, Clone, Args)]
 pub struct StoreArg {
-    /// Only this store (default: both, in dependency order: auth before app)
-    #[arg(long, value_enum, value_name = "S")]
-    pub store: Option<StoreName>,
+    /// Only this store (default: every store, in dependency order)
+    #[arg(long, value_name = "S")]
+    pub store: Option<String>,
 }
 
 /// The safety flags of destructive commands.
@@ -133,4 +116,87 @@ pub enum Command {
     Generate(commands::generate::GenerateArgs),
     Squash(commands::squash::SquashArgs),
     Completions(commands::completions::CompletionsArgs),
+}
+
+/// The command line for `stores`: [`Cli`] with `--store`'s possible values and one
+/// `--<store>-url` flag per store (an alias of `--url <store>=URL`) taken from the list.
+pub fn command(stores: &[&Store]) -> clap::Command {
+    let names: Vec<&'static str> = stores.iter().map(|s| s.name).collect();
+    let mut cmd = Cli::command();
+    for store in stores {
+        let id = shared::config::url_key(store.name);
+        let long = id.replace('_', "-");
+        cmd = cmd.arg(
+            Arg::new(id)
+                .long(long)
+                .global(true)
+                .value_name("URL")
+                .help(format!(
+                    "URL of the {} database (--url {}=URL) [env: {}]",
+                    store.name,
+                    store.name,
+                    shared::config::env_var(store.name)
+                )),
+        );
+    }
+    let subcommands: Vec<String> = cmd
+        .get_subcommands()
+        .filter(|c| c.get_arguments().any(|a| a.get_id() == "store"))
+        .map(|c| c.get_name().to_string())
+        .collect();
+    for name in subcommands {
+        let names = names.clone();
+        cmd = cmd.mut_subcommand(name, move |sub| {
+            sub.mut_arg("store", move |arg| {
+                arg.value_parser(PossibleValuesParser::new(names))
+            })
+        });
+    }
+    cmd
+}
+
+/// Parses `args` against [`command`]`(stores)`: the command, and every URL given on the
+/// command line as (store, URL, the flag that gave it).
+pub fn parse(
+    stores: &[&Store],
+    args: impl IntoIterator<Item = std::ffi::OsString>,
+) -> Result<(Cli, Vec<(String, String, String)>), clap::Error> {
+    let mut cmd = command(stores);
+    let mut matches = cmd.try_get_matches_from_mut(args)?;
+    let mut urls = Vec::new();
+    for store in stores {
+        let id = shared::config::url_key(store.name);
+        if let Some(url) = matches.get_one::<String>(&id) {
+            let flag = format!("--{}", id.replace('_', "-"));
+            urls.push((store.name.to_string(), url.clone(), flag));
+        }
+    }
+    let cli = Cli::from_arg_matches_mut(&mut matches).map_err(|e| e.format(&mut cmd))?;
+    for given in &cli.global.urls {
+        let Some((store, url)) = given.split_once('=') else {
+            return Err(cmd.error(
+                clap::error::ErrorKind::InvalidValue,
+                format!(
+                    "--url takes STORE=URL, got {:?}",
+                    shared::url::redact_in_text(given)
+                ),
+            ));
+        };
+        if !stores.iter().any(|s| s.name == store) {
+            return Err(cmd.error(
+                clap::error::ErrorKind::InvalidValue,
+                format!(
+                    "--url names no store {:?}; the stores are: {}",
+                    shared::url::redact_in_text(store),
+                    stores.iter().map(|s| s.name).collect::<Vec<_>>().join(", ")
+                ),
+            ));
+        }
+        urls.push((
+            store.to_string(),
+            url.to_string(),
+            format!("--url {store}="),
+        ));
+    }
+    Ok((cli, urls))
 }

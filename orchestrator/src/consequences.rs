@@ -7,7 +7,7 @@ use serde::Serialize;
 use shared::store::Store;
 use shared::Conn;
 
-use crate::context::{all_stores, Context};
+use crate::context::Context;
 use crate::exit::{CliError, CliResult, Exit};
 
 /// Rows of a kept store that will reference rows a reset removes.
@@ -35,7 +35,7 @@ impl std::fmt::Display for Dangling {
 /// per reference, on the referencing store's session.
 pub fn of_reset(ctx: &Context, replaced: &[&'static Store]) -> CliResult<Vec<Dangling>> {
     let mut found = Vec::new();
-    for (kept, r) in references_into(replaced) {
+    for (kept, r) in references_into(&ctx.stores(), replaced) {
         let url = ctx.url(kept)?;
         if url.sqlite_path().is_some_and(|p| !p.exists()) {
             continue;
@@ -59,11 +59,12 @@ pub fn of_reset(ctx: &Context, replaced: &[&'static Store]) -> CliResult<Vec<Dan
 
 /// Every reference from a store that is not in `replaced` into one that is.
 fn references_into(
+    all: &[&'static Store],
     replaced: &[&'static Store],
 ) -> Vec<(&'static Store, &'static shared::CrossReference)> {
     let is_replaced = |name: &str| replaced.iter().any(|s| s.name == name);
-    all_stores()
-        .into_iter()
+    all.iter()
+        .copied()
         .filter(|kept| !is_replaced(kept.name))
         .flat_map(|kept| kept.references.iter().map(move |r| (kept, r)))
         .filter(|(_, r)| is_replaced(r.target_store))
@@ -122,7 +123,7 @@ pub fn of_restore(
     manifest: &crate::backup::Manifest,
 ) -> CliResult<Vec<Dangling>> {
     let mut found = Vec::new();
-    for (kept, r) in references_into(replaced) {
+    for (kept, r) in references_into(&ctx.stores(), replaced) {
         let Some(entry) = manifest.stores.iter().find(|e| e.store == r.target_store) else {
             continue;
         };

@@ -7,7 +7,7 @@ use std::path::PathBuf;
 use shared::store::{dependency_order, Store};
 use shared::{Conn, DatabaseUrl, DbError, Overrides, Settings};
 
-use crate::cli::{Format, GlobalArgs, StoreName};
+use crate::cli::{Format, GlobalArgs};
 use crate::exit::CliResult;
 
 /// Runs `work` on every item at once, one scoped thread each; the results come back in
@@ -63,20 +63,6 @@ pub fn close_all(conns: Vec<Conn>) {
     }
 }
 
-/// Every store this orchestrator knows, in no particular order.
-pub fn all_stores() -> [&'static Store; 2] {
-    [&auth_db::STORE, &app_db::STORE]
-}
-
-/// The stores a command covers, in dependency order (auth before app).
-pub fn selected_stores(only: Option<StoreName>) -> Vec<&'static Store> {
-    let chosen: Vec<&'static Store> = all_stores()
-        .into_iter()
-        .filter(|s| only.is_none_or(|o| o.as_str() == s.name))
-        .collect();
-    dependency_order(&chosen)
-}
-
 /// What the identity checks learnt of a store's server (see `identity`), for the reports
 /// and the guard.
 #[derive(Debug, Clone, Copy, Default)]
@@ -97,6 +83,8 @@ pub struct Context {
     /// [`Context::connect`] of their store instead of a new one.
     spare: std::sync::Mutex<Vec<(&'static str, Conn)>>,
     servers: std::sync::Mutex<Vec<(&'static str, ServerFacts)>>,
+    /// The stores this run knows (the registry's, see `stores`), in the registry's order.
+    stores: &'static [&'static Store],
     pub settings: Settings,
     pub format: Format,
     pub verbose: u8,
@@ -105,30 +93,34 @@ pub struct Context {
 }
 
 impl Context {
-    pub fn load(global: &GlobalArgs) -> CliResult<Context> {
+    /// The context of a run on `stores`, with the URLs given on the command line as
+    /// (store, URL, flag).
+    pub fn load(
+        stores: &'static [&'static Store],
+        global: &GlobalArgs,
+        urls: Vec<(String, String, String)>,
+    ) -> CliResult<Context> {
         let cwd = std::env::current_dir().map_err(|e| {
             crate::exit::CliError::usage(format!("cannot read the current directory: {e}"))
         })?;
         let overrides = Overrides {
             config_file: global.config.clone(),
             profile: global.profile.clone(),
-            auth_url: global.auth_url.clone(),
-            app_url: global.app_url.clone(),
+            urls,
         };
-        let settings = Settings::load(&cwd, &overrides)?;
+        let names: Vec<&str> = stores.iter().map(|s| s.name).collect();
+        let settings = Settings::load(&cwd, &names, &overrides)?;
         // Every connection opened from here on, wherever in the code, waits for locks no
         // longer than this.
         shared::session::set_lock_timeout(settings.lock_timeout);
         for (key, source) in &settings.sources {
             tracing::debug!(%key, %source, "configuration");
         }
-        tracing::info!(
-            profile = %settings.profile,
-            auth = %settings.auth_url,
-            app = %settings.app_url,
-            "configuration resolved"
-        );
+        for (store, url) in &settings.urls {
+            tracing::info!(profile = %settings.profile, %store, %url, "configuration resolved");
+        }
         Ok(Context {
+            stores,
             idle: std::sync::Mutex::new(Vec::new()),
             spare: std::sync::Mutex::new(Vec::new()),
             servers: std::sync::Mutex::new(Vec::new()),
@@ -138,6 +130,33 @@ impl Context {
             quiet: global.quiet,
             cwd,
         })
+    }
+
+    /// Every store of this run, in the registry's order.
+    pub fn stores(&self) -> Vec<&'static Store> {
+        self.stores.to_vec()
+    }
+
+    /// The stores a command covers (`only` one, or all), in dependency order. A name the
+    /// registry does not have (clap only offers the registry's) is an error.
+    pub fn selected(&self, only: Option<&str>) -> CliResult<Vec<&'static Store>> {
+        if let Some(name) = only {
+            if !self.stores.iter().any(|s| s.name == name) {
+                return Err(shared::ConfigError::UnknownStore(name.to_string()).into());
+            }
+        }
+        let chosen: Vec<&'static Store> = self
+            .stores
+            .iter()
+            .copied()
+            .filter(|s| only.is_none_or(|o| o == s.name))
+            .collect();
+        Ok(dependency_order(&chosen))
+    }
+
+    /// The store named `name`, if this run has it.
+    pub fn store(&self, name: &str) -> Option<&'static Store> {
+        self.stores.iter().copied().find(|s| s.name == name)
     }
 
     pub fn url(&self, store: &Store) -> CliResult<&DatabaseUrl> {

@@ -22,21 +22,32 @@ mod recovery_apply;
 pub mod run_record;
 pub mod shadow;
 pub mod squash_journal;
+pub mod stores;
 pub mod workspace;
 
 use std::ffi::OsString;
 
-use clap::Parser;
+use shared::store::Store;
 
 use crate::cli::{Cli, Command};
 use crate::context::Context;
 use crate::exit::{CliResult, Exit};
 
-/// Parses `args`, runs the command and returns the exit code, printing any error as one
-/// line on stderr (with its causes under `-v`).
+/// Parses `args`, runs the command on the registry's stores ([`stores::STORES`]) and
+/// returns the exit code, printing any error as one line on stderr (with its causes under
+/// `-v`).
 pub fn main_entry(args: impl IntoIterator<Item = OsString>) -> i32 {
-    let cli = match Cli::try_parse_from(args) {
-        Ok(cli) => cli,
+    main_with(stores::STORES, args)
+}
+
+/// [`main_entry`] on any list of stores: the engine knows no store but those it is given
+/// (a test runs it on a third store of its own).
+pub fn main_with(
+    stores: &'static [&'static Store],
+    args: impl IntoIterator<Item = OsString>,
+) -> i32 {
+    let (cli, urls) = match cli::parse(stores, args) {
+        Ok(parsed) => parsed,
         Err(e) => {
             use clap::error::ErrorKind;
             // Help and version go to stdout (exit 0); help shown for a missing command stays
@@ -59,7 +70,7 @@ pub fn main_entry(args: impl IntoIterator<Item = OsString>) -> i32 {
         }
     };
     logging::init(cli.global.verbose, cli.global.quiet);
-    match run(&cli) {
+    match run(stores, &cli, urls) {
         Ok(()) => Exit::Ok.code(),
         Err(_) if shadow::interrupted() => {
             // The Ctrl-C handler is dropping the scratch databases and exits with 130.
@@ -94,13 +105,18 @@ fn one_line_usage_error(rendered: &str) -> String {
     line
 }
 
-/// Runs a parsed command line.
-pub fn run(cli: &Cli) -> CliResult {
+/// Runs a parsed command line on `stores`, with the URLs its flags gave (see
+/// [`cli::parse`]).
+pub fn run(
+    stores: &'static [&'static Store],
+    cli: &Cli,
+    urls: Vec<(String, String, String)>,
+) -> CliResult {
     if let Command::Completions(args) = &cli.command {
-        return commands::completions::run(args);
+        return commands::completions::run(stores, args);
     }
-    let ctx = Context::load(&cli.global)?;
-    if let Some(plan) = preflight::plan(&cli.command) {
+    let ctx = Context::load(stores, &cli.global, urls)?;
+    if let Some(plan) = preflight::plan(&ctx, &cli.command)? {
         preflight::check(&ctx, &plan)?;
     }
     match &cli.command {

@@ -445,7 +445,7 @@ pub fn read_all(
 /// an interrupted run left: a run at work has the same things in flight). Takes nothing
 /// it does not give back at once, and creates no SQLite file.
 pub fn run_in_progress(ctx: &Context) -> CliResult<bool> {
-    for store in crate::context::all_stores() {
+    for store in ctx.stores() {
         let url = ctx.url(store)?;
         match url.sqlite_path() {
             None => {

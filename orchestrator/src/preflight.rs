@@ -21,7 +21,7 @@ use shared::store::{dependency_order, Store};
 use shared::{admin, pg_server, Conn};
 
 use crate::cli::Command;
-use crate::context::{all_at_once, all_stores, selected_stores, Context};
+use crate::context::{all_at_once, Context};
 use crate::exit::{CliError, CliResult, Exit};
 
 /// What one command needs of the PostgreSQL stores it works on.
@@ -73,12 +73,17 @@ const PROBE_CONNECTIONS: u32 = 2;
 ///   backup set.
 ///
 /// Every lock-taking command locks all stores, whatever `--store` says.
-pub fn plan(command: &Command) -> Option<Plan> {
-    let all = || dependency_order(&all_stores());
+pub fn plan(ctx: &Context, command: &Command) -> CliResult<Option<Plan>> {
+    let all = || dependency_order(&ctx.stores());
     let each = |stores: Vec<&'static Store>, n: u32| stores.into_iter().map(|s| (s, n)).collect();
     let (name, stores, commits, keeps_probe) = match command {
         Command::Status(_) => ("status", each(all(), 2), false, true),
-        Command::Verify(args) => ("verify", verify_needs(args.store.store), false, true),
+        Command::Verify(args) => (
+            "verify",
+            verify_needs(ctx, args.store.store.as_deref())?,
+            false,
+            true,
+        ),
         Command::Backup(_) => ("backup", each(all(), 2), true, false),
         Command::Reset(_) => ("reset", each(all(), 3), true, true),
         Command::Restore(_) => ("restore", each(all(), 3), true, true),
@@ -87,14 +92,14 @@ pub fn plan(command: &Command) -> Option<Plan> {
         Command::Revert(args) => ("revert", each(all(), 2), !args.dry_run, false),
         Command::Diff(args) => (
             "diff",
-            each(selected_stores(args.store.store), 2),
+            each(ctx.selected(args.store.store.as_deref())?, 2),
             false,
             false,
         ),
         Command::Smoke(_) => ("smoke", each(all(), 2), false, true),
         Command::Recover(_) => ("recover", each(all(), 3), true, true),
         Command::Squash(_) | Command::Lint(_) | Command::Generate(_) | Command::Completions(_) => {
-            return None
+            return Ok(None)
         }
     };
     let writes = match command {
@@ -107,14 +112,16 @@ pub fn plan(command: &Command) -> Option<Plan> {
         Command::Reset(_) | Command::Restore(_) | Command::Revert(_)
     );
     let from_dir = |store: &crate::cli::StoreArg, dir: &Option<std::path::PathBuf>| {
-        dir.as_ref().and(store.store).map(|s| s.as_str())
+        (dir.as_ref().and(store.store.as_deref()))
+            .and_then(|name| ctx.store(name))
+            .map(|s| s.name)
     };
     let history_from_dir = match command {
         Command::Migrate(args) => from_dir(&args.store, &args.migrations_dir),
         Command::Diff(args) => from_dir(&args.store, &args.migrations_dir),
         _ => None,
     };
-    Some(Plan {
+    Ok(Some(Plan {
         command: name,
         stores,
         commits,
@@ -122,11 +129,11 @@ pub fn plan(command: &Command) -> Option<Plan> {
         writes,
         guards,
         history_from_dir,
-    })
+    }))
 }
 
-fn verify_needs(only: Option<crate::cli::StoreName>) -> Vec<(&'static Store, u32)> {
-    let selected = selected_stores(only);
+fn verify_needs(ctx: &Context, only: Option<&str>) -> CliResult<Vec<(&'static Store, u32)>> {
+    let selected = ctx.selected(only)?;
     let mut needs: Vec<(&'static Store, u32)> = selected.iter().map(|s| (*s, 1)).collect();
     let references: Vec<_> = selected
         .iter()
@@ -134,7 +141,7 @@ fn verify_needs(only: Option<crate::cli::StoreName>) -> Vec<(&'static Store, u32
         .collect();
     for (from, to) in &references {
         if !needs.iter().any(|(s, _)| s.name == *to) {
-            if let Some(target) = all_stores().into_iter().find(|s| s.name == *to) {
+            if let Some(target) = ctx.store(to) {
                 needs.push((target, 1));
             }
         }
@@ -144,10 +151,12 @@ fn verify_needs(only: Option<crate::cli::StoreName>) -> Vec<(&'static Store, u32
             }
         }
     }
-    dependency_order(&needs.iter().map(|(s, _)| *s).collect::<Vec<_>>())
-        .into_iter()
-        .filter_map(|s| needs.iter().find(|(n, _)| n.name == s.name).copied())
-        .collect()
+    Ok(
+        dependency_order(&needs.iter().map(|(s, _)| *s).collect::<Vec<_>>())
+            .into_iter()
+            .filter_map(|s| needs.iter().find(|(n, _)| n.name == s.name).copied())
+            .collect(),
+    )
 }
 
 /// What the server told us about one store's session.

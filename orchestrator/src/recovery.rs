@@ -13,7 +13,7 @@ use serde::Serialize;
 use shared::store::Store;
 use shared::{admin, Backend, DatabaseUrl};
 
-use crate::context::{all_stores, Context};
+use crate::context::Context;
 use crate::exit::{CliError, CliResult, Exit};
 use crate::rebuild::{parse_gid, Allowed, Finished, Rebuild, Safety, Source};
 use crate::run_record::RunRecord;
@@ -183,7 +183,7 @@ pub fn under_lock(ctx: &Context) -> CliResult<ReaderView> {
 /// Takes every store's lock (in dependency order, whatever part of them a command
 /// covers) and settles what a crashed run left; the locks are held until dropped.
 pub fn lock_and_settle(ctx: &Context) -> CliResult<(Vec<crate::lock::StoreLock>, Vec<String>)> {
-    let stores = shared::store::dependency_order(&all_stores());
+    let stores = shared::store::dependency_order(&ctx.stores());
     let locks = crate::lock::acquire_all(ctx, &stores)?;
     let settled = settle(ctx)?;
     Ok((locks, settled))
@@ -193,7 +193,7 @@ pub fn lock_and_settle(ctx: &Context) -> CliResult<(Vec<crate::lock::StoreLock>,
 /// that holds no lock should first ask [`crate::lock::run_in_progress`], since a run at
 /// work has the same things in flight.
 pub fn inspect(ctx: &Context) -> CliResult<Vec<Leftover>> {
-    let ordered = shared::store::dependency_order(&all_stores());
+    let ordered = shared::store::dependency_order(&ctx.stores());
     let mut prepared: Vec<(String, &'static str, String)> = Vec::new();
     let mut staged: Vec<(String, &'static str, PathBuf)> = Vec::new();
     let mut found = Vec::new();

@@ -5,15 +5,11 @@
 use shared::admin;
 use shared::store::Store;
 
-use crate::context::{all_stores, Context};
+use crate::context::Context;
 use crate::exit::CliResult;
 use crate::rebuild::{new_run_id, Source};
 use crate::recovery::{cannot_settle, db_error, rebuild, Finish, Leftover};
 use crate::run_record::{BackupRef, RunRecord};
-
-fn store_named(name: &str) -> Option<&'static Store> {
-    all_stores().into_iter().find(|s| s.name == name)
-}
 
 /// Runs one settling statement on the store's session; a failure names the store and
 /// the action.
@@ -48,7 +44,7 @@ pub fn apply(ctx: &Context, leftover: Leftover) -> CliResult<Option<String>> {
         )
         .map(Some),
         Leftover::FinishedRow { run, store } => {
-            let Some(store) = store_named(store) else {
+            let Some(store) = ctx.store(store) else {
                 return Ok(None);
             };
             on_store(ctx, store, "clearing the journal", |c| {
@@ -60,7 +56,7 @@ pub fn apply(ctx: &Context, leftover: Leftover) -> CliResult<Option<String>> {
             )))
         }
         Leftover::UndecidedPrepared { run, store, gid } => {
-            let Some(store) = store_named(store) else {
+            let Some(store) = ctx.store(store) else {
                 return Ok(None);
             };
             on_store(ctx, store, "ROLLBACK PREPARED", |c| {
@@ -98,7 +94,7 @@ fn finish_or_undo(
     let to_rebuild: Vec<&'static Store> = unfinished
         .iter()
         .filter(|(_, how)| matches!(how, Finish::Rebuild))
-        .filter_map(|(name, _)| store_named(name))
+        .filter_map(|(name, _)| ctx.store(name))
         .collect();
     let rebuild_names: Vec<&str> = to_rebuild.iter().map(|s| s.name).collect();
     let mut done = Vec::new();
@@ -153,7 +149,7 @@ fn finish(
     done: &mut Vec<String>,
 ) -> CliResult<()> {
     for (name, how) in unfinished {
-        let Some(store) = store_named(name) else {
+        let Some(store) = ctx.store(name) else {
             continue;
         };
         match how {
@@ -237,7 +233,7 @@ fn undo(ctx: &Context, job: &Undo<'_>, safety: Option<BackupRef>, why: &str) -> 
         unfinished,
         rows_in,
     } = *job;
-    let stores: Vec<&'static Store> = committed.iter().filter_map(|n| store_named(n)).collect();
+    let stores: Vec<&'static Store> = committed.iter().filter_map(|n| ctx.store(n)).collect();
     let opened = match safety {
         None => Err("the run took no safety backup".to_string()),
         Some(set) => set
@@ -263,7 +259,7 @@ fn undo(ctx: &Context, job: &Undo<'_>, safety: Option<BackupRef>, why: &str) -> 
     };
     rebuild(ctx, new_run_id(), stores, record, &sources, false)?;
     for (name, how) in unfinished {
-        let Some(store) = store_named(name) else {
+        let Some(store) = ctx.store(name) else {
             continue;
         };
         match how {
@@ -286,7 +282,7 @@ fn undo(ctx: &Context, job: &Undo<'_>, safety: Option<BackupRef>, why: &str) -> 
 /// Clears a settled run's rows, the deciding store's first (as a finished run does).
 fn clear_rows(ctx: &Context, run: &str, rows_in: &[&'static str]) {
     for name in rows_in {
-        if let Some(store) = store_named(name) {
+        if let Some(store) = ctx.store(name) {
             if let Ok(mut conn) = ctx.session(store) {
                 let _ = admin::journal_clear(&mut conn, run);
             }

@@ -74,7 +74,7 @@ impl Workspace {
         explicit: Option<&Path>,
         store: &Store,
     ) -> crate::exit::CliResult<PathBuf> {
-        Workspace::find(explicit, &ctx.cwd, &crate::context::all_stores())
+        Workspace::find(explicit, &ctx.cwd, &ctx.stores())
             .map(|ws| ws.migrations_dir(store))
             .map_err(crate::exit::CliError::usage)
     }

@@ -13,8 +13,9 @@ pub const APPLICATION_NAME: &str = "orchestrator";
 /// configuration error rather than a failure at the server halfway into a run.
 pub const MAX_LOCK_TIMEOUT_SECS: u64 = i32::MAX as u64 / 1000;
 
-/// The default bound, as in `ProfileSettings::default()`.
-const DEFAULT_LOCK_TIMEOUT_MS: u64 = 30_000;
+/// The default bound, as in `CommonSettings::default()`.
+pub const DEFAULT_LOCK_TIMEOUT_SECS: u64 = 30;
+const DEFAULT_LOCK_TIMEOUT_MS: u64 = DEFAULT_LOCK_TIMEOUT_SECS * 1000;
 
 /// Process-wide, because connections are opened in many places (the store crates, the
 /// scratch databases, the rebuild) and every one of them must wait no longer than the run

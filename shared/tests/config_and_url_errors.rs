@@ -19,7 +19,9 @@ fn load_error(toml: Option<&str>, dotenv: Option<&str>, env: &[(&str, &str)]) ->
     if let Some(dotenv) = dotenv {
         std::fs::write(dir.path().join(".env"), dotenv).expect("write .env");
     }
-    match Settings::load_with_env(dir.path(), &Overrides::default(), &|k| env.get(k).cloned()) {
+    match Settings::load_with_env(dir.path(), &["auth", "app"], &Overrides::default(), &|k| {
+        env.get(k).cloned()
+    }) {
         Ok(s) => panic!("expected an error, got {s:?}"),
         Err(e) => e.to_string(),
     }
@@ -83,7 +85,8 @@ fn names_quoted_from_the_input_are_masked() {
         profile: Some("prod\nuction".into()),
         ..Overrides::default()
     };
-    let err = Settings::load_with_env(dir.path(), &overrides, &|_| None).expect_err("unknown");
+    let err = Settings::load_with_env(dir.path(), &["auth", "app"], &overrides, &|_| None)
+        .expect_err("unknown");
     assert!(err.to_string().contains("prod\\nuction"), "{err}");
 }
 

@@ -10,8 +10,12 @@ use std::fmt::Write as _;
 
 use proptest::prelude::*;
 use proptest::test_runner::FileFailurePersistence;
-use shared::config::{ENV_APP_URL, ENV_AUTH_URL, ENV_LOCK_TIMEOUT, ENV_PROFILE};
+use shared::config::{ENV_LOCK_TIMEOUT, ENV_PROFILE};
 use shared::{Backend, DatabaseUrl, Overrides, Settings};
+
+const STORES: &[&str] = &["auth", "app"];
+const ENV_AUTH_URL: &str = "AUTH_DATABASE_URL";
+const ENV_APP_URL: &str = "APP_DATABASE_URL";
 
 fn cases(n: u32) -> ProptestConfig {
     let cases = std::env::var("ORCH_FUZZ_CASES")
@@ -403,7 +407,7 @@ fn load(
     if let Some(dotenv) = dotenv {
         std::fs::write(dir.path().join(".env"), dotenv).expect("write .env");
     }
-    let result = Settings::load_with_env(dir.path(), overrides, &|k| env.get(k).cloned());
+    let result = Settings::load_with_env(dir.path(), STORES, overrides, &|k| env.get(k).cloned());
     Outcome { result }
 }
 
@@ -424,9 +428,9 @@ fn check(outcome: &Outcome, urls: &[PgUrl]) -> Result<(), TestCaseError> {
         Ok(settings) => {
             for url in urls {
                 for shown in [
-                    settings.auth_url.to_string(),
-                    settings.app_url.to_string(),
-                    format!("{:?} {:?}", settings.auth_url, settings.app_url),
+                    settings.urls[0].1.to_string(),
+                    settings.urls[1].1.to_string(),
+                    format!("{:?} {:?}", settings.urls[0].1, settings.urls[1].1),
                     format!("{:?}", settings.sources),
                 ] {
                     assert_hidden(&shown, url, "settings")?;
@@ -502,7 +506,7 @@ proptest! {
             0 => { env.insert(ENV_AUTH_URL.to_string(), text); }
             1 => { env.insert(ENV_PROFILE.to_string(), text); }
             2 => { env.insert(ENV_LOCK_TIMEOUT.to_string(), text); }
-            _ => overrides.app_url = Some(text),
+            _ => overrides = overrides.with_url("app", text),
         }
         let outcome = load(None, None, &env, &overrides);
         check(&outcome, &[url])?;

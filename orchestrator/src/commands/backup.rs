@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use clap::Args;
 use serde::Serialize;
 
-use crate::context::{selected_stores, Context};
+use crate::context::Context;
 use crate::exit::{CliError, CliResult, Exit};
 use crate::{backup, output};
 
@@ -32,7 +32,7 @@ struct Report {
 }
 
 pub fn run(ctx: &Context, args: &BackupArgs) -> CliResult {
-    let stores = selected_stores(args.store.store);
+    let stores = ctx.selected(args.store.store.as_deref())?;
     let (_locks, _) = crate::recovery::lock_and_settle(ctx)?;
     let base = args
         .out

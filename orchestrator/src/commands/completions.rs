@@ -1,9 +1,10 @@
 //! `orchestrator completions <shell>`: shell completion scripts.
 
-use clap::{Args, CommandFactory};
+use clap::Args;
 use clap_complete::Shell;
 
-use crate::cli::Cli;
+use shared::store::Store;
+
 use crate::exit::CliResult;
 
 /// Print a shell completion script.
@@ -17,8 +18,9 @@ pub struct CompletionsArgs {
     pub shell: Shell,
 }
 
-pub fn run(args: &CompletionsArgs) -> CliResult {
-    let mut cmd = Cli::command();
+/// The script completes the stores' names and their `--STORE-url` flags too.
+pub fn run(stores: &[&Store], args: &CompletionsArgs) -> CliResult {
+    let mut cmd = crate::cli::command(stores);
     clap_complete::generate(args.shell, &mut cmd, "orchestrator", &mut std::io::stdout());
     Ok(())
 }

@@ -9,7 +9,7 @@ use shared::history;
 use shared::schema::{self, Difference};
 use shared::{DatabaseUrl, DbError};
 
-use crate::context::{selected_stores, Context};
+use crate::context::Context;
 use crate::exit::{CliError, CliResult, Exit};
 use crate::output;
 
@@ -68,7 +68,7 @@ pub fn run(ctx: &Context, args: &DiffArgs) -> CliResult {
     if let Some(dir) = &args.migrations_dir {
         crate::squash_journal::settle_locked(dir).map_err(CliError::usage)?;
     }
-    for store in selected_stores(args.store.store) {
+    for store in ctx.selected(args.store.store.as_deref())? {
         if held.contains(&store.name) {
             // A prepared rebuild holds its old tables: reading them would only wait. The
             // interrupted run is reported instead.

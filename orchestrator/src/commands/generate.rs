@@ -25,8 +25,8 @@ use crate::workspace::Workspace;
 )]
 pub struct GenerateArgs {
     /// The store the migration belongs to
-    #[arg(long, value_enum, value_name = "S")]
-    pub store: crate::cli::StoreName,
+    #[arg(long, value_name = "S")]
+    pub store: String,
 
     /// What the migration does, in lower case words joined by `_` (add_user_locale)
     #[arg(value_name = "NAME")]
@@ -98,14 +98,8 @@ fn write(migrations: &Path, folder: &str) -> Result<Vec<PathBuf>, String> {
 
 pub fn run(ctx: &Context, args: &GenerateArgs) -> CliResult {
     check_name(&args.name).map_err(CliError::usage)?;
-    let Some(store) = crate::context::selected_stores(Some(args.store))
-        .into_iter()
-        .next()
-    else {
-        return Err(CliError::usage(format!(
-            "no store named {}",
-            args.store.as_str()
-        )));
+    let Some(store) = ctx.store(&args.store) else {
+        return Err(CliError::usage(format!("no store named {}", args.store)));
     };
     let migrations = Workspace::store_migrations(ctx, args.workspace.as_deref(), store)?;
     let version = chrono::Utc::now().format("%Y-%m-%d-%H%M%S").to_string();

@@ -11,7 +11,7 @@ use shared::history::{self, History};
 use shared::lint::{self, Histories, HistoryReport};
 use shared::{Backend, DatabaseUrl, Store};
 
-use crate::context::{selected_stores, Context};
+use crate::context::Context;
 use crate::exit::{CliError, CliResult, Exit};
 use crate::output;
 
@@ -123,7 +123,7 @@ pub fn run(ctx: &Context, args: &LintArgs) -> CliResult {
         stores: Vec::new(),
         written: Vec::new(),
     };
-    for store in selected_stores(args.store.store) {
+    for store in ctx.selected(args.store.store.as_deref())? {
         let dir = args.migrations_dir.as_deref();
         let pg_dir = dir.map(|d| history::backend_dir(d, Backend::Postgres));
         let lite_dir = dir.map(|d| history::backend_dir(d, Backend::Sqlite));

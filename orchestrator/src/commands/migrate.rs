@@ -8,7 +8,7 @@ use shared::migrations::{self, Applied};
 use shared::schema;
 use shared::{Backend, Conn, DatabaseUrl, DbError, Store};
 
-use crate::context::{selected_stores, Context};
+use crate::context::Context;
 use crate::exit::{CliError, CliResult, Exit};
 use crate::output;
 
@@ -96,7 +96,7 @@ pub fn run(ctx: &Context, args: &MigrateArgs) -> CliResult {
         crate::squash_journal::settle_locked(dir).map_err(CliError::usage)?;
     }
     // Sequential on purpose: app may only move once auth is at its latest schema.
-    for store in selected_stores(args.store.store) {
+    for store in ctx.selected(args.store.store.as_deref())? {
         let url = ctx.url(store)?;
         let mut session = ctx.session(store)?;
         let conn: &mut shared::Conn = &mut session;

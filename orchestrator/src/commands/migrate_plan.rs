@@ -6,7 +6,7 @@ use shared::migrations::{self, MigrationState};
 use shared::{Backend, DbError};
 
 use super::migrate::{target_version, MigrateArgs};
-use crate::context::{selected_stores, Context};
+use crate::context::Context;
 use crate::exit::{CliError, CliResult, Exit};
 use crate::output;
 
@@ -44,7 +44,7 @@ pub fn run(ctx: &Context, args: &MigrateArgs) -> CliResult {
         dry_run: true,
         stores: Vec::new(),
     };
-    for store in selected_stores(args.store.store) {
+    for store in ctx.selected(args.store.store.as_deref())? {
         let url = ctx.url(store)?;
         let backend = url.backend();
         let to = target_version(args, store, backend)?;

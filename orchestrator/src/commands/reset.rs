@@ -8,7 +8,7 @@ use clap::Args;
 use serde::Serialize;
 use shared::migrations;
 
-use crate::context::{selected_stores, Context};
+use crate::context::Context;
 use crate::exit::{CliError, CliResult, Exit};
 use crate::guard::{self, Contents};
 use crate::output;
@@ -86,7 +86,7 @@ struct Timings {
 pub fn run(ctx: &Context, args: &ResetArgs) -> CliResult {
     let started = Instant::now();
     let mut timings = Timings::default();
-    let stores = selected_stores(args.store.store);
+    let stores = ctx.selected(args.store.store.as_deref())?;
     guard::check_confirm_names(&args.guard.confirm)?;
 
     // Both databases are locked, whatever --store says: a crashed run may have left

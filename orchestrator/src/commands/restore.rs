@@ -8,7 +8,7 @@ use clap::Args;
 use serde::Serialize;
 
 use crate::backup;
-use crate::context::{selected_stores, Context};
+use crate::context::Context;
 use crate::exit::{CliError, CliResult, Exit};
 use crate::guard::{self, Contents};
 use crate::output;
@@ -50,7 +50,7 @@ struct Restored {
 }
 
 pub fn run(ctx: &Context, args: &RestoreArgs) -> CliResult {
-    let stores = selected_stores(args.store.store);
+    let stores = ctx.selected(args.store.store.as_deref())?;
     guard::check_confirm_names(&args.guard.confirm)?;
     let names: Vec<&str> = stores.iter().map(|s| s.name).collect();
     let manifest = backup::load_checked(&args.dir, &names).map_err(CliError::usage)?;

@@ -12,7 +12,7 @@ use shared::revert::{self, Loss, Step, Target};
 use shared::{Backend, DbError, Store};
 
 use crate::cli::GuardArgs;
-use crate::context::{selected_stores, Context};
+use crate::context::Context;
 use crate::exit::{CliError, CliResult, Exit};
 use crate::guard;
 
@@ -103,7 +103,7 @@ pub fn run(ctx: &Context, args: &RevertArgs) -> CliResult {
         crate::recovery::lock_and_settle(ctx)?
     };
     // Reverse dependency order: app's schema may rest on auth's, never the other way.
-    let mut stores = selected_stores(args.store.store);
+    let mut stores = ctx.selected(args.store.store.as_deref())?;
     stores.reverse();
     let mut planned = Vec::with_capacity(stores.len());
     for store in stores {

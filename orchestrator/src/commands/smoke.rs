@@ -47,7 +47,7 @@ type StepResult = Result<String, String>;
 pub fn run(ctx: &Context, _args: &SmokeArgs) -> CliResult {
     // The stores' locks keep other runs out while the checklist runs; what an interrupted
     // run left is reported, not settled: smoke changes nothing.
-    let stores = shared::store::dependency_order(&crate::context::all_stores());
+    let stores = shared::store::dependency_order(&ctx.stores());
     let _locks = crate::lock::acquire_all(ctx, &stores)?;
     if let Some(line) = crate::recovery::under_lock(ctx)?.summary() {
         return Err(CliError::new(Exit::CheckFailed, anyhow::anyhow!("{line}")));

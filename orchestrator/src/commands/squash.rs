@@ -17,7 +17,7 @@ use shared::schema::{self, SchemaModel};
 use shared::scratch::Scratch;
 use shared::{Backend, DatabaseUrl, DbError, Store};
 
-use crate::context::{selected_stores, Context};
+use crate::context::Context;
 use crate::exit::{CliError, CliResult, Exit};
 use crate::output;
 use crate::pgtools::{self, PgTools};
@@ -35,8 +35,8 @@ use crate::squash_journal;
 )]
 pub struct SquashArgs {
     /// The store whose history to squash
-    #[arg(long, value_enum, value_name = "S")]
-    pub store: crate::cli::StoreName,
+    #[arg(long, value_name = "S")]
+    pub store: String,
 
     /// Name of the baseline migration (its folder is <version>_<NAME>)
     #[arg(long, value_name = "NAME", default_value = "squashed_baseline")]
@@ -114,10 +114,9 @@ fn io(what: &str, path: &Path, e: std::io::Error) -> CliError {
 
 pub fn run(ctx: &Context, args: &SquashArgs) -> CliResult {
     crate::shadow::drop_scratch_on_ctrl_c();
-    let store = selected_stores(Some(args.store))
-        .into_iter()
-        .next()
-        .ok_or_else(|| CliError::usage("unknown store"))?;
+    let store = ctx
+        .store(&args.store)
+        .ok_or_else(|| CliError::usage(format!("no store named {}", args.store)))?;
     if args.name.is_empty()
         || !args
             .name

@@ -9,7 +9,7 @@ use shared::migrations::{self, MigrationState};
 use shared::store::Store;
 use shared::{Backend, DbError};
 
-use crate::context::{selected_stores, Context};
+use crate::context::Context;
 use crate::exit::{CliError, CliResult, Exit};
 use crate::output::{self, paint, Tone};
 
@@ -60,7 +60,7 @@ pub struct TableRows {
 }
 
 pub fn run(ctx: &Context, args: &StatusArgs) -> CliResult {
-    let stores = selected_stores(args.store.store);
+    let stores = ctx.selected(args.store.store.as_deref())?;
     let runs = readers_view(ctx);
     // SQLite files are read under a shared lock (see `lock`); PostgreSQL is read as it is,
     // so that status answers at once even while a reset runs.

@@ -18,7 +18,7 @@ use shared::catalog::{self, DIESEL_MIGRATIONS_TABLE};
 use shared::store::Store;
 use shared::{migrations, Backend, Conn};
 
-use crate::context::{all_stores, Context};
+use crate::context::Context;
 use crate::exit::{CliError, CliResult};
 
 pub use postgres::remote;
@@ -68,7 +68,7 @@ pub fn check(ctx: &Context, needs: &Needs) -> CliResult {
     postgres::refuse_one_database(ctx, &surveyed)?;
     let mut found: Vec<(&'static Store, Evidence)> = Vec::new();
     for (store, url, path) in files {
-        if let Some(evidence) = sqlite::evidence(store, url, path)? {
+        if let Some(evidence) = sqlite::evidence(store, &ctx.stores(), url, path)? {
             found.push((store, evidence));
         }
     }
@@ -98,10 +98,14 @@ pub fn check(ctx: &Context, needs: &Needs) -> CliResult {
 /// Reads a store's evidence in one round trip for a database that holds a table only its
 /// own store makes (the usual case) or nothing at all, and reads the history only when
 /// the tables leave the question open.
-fn read_evidence(conn: &mut Conn, store: &Store) -> diesel::QueryResult<Evidence> {
+fn read_evidence(
+    conn: &mut Conn,
+    store: &Store,
+    all: &[&'static Store],
+) -> diesel::QueryResult<Evidence> {
     let tables = catalog::all_tables(conn)?;
-    let own_table = all_stores()
-        .into_iter()
+    let own_table = all
+        .iter()
         .filter(|o| o.name != store.name)
         .all(|other| only_in(store.tables, other.tables).any(|t| tables.iter().any(|l| l == t)));
     let versions = if !own_table && tables.iter().any(|t| t == DIESEL_MIGRATIONS_TABLE) {
@@ -129,6 +133,7 @@ fn only_in<'a, T: PartialEq>(mine: &'a [T], theirs: &'a [T]) -> impl Iterator<It
 /// not a swap.
 fn belongs_elsewhere(
     store: &'static Store,
+    all: &[&'static Store],
     backend: Backend,
     evidence: &Evidence,
 ) -> Result<Option<&'static Store>, migrations::BoxError> {
@@ -140,7 +145,7 @@ fn belongs_elsewhere(
     };
     let mine = versions_of(store)?;
     let names = |tables: &'static [&'static str]| tables.iter().map(|t| t.to_string());
-    for other in all_stores().into_iter().filter(|o| o.name != store.name) {
+    for other in all.iter().copied().filter(|o| o.name != store.name) {
         let theirs = versions_of(other)?;
         let own = holds(&evidence.versions, only_in(&mine, &theirs).cloned())
             || holds(
@@ -167,7 +172,7 @@ fn refuse_swapped<'a>(
 ) -> CliResult {
     for (store, evidence) in found {
         let url = ctx.url(store)?;
-        let other = belongs_elsewhere(store, url.backend(), evidence)
+        let other = belongs_elsewhere(store, &ctx.stores(), url.backend(), evidence)
             .map_err(|e| CliError::usage(format!("{} migrations: {e}", store.name)))?;
         let Some(other) = other else { continue };
         let (mine, theirs) = (store.name, other.name);
@@ -219,7 +224,7 @@ mod tests {
     }
 
     fn elsewhere(store: &'static Store, e: &Evidence) -> Option<&'static str> {
-        belongs_elsewhere(store, Backend::Postgres, e)
+        belongs_elsewhere(store, crate::stores::STORES, Backend::Postgres, e)
             .expect("decide")
             .map(|s| s.name)
     }

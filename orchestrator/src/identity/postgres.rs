@@ -140,7 +140,7 @@ fn first_look(
             "identity mark busy; same-database check skipped"
         );
     }
-    let evidence = super::read_evidence(session, store)
+    let evidence = super::read_evidence(session, store, &ctx.stores())
         .map_err(|e| query_error(ctx, store, "listing tables and migrations", e))?;
     Ok((replica, evidence, marked))
 }

@@ -101,6 +101,7 @@ pub(super) fn refuse_one_file(files: &[(&'static Store, &DatabaseUrl, &Path)]) -
 /// What a store's file holds, or `None` when it does not exist yet.
 pub(super) fn evidence(
     store: &'static Store,
+    all: &[&'static Store],
     url: &DatabaseUrl,
     path: &Path,
 ) -> CliResult<Option<Evidence>> {
@@ -108,7 +109,7 @@ pub(super) fn evidence(
         return Ok(None);
     }
     let mut conn = Conn::establish(store.name, url)?;
-    let evidence = super::read_evidence(&mut conn, store).map_err(|e| {
+    let evidence = super::read_evidence(&mut conn, store, all).map_err(|e| {
         CliError::from(shared::DbError::Query {
             store: store.name.to_string(),
             url: url.redacted().to_string(),

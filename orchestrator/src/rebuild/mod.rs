@@ -230,7 +230,7 @@ impl Rebuild<'_> {
         let confirm = if self.safety.is_some() {
             crate::lock::confirm_held(
                 self.ctx,
-                &shared::store::dependency_order(&crate::context::all_stores()),
+                &shared::store::dependency_order(&self.ctx.stores()),
                 "nothing was changed; run it again",
             )
         } else {

@@ -16,7 +16,7 @@ use shared::references::{self, ReferenceCheck, StreamError};
 use shared::store::Store;
 use shared::{catalog, Conn, CrossReference, DbError};
 
-use crate::context::{all_stores, selected_stores, Context};
+use crate::context::Context;
 use crate::drift::{self, Drift};
 use crate::exit::{CliError, CliResult, Exit};
 use crate::output;
@@ -205,13 +205,13 @@ fn open_and_check(
 }
 
 pub fn run(ctx: &Context, args: &VerifyArgs) -> CliResult {
-    let selected = selected_stores(args.store.store);
+    let selected = ctx.selected(args.store.store.as_deref())?;
     // The stores to connect to: the ones checked, plus the targets of their references.
     let mut needed: Vec<(&'static Store, bool)> = selected.iter().map(|s| (*s, true)).collect();
     for store in &selected {
         for r in store.references {
             if !needed.iter().any(|(s, _)| s.name == r.target_store) {
-                if let Some(target) = all_stores().into_iter().find(|s| s.name == r.target_store) {
+                if let Some(target) = ctx.stores().into_iter().find(|s| s.name == r.target_store) {
                     needed.push((target, false));
                 }
             }
@@ -313,7 +313,8 @@ fn check_reference(
     tables: &HashMap<&'static str, Vec<String>>,
 ) -> CliResult<ReferenceCheck> {
     let mut result = ReferenceCheck::new(store.name, r);
-    let target_store = all_stores()
+    let target_store = ctx
+        .stores()
         .into_iter()
         .find(|s| s.name == r.target_store)
         .ok_or_else(|| CliError::usage(format!("{} refers to an unknown store", result.from)))?;
