@@ -5,6 +5,7 @@ use std::path::PathBuf;
 
 use clap::builder::PossibleValuesParser;
 use clap::{Arg, Args, CommandFactory, FromArgMatches, Parser, Subcommand, ValueEnum};
+use shared::config::GivenUrl;
 use shared::store::Store;
 
 use crate::commands;
@@ -156,11 +157,11 @@ pub fn command(stores: &[&Store]) -> clap::Command {
 }
 
 /// Parses `args` against [`command`]`(stores)`: the command, and every URL given on the
-/// command line as (store, URL, the flag that gave it).
+/// command line.
 pub fn parse(
     stores: &[&Store],
     args: impl IntoIterator<Item = std::ffi::OsString>,
-) -> Result<(Cli, Vec<(String, String, String)>), clap::Error> {
+) -> Result<(Cli, Vec<GivenUrl>), clap::Error> {
     let mut cmd = command(stores);
     let mut matches = cmd.try_get_matches_from_mut(args)?;
     let mut urls = Vec::new();
@@ -168,7 +169,11 @@ pub fn parse(
         let id = shared::config::url_key(store.name);
         if let Some(url) = matches.get_one::<String>(&id) {
             let flag = format!("--{}", id.replace('_', "-"));
-            urls.push((store.name.to_string(), url.clone(), flag));
+            urls.push(GivenUrl {
+                store: store.name.to_string(),
+                url: url.clone(),
+                flag,
+            });
         }
     }
     let cli = Cli::from_arg_matches_mut(&mut matches).map_err(|e| e.format(&mut cmd))?;
@@ -192,11 +197,11 @@ pub fn parse(
                 ),
             ));
         }
-        urls.push((
-            store.to_string(),
-            url.to_string(),
-            format!("--url {store}="),
-        ));
+        urls.push(GivenUrl {
+            store: store.to_string(),
+            url: url.to_string(),
+            flag: format!("--url {store}="),
+        });
     }
     Ok((cli, urls))
 }

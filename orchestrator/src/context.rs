@@ -93,12 +93,11 @@ pub struct Context {
 }
 
 impl Context {
-    /// The context of a run on `stores`, with the URLs given on the command line as
-    /// (store, URL, flag).
+    /// The context of a run on `stores`, with the URLs given on the command line.
     pub fn load(
         stores: &'static [&'static Store],
         global: &GlobalArgs,
-        urls: Vec<(String, String, String)>,
+        urls: Vec<shared::config::GivenUrl>,
     ) -> CliResult<Context> {
         let cwd = std::env::current_dir().map_err(|e| {
             crate::exit::CliError::usage(format!("cannot read the current directory: {e}"))

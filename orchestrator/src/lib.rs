@@ -110,7 +110,7 @@ fn one_line_usage_error(rendered: &str) -> String {
 pub fn run(
     stores: &'static [&'static Store],
     cli: &Cli,
-    urls: Vec<(String, String, String)>,
+    urls: Vec<shared::config::GivenUrl>,
 ) -> CliResult {
     if let Command::Completions(args) = &cli.command {
         return commands::completions::run(stores, args);

@@ -83,15 +83,27 @@ impl Default for CommonSettings {
 pub struct Overrides {
     pub config_file: Option<PathBuf>,
     pub profile: Option<String>,
-    /// URLs given on the command line: (store, URL, the flag that gave it).
-    pub urls: Vec<(String, String, String)>,
+    pub urls: Vec<GivenUrl>,
+}
+
+/// A URL given on the command line for one store.
+#[derive(Debug, Clone)]
+pub struct GivenUrl {
+    pub store: String,
+    pub url: String,
+    /// The flag that gave it, for `-v` (`--auth-url`, `--url auth=`).
+    pub flag: String,
 }
 
 impl Overrides {
     /// A URL for `store` from the flag `--<store>-url`.
     pub fn with_url(mut self, store: &str, url: impl Into<String>) -> Self {
         let flag = format!("--{}", url_key(store).replace('_', "-"));
-        self.urls.push((store.to_string(), url.into(), flag));
+        self.urls.push(GivenUrl {
+            store: store.to_string(),
+            url: url.into(),
+            flag,
+        });
         self
     }
 }
@@ -195,7 +207,7 @@ impl Settings {
 
         let mut globals: BTreeMap<String, String> = BTreeMap::new();
         let mut sources = Vec::new();
-        for (store, url, flag) in &overrides.urls {
+        for GivenUrl { store, url, flag } in &overrides.urls {
             if !stores.contains(&store.as_str()) {
                 return Err(ConfigError::UnknownStore(store.clone()));
             }
