@@ -142,3 +142,38 @@ pub fn seed_contract_rows(pair: &TestPair) {
          INSERT INTO processing_jobs (id, document_id) VALUES ('j1', 'doc1');",
     );
 }
+
+/// Three stores of a test's own: the pair (auth, app) and the tests' billing store
+/// (`billing-db`, whose invoices reference auth's users), all on one backend.
+pub struct Trio {
+    pub pair: TestPair,
+    pub billing: TestDb,
+}
+
+impl Trio {
+    /// `None` when PostgreSQL is unreachable and not required (as [`TestPair::new`]).
+    pub fn new(backend: shared::Backend, test: &str) -> Option<Trio> {
+        let pair = TestPair::new(backend, test)?;
+        let billing = test_db(backend, test, "billing", pair.path())?;
+        Some(Trio { pair, billing })
+    }
+}
+
+/// The engine on three stores (the `orchestrator-billing` binary: the registry's two and
+/// billing) pointed at `trio`, one store per spelling of the URL flags.
+pub fn orchestrator_billing(trio: &Trio) -> Command {
+    let mut cmd = match Command::cargo_bin("orchestrator-billing") {
+        Ok(cmd) => cmd,
+        Err(e) => panic!("the orchestrator-billing binary was not built: {e}"),
+    };
+    cmd.current_dir(trio.pair.path());
+    for var in ISOLATE.iter().chain(&["BILLING_DATABASE_URL"]) {
+        cmd.env_remove(var);
+    }
+    cmd.arg("--auth-url").arg(trio.pair.auth.url_string());
+    cmd.arg("--url")
+        .arg(format!("app={}", trio.pair.app.url_string()));
+    cmd.arg("--url")
+        .arg(format!("billing={}", trio.billing.url_string()));
+    cmd
+}
