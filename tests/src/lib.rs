@@ -8,14 +8,17 @@ pub use shared::testing::*;
 
 pub mod checksums;
 
-/// Environment variables that would leak the developer's own configuration into a test.
-const ISOLATE: [&str; 5] = [
-    "AUTH_DATABASE_URL",
-    "APP_DATABASE_URL",
-    "ORCH_PROFILE",
-    "RUST_LOG",
-    "NO_COLOR",
-];
+/// Environment variables that would leak the developer's own configuration into a test:
+/// every store's `<STORE>_DATABASE_URL` (the registry's, and the tests' billing store),
+/// the profile, logging and colour.
+fn isolated() -> Vec<String> {
+    orchestrator::stores::STORES
+        .iter()
+        .chain([&&billing_db::STORE])
+        .map(|s| shared::config::env_var(s.name))
+        .chain(["ORCH_PROFILE", "RUST_LOG", "NO_COLOR"].map(String::from))
+        .collect()
+}
 
 /// The binary, in `dir`, with none of the caller's configuration.
 pub fn orchestrator_in(dir: &Path) -> Command {
@@ -24,7 +27,7 @@ pub fn orchestrator_in(dir: &Path) -> Command {
         Err(e) => panic!("the orchestrator binary was not built: {e}"),
     };
     cmd.current_dir(dir);
-    for var in ISOLATE {
+    for var in isolated() {
         cmd.env_remove(var);
     }
     cmd
@@ -43,7 +46,7 @@ pub fn orchestrator(pair: &TestPair) -> Command {
 pub fn process_in(dir: &Path) -> std::process::Command {
     let mut cmd = std::process::Command::new(assert_cmd::cargo::cargo_bin("orchestrator-e2e"));
     cmd.current_dir(dir);
-    for var in ISOLATE {
+    for var in isolated() {
         cmd.env_remove(var);
     }
     cmd
@@ -167,7 +170,7 @@ pub fn orchestrator_billing(trio: &Trio) -> Command {
         Err(e) => panic!("the orchestrator-billing binary was not built: {e}"),
     };
     cmd.current_dir(trio.pair.path());
-    for var in ISOLATE.iter().chain(&["BILLING_DATABASE_URL"]) {
+    for var in isolated() {
         cmd.env_remove(var);
     }
     cmd.arg("--auth-url").arg(trio.pair.auth.url_string());
