@@ -70,10 +70,11 @@ pub fn check(
 /// Whether the contract check (tables and foreign keys, reported on its own) already
 /// names this difference.
 pub fn named_by_contract(d: &Difference) -> bool {
+    use shared::schema::DifferenceKind::*;
     match d.kind {
-        "missing_table" | "unexpected_table" | "missing_foreign_key" | "foreign_key_action" => true,
+        MissingTable | UnexpectedTable | MissingForeignKey | ForeignKeyAction => true,
         // The contract compares sets: a second copy of a foreign key escapes it.
-        "unexpected_foreign_key" => d.duplicates.is_empty(),
+        UnexpectedForeignKey => d.duplicates.is_empty(),
         _ => false,
     }
 }

@@ -9,8 +9,11 @@
 //! stricter question the store crates' tests ask: is `schema.rs` exactly what the
 //! migrations produce.
 
+mod kind;
 mod lex;
 mod parse;
+
+pub use kind::CodeProblemKind;
 
 use std::collections::BTreeSet;
 
@@ -48,11 +51,8 @@ pub struct CodeTable {
 /// One way in which a database does not hold what the code reads.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct CodeProblem {
-    /// What [`check`] reports: `code_missing_table`, `code_missing_column`,
-    /// `code_column_type`, `code_column_nullability`. [`mismatches`] adds
-    /// `code_undeclared_table`, `code_undeclared_column`, `code_primary_key` and
-    /// `code_unknown_type`.
-    pub kind: &'static str,
+    /// What [`check`] reports, or with [`mismatches`] also the strict kinds.
+    pub kind: CodeProblemKind,
     pub table: String,
     /// The column concerned; `null` for a table or its primary key.
     pub column: Option<String>,
@@ -138,7 +138,7 @@ pub fn mismatches(store: &str, code: &[CodeTable], live: &SchemaModel) -> Vec<Co
 }
 
 fn problem(
-    kind: &'static str,
+    kind: CodeProblemKind,
     table: &str,
     column: Option<&str>,
     expected: Option<String>,
@@ -161,7 +161,7 @@ fn walk(store: &str, code: &[CodeTable], live: &SchemaModel, strict: bool) -> Ve
         let t = table.name.as_str();
         let Some(found) = live.tables.get(t) else {
             out.push(problem(
-                "code_missing_table",
+                CodeProblemKind::MissingTable,
                 t,
                 None,
                 Some(t.to_string()),
@@ -173,7 +173,7 @@ fn walk(store: &str, code: &[CodeTable], live: &SchemaModel, strict: bool) -> Ve
         for column in &table.columns {
             match found.columns.get(&column.name) {
                 None => out.push(problem(
-                    "code_missing_column",
+                    CodeProblemKind::MissingColumn,
                     t,
                     Some(&column.name),
                     Some(declared(column)),
@@ -200,7 +200,7 @@ fn walk(store: &str, code: &[CodeTable], live: &SchemaModel, strict: bool) -> Ve
             .filter(|t| !declared.contains(t.as_str()))
         {
             out.push(problem(
-                "code_undeclared_table",
+                CodeProblemKind::UndeclaredTable,
                 t,
                 None,
                 None,
@@ -236,7 +236,7 @@ fn check_column(
     let found = live_family(&live.data_type);
     match logical_type(&column.sql_type) {
         Some(family) if family != found => out.push(problem(
-            "code_column_type",
+            CodeProblemKind::ColumnType,
             t,
             Some(c),
             Some(family.to_string()),
@@ -248,7 +248,7 @@ fn check_column(
         )),
         Some(_) => {}
         None if strict => out.push(problem(
-            "code_unknown_type",
+            CodeProblemKind::UnknownType,
             t,
             Some(c),
             Some(column.sql_type.clone()),
@@ -263,7 +263,7 @@ fn check_column(
     }
     if !column.nullable && live.nullable {
         out.push(problem(
-            "code_column_nullability",
+            CodeProblemKind::ColumnNullability,
             t,
             Some(c),
             Some(null_word(false)),
@@ -275,7 +275,7 @@ fn check_column(
         ));
     } else if strict && column.nullable && !live.nullable {
         out.push(problem(
-            "code_column_nullability",
+            CodeProblemKind::ColumnNullability,
             t,
             Some(c),
             Some(null_word(true)),
@@ -292,7 +292,7 @@ fn strict_table(store: &str, table: &CodeTable, live: &TableModel, out: &mut Vec
     for (c, column) in &live.columns {
         if !table.columns.iter().any(|d| &d.name == c) {
             out.push(problem(
-                "code_undeclared_column",
+                CodeProblemKind::UndeclaredColumn,
                 t,
                 Some(c),
                 None,
@@ -310,7 +310,7 @@ fn strict_table(store: &str, table: &CodeTable, live: &TableModel, out: &mut Vec
     if table.primary_key != live.primary_key {
         let (code_pk, live_pk) = (table.primary_key.join(", "), live.primary_key.join(", "));
         out.push(problem(
-            "code_primary_key",
+            CodeProblemKind::PrimaryKey,
             t,
             None,
             Some(format!("({code_pk})")),
@@ -357,7 +357,7 @@ mod tests {
         crate::schema::introspect(&mut conn).expect("introspect")
     }
 
-    fn kinds(problems: &[CodeProblem]) -> Vec<(&'static str, &str, Option<&str>)> {
+    fn kinds(problems: &[CodeProblem]) -> Vec<(CodeProblemKind, &str, Option<&str>)> {
         problems
             .iter()
             .map(|p| (p.kind, p.table.as_str(), p.column.as_deref()))
@@ -408,8 +408,12 @@ mod tests {
         assert_eq!(
             kinds(&strict),
             [
-                ("code_column_nullability", "sessions", Some("ip_address")),
-                ("code_undeclared_column", "sessions", Some("extra")),
+                (
+                    CodeProblemKind::ColumnNullability,
+                    "sessions",
+                    Some("ip_address")
+                ),
+                (CodeProblemKind::UndeclaredColumn, "sessions", Some("extra")),
             ]
         );
     }
@@ -431,9 +435,9 @@ mod tests {
         assert_eq!(
             kinds(&problems),
             [
-                ("code_missing_column", "sessions", Some("token")),
-                ("code_column_type", "sessions", Some("expires_at")),
-                ("code_missing_table", "teams", None),
+                (CodeProblemKind::MissingColumn, "sessions", Some("token")),
+                (CodeProblemKind::ColumnType, "sessions", Some("expires_at")),
+                (CodeProblemKind::MissingTable, "teams", None),
             ]
         );
         assert_eq!(
@@ -466,7 +470,11 @@ mod tests {
         let problems = check("auth", &sessions_code(), &live);
         assert_eq!(
             kinds(&problems),
-            [("code_column_nullability", "sessions", Some("token"))]
+            [(
+                CodeProblemKind::ColumnNullability,
+                "sessions",
+                Some("token")
+            )]
         );
         assert_eq!(
             (
@@ -493,9 +501,9 @@ mod tests {
         assert_eq!(
             kinds(&problems),
             [
-                ("code_missing_column", "sessions", Some("mood")),
-                ("code_primary_key", "sessions", None),
-                ("code_undeclared_table", "audit", None),
+                (CodeProblemKind::MissingColumn, "sessions", Some("mood")),
+                (CodeProblemKind::PrimaryKey, "sessions", None),
+                (CodeProblemKind::UndeclaredTable, "audit", None),
             ]
         );
         assert_eq!(problems[1].found.as_deref(), Some("(token, id)"));
@@ -507,7 +515,7 @@ mod tests {
         assert_eq!(check("auth", &code, &live), []);
         assert_eq!(
             kinds(&mismatches("auth", &code, &live)),
-            [("code_unknown_type", "sessions", Some("mood"))]
+            [(CodeProblemKind::UnknownType, "sessions", Some("mood"))]
         );
     }
 }

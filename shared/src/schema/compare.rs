@@ -3,7 +3,10 @@
 
 use std::collections::BTreeMap;
 
-use super::{ColumnModel, Difference, ForeignKeyModel, IndexModel, Named, SchemaModel, TableModel};
+use super::{
+    ColumnModel, Difference, DifferenceKind, ForeignKeyModel, IndexModel, Named, SchemaModel,
+    TableModel,
+};
 
 /// Compares a live database (`found`) with what the migrations produce (`expected`),
 /// and says for each difference what to do. Sorted by table, then kind.
@@ -12,7 +15,7 @@ pub fn compare(expected: &SchemaModel, found: &SchemaModel) -> Vec<Difference> {
     for (name, exp) in &expected.tables {
         let Some(live) = found.tables.get(name) else {
             out.push(Difference {
-                kind: "missing_table",
+                kind: DifferenceKind::MissingTable,
                 table: name.clone(),
                 object: name.clone(),
                 expected: Some(name.clone()),
@@ -28,7 +31,7 @@ pub fn compare(expected: &SchemaModel, found: &SchemaModel) -> Vec<Difference> {
     for name in found.tables.keys() {
         if !expected.tables.contains_key(name) {
             out.push(Difference {
-                kind: "unexpected_table",
+                kind: DifferenceKind::UnexpectedTable,
                 table: name.clone(),
                 object: name.clone(),
                 expected: None,
@@ -148,7 +151,7 @@ struct Sink<'a> {
 impl Sink<'_> {
     fn add(
         &mut self,
-        kind: &'static str,
+        kind: DifferenceKind,
         object: String,
         expected: Option<String>,
         found: Option<String>,
@@ -166,7 +169,13 @@ impl Sink<'_> {
     }
 
     /// An object the migrations lack; a copy of `duplicates` when there are any.
-    fn extra(&mut self, kind: &'static str, object: String, found: String, duplicates: &[&String]) {
+    fn extra(
+        &mut self,
+        kind: DifferenceKind,
+        object: String,
+        found: String,
+        duplicates: &[&String],
+    ) {
         self.add(kind, object, None, Some(found), &extra_advice(duplicates));
         if let Some(last) = self.out.last_mut() {
             last.duplicates = duplicates.iter().map(|n| n.to_string()).collect();
@@ -179,7 +188,7 @@ fn compare_table(table: &str, exp: &TableModel, live: &TableModel, out: &mut Vec
     for (col, e) in &exp.columns {
         match live.columns.get(col) {
             None => sink.add(
-                "missing_column",
+                DifferenceKind::MissingColumn,
                 col.clone(),
                 Some(column_text(e)),
                 None,
@@ -188,7 +197,7 @@ fn compare_table(table: &str, exp: &TableModel, live: &TableModel, out: &mut Vec
             Some(f) => {
                 if e.data_type != f.data_type {
                     sink.add(
-                        "column_type",
+                        DifferenceKind::ColumnType,
                         col.clone(),
                         Some(e.data_type.clone()),
                         Some(f.data_type.clone()),
@@ -198,7 +207,7 @@ fn compare_table(table: &str, exp: &TableModel, live: &TableModel, out: &mut Vec
                 if e.nullable != f.nullable {
                     let word = |n: bool| if n { "NULL" } else { "NOT NULL" }.to_string();
                     sink.add(
-                        "column_nullability",
+                        DifferenceKind::ColumnNullability,
                         col.clone(),
                         Some(word(e.nullable)),
                         Some(word(f.nullable)),
@@ -207,7 +216,7 @@ fn compare_table(table: &str, exp: &TableModel, live: &TableModel, out: &mut Vec
                 }
                 if e.default != f.default {
                     sink.add(
-                        "column_default",
+                        DifferenceKind::ColumnDefault,
                         col.clone(),
                         e.default.clone(),
                         f.default.clone(),
@@ -220,7 +229,7 @@ fn compare_table(table: &str, exp: &TableModel, live: &TableModel, out: &mut Vec
     for (col, f) in &live.columns {
         if !exp.columns.contains_key(col) {
             sink.add(
-                "unexpected_column",
+                DifferenceKind::UnexpectedColumn,
                 col.clone(),
                 None,
                 Some(column_text(f)),
@@ -230,7 +239,7 @@ fn compare_table(table: &str, exp: &TableModel, live: &TableModel, out: &mut Vec
     }
     if exp.primary_key != live.primary_key {
         sink.add(
-            "primary_key",
+            DifferenceKind::PrimaryKey,
             "primary key".into(),
             Some(format!("({})", exp.primary_key.join(", "))),
             Some(format!("({})", live.primary_key.join(", "))),
@@ -242,7 +251,7 @@ fn compare_table(table: &str, exp: &TableModel, live: &TableModel, out: &mut Vec
     for m in excess(&exp.uniques, &live.uniques) {
         let text = unique_text(m.key);
         sink.add(
-            "missing_unique",
+            DifferenceKind::MissingUnique,
             format!("{} {text}", quoted(&m.names)),
             Some(text),
             None,
@@ -252,7 +261,7 @@ fn compare_table(table: &str, exp: &TableModel, live: &TableModel, out: &mut Vec
     for m in excess(&live.uniques, &exp.uniques) {
         let text = unique_text(m.key);
         sink.extra(
-            "unexpected_unique",
+            DifferenceKind::UnexpectedUnique,
             format!("{} {text}", quoted(&m.names)),
             text,
             &m.duplicates,
@@ -261,7 +270,7 @@ fn compare_table(table: &str, exp: &TableModel, live: &TableModel, out: &mut Vec
     for m in excess(&exp.indexes, &live.indexes) {
         let text = index_text(m.key);
         sink.add(
-            "missing_index",
+            DifferenceKind::MissingIndex,
             format!("{} {text}", quoted(&m.names)),
             Some(text),
             None,
@@ -271,7 +280,7 @@ fn compare_table(table: &str, exp: &TableModel, live: &TableModel, out: &mut Vec
     for m in excess(&live.indexes, &exp.indexes) {
         let text = index_text(m.key);
         sink.extra(
-            "unexpected_index",
+            DifferenceKind::UnexpectedIndex,
             format!("{} {text}", quoted(&m.names)),
             text,
             &m.duplicates,
@@ -279,7 +288,7 @@ fn compare_table(table: &str, exp: &TableModel, live: &TableModel, out: &mut Vec
     }
     for m in excess(&exp.checks, &live.checks) {
         sink.add(
-            "missing_check",
+            DifferenceKind::MissingCheck,
             format!("CHECK ({})", m.key),
             Some(m.key.clone()),
             None,
@@ -288,7 +297,7 @@ fn compare_table(table: &str, exp: &TableModel, live: &TableModel, out: &mut Vec
     }
     for m in excess(&live.checks, &exp.checks) {
         sink.extra(
-            "unexpected_check",
+            DifferenceKind::UnexpectedCheck,
             format!("{} CHECK ({})", quoted(&m.names), m.key),
             m.key.clone(),
             &m.duplicates,
@@ -320,14 +329,14 @@ fn compare_foreign_keys(table: &str, exp: &TableModel, live: &TableModel, sink: 
     for (i, m) in missing.iter().enumerate() {
         match changed.get(&i) {
             Some(&j) => sink.add(
-                "foreign_key_action",
+                DifferenceKind::ForeignKeyAction,
                 label(m.key),
                 Some(m.key.on_delete.to_string()),
                 Some(extra[j].key.on_delete.to_string()),
                 "recreate the foreign key with the action the migrations give it, or write a migration that changes it",
             ),
             None => sink.add(
-                "missing_foreign_key",
+                DifferenceKind::MissingForeignKey,
                 label(m.key),
                 Some(fk_text(m.key)),
                 None,
@@ -344,7 +353,7 @@ fn compare_foreign_keys(table: &str, exp: &TableModel, live: &TableModel, sink: 
     });
     for x in extra {
         sink.extra(
-            "unexpected_foreign_key",
+            DifferenceKind::UnexpectedForeignKey,
             format!("{} {}", quoted(&x.names), label(x.key)),
             fk_text(x.key),
             &x.duplicates,

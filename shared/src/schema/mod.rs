@@ -15,6 +15,7 @@
 
 mod compare;
 mod expr;
+mod kind;
 mod logical;
 mod postgres;
 mod sqlite;
@@ -30,6 +31,7 @@ use serde::{Deserialize, Serialize};
 use crate::catalog;
 use crate::db::Conn;
 use crate::store::{is_bookkeeping, OnDelete};
+pub use kind::DifferenceKind;
 
 pub use compare::compare;
 pub use expr::{check_clauses, normalise_expr};
@@ -156,12 +158,7 @@ mod pairs {
 /// One way in which a database differs from what its migrations produce.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Difference {
-    /// `missing_table`, `unexpected_table`, `missing_column`, `unexpected_column`,
-    /// `column_type`, `column_nullability`, `column_default`, `primary_key`,
-    /// `missing_unique`, `unexpected_unique`, `missing_index`, `unexpected_index`,
-    /// `missing_check`, `unexpected_check`, `missing_foreign_key`,
-    /// `unexpected_foreign_key` or `foreign_key_action`.
-    pub kind: &'static str,
+    pub kind: DifferenceKind,
     pub table: String,
     /// The column, constraint or index concerned (the table itself for table kinds).
     pub object: String,
@@ -179,55 +176,33 @@ pub struct Difference {
 impl Difference {
     /// One line for people: `table: what differs: what to do`.
     pub fn describe(&self, store: &str) -> String {
+        use DifferenceKind::*;
+        let noun = self.kind.noun();
         let what = match self.kind {
-            "missing_table" => "the table is missing from the database".to_string(),
-            "unexpected_table" => {
-                "the table exists in the database but not in the migrations".into()
-            }
-            "missing_column" => format!("column `{}` is missing from the database", self.object),
-            "unexpected_column" => format!(
+            MissingTable => "the table is missing from the database".to_string(),
+            UnexpectedTable => "the table exists in the database but not in the migrations".into(),
+            MissingColumn => format!("column `{}` is missing from the database", self.object),
+            UnexpectedColumn => format!(
                 "column `{}` exists in the database but not in the migrations",
                 self.object
             ),
-            "missing_foreign_key" | "missing_index" | "missing_unique" | "missing_check" => {
-                format!(
-                    "{} {} is missing from the database",
-                    kind_noun(self.kind),
-                    self.object
-                )
+            MissingForeignKey | MissingIndex | MissingUnique | MissingCheck => {
+                format!("{noun} {} is missing from the database", self.object)
             }
-            "unexpected_foreign_key"
-            | "unexpected_index"
-            | "unexpected_unique"
-            | "unexpected_check" => format!(
-                "{} {} exists in the database but not in the migrations",
-                kind_noun(self.kind),
+            UnexpectedForeignKey | UnexpectedIndex | UnexpectedUnique | UnexpectedCheck => format!(
+                "{noun} {} exists in the database but not in the migrations",
                 self.object
             ),
-            _ => format!(
-                "{} of `{}` is {} in the database, the migrations say {}",
-                kind_noun(self.kind),
-                self.object,
-                self.found.as_deref().unwrap_or("none"),
-                self.expected.as_deref().unwrap_or("none")
-            ),
+            ColumnType | ColumnNullability | ColumnDefault | PrimaryKey | ForeignKeyAction => {
+                format!(
+                    "{noun} of `{}` is {} in the database, the migrations say {}",
+                    self.object,
+                    self.found.as_deref().unwrap_or("none"),
+                    self.expected.as_deref().unwrap_or("none")
+                )
+            }
         };
         format!("{store}.{}: {what}: {}", self.table, self.advice)
-    }
-}
-
-fn kind_noun(kind: &str) -> &'static str {
-    match kind {
-        "missing_foreign_key" | "unexpected_foreign_key" => "foreign key",
-        "missing_index" | "unexpected_index" => "index",
-        "missing_unique" | "unexpected_unique" => "unique constraint",
-        "missing_check" | "unexpected_check" => "check constraint",
-        "column_type" => "the type",
-        "column_nullability" => "nullability",
-        "column_default" => "the default",
-        "primary_key" => "the primary key",
-        "foreign_key_action" => "ON DELETE",
-        _ => "object",
     }
 }
 

@@ -8,7 +8,7 @@ fn sqlite(sql: &str) -> SchemaModel {
     introspect(&mut conn).expect("introspect")
 }
 
-fn kinds(expected: &SchemaModel, found: &SchemaModel) -> Vec<(&'static str, String, String)> {
+fn kinds(expected: &SchemaModel, found: &SchemaModel) -> Vec<(DifferenceKind, String, String)> {
     compare(expected, found)
         .into_iter()
         .map(|d| (d.kind, d.table, d.object))
@@ -48,23 +48,27 @@ fn each_change_is_reported_and_named() {
     );
     let kinds = kinds(&expected, &found);
     assert!(
-        kinds.contains(&("unexpected_column", "p".into(), "x".into())),
+        kinds.contains(&(DifferenceKind::UnexpectedColumn, "p".into(), "x".into())),
         "{kinds:?}"
     );
     assert!(
-        kinds.contains(&("column_nullability", "p".into(), "email".into())),
+        kinds.contains(&(
+            DifferenceKind::ColumnNullability,
+            "p".into(),
+            "email".into()
+        )),
         "{kinds:?}"
     );
     assert!(
         kinds
             .iter()
-            .any(|k| k.0 == "foreign_key_action" && k.1 == "c"),
+            .any(|k| k.0 == DifferenceKind::ForeignKeyAction && k.1 == "c"),
         "{kinds:?}"
     );
     assert!(
         kinds
             .iter()
-            .any(|k| k.0 == "unexpected_index" && k.2.contains("c_id_p")),
+            .any(|k| k.0 == DifferenceKind::UnexpectedIndex && k.2.contains("c_id_p")),
         "{kinds:?}"
     );
     assert_eq!(kinds.len(), 4, "{kinds:?}");
@@ -92,10 +96,10 @@ fn an_index_is_its_whole_definition_and_copies_count() {
         ));
         let k = kinds(&expected, &found);
         assert!(
-            k.iter().any(|d| d.0 == "missing_index" && d.2.contains(name)),
+            k.iter().any(|d| d.0 == DifferenceKind::MissingIndex && d.2.contains(name)),
             "{changed}: {k:?}"
         );
-        assert!(k.iter().any(|d| d.0 == "unexpected_index"), "{changed}: {k:?}");
+        assert!(k.iter().any(|d| d.0 == DifferenceKind::UnexpectedIndex), "{changed}: {k:?}");
     }
     // A second copy of an index, a check and a foreign key.
     let base = "CREATE TABLE p(id TEXT PRIMARY KEY NOT NULL);
@@ -112,15 +116,15 @@ fn an_index_is_its_whole_definition_and_copies_count() {
     );
     let k = kinds(&expected, &found);
     for kind in [
-        "unexpected_index",
-        "unexpected_check",
-        "unexpected_foreign_key",
+        DifferenceKind::UnexpectedIndex,
+        DifferenceKind::UnexpectedCheck,
+        DifferenceKind::UnexpectedForeignKey,
     ] {
         assert!(k.iter().any(|d| d.0 == kind), "{kind}: {k:?}");
     }
     let dup = compare(&expected, &found)
         .into_iter()
-        .find(|d| d.kind == "unexpected_index")
+        .find(|d| d.kind == DifferenceKind::UnexpectedIndex)
         .expect("duplicate index");
     assert!(dup.object.contains("c_p_again"), "{dup:?}");
     assert!(dup.advice.contains("duplicates `c_p`"), "{dup:?}");
@@ -156,11 +160,17 @@ fn the_logical_view_ignores_what_only_one_backend_spells() {
     );
     let k = kinds(&a, &logical_view(&narrower));
     assert!(
-        k.contains(&("column_nullability", "t".into(), "a".into())),
+        k.contains(&(DifferenceKind::ColumnNullability, "t".into(), "a".into())),
         "{k:?}"
     );
-    assert!(k.iter().any(|d| d.0 == "missing_index"), "{k:?}");
-    assert!(k.iter().any(|d| d.0 == "unexpected_index"), "{k:?}");
+    assert!(
+        k.iter().any(|d| d.0 == DifferenceKind::MissingIndex),
+        "{k:?}"
+    );
+    assert!(
+        k.iter().any(|d| d.0 == DifferenceKind::UnexpectedIndex),
+        "{k:?}"
+    );
     assert_eq!(k.len(), 3, "{k:?}");
 }
 
