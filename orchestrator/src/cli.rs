@@ -6,6 +6,8 @@ use std::path::PathBuf;
 use clap::builder::PossibleValuesParser;
 use clap::{Arg, Args, CommandFactory, FromArgMatches, Parser, Subcommand, ValueEnum};
 use shared::config::GivenUrl;
+
+use crate::context::Invocation;
 use shared::store::Store;
 
 use crate::commands;
@@ -67,10 +69,29 @@ pub struct GlobalArgs {
     pub quiet: bool,
 }
 
+/// `--format`: the parser's spelling of [`crate::output::Format`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum Format {
     Text,
     Json,
+}
+
+impl GlobalArgs {
+    /// What these flags (and the URLs [`parse`] collected) ask of a run, for
+    /// [`crate::context::Context::load`], which knows nothing of the parser.
+    pub fn invocation(&self, urls: Vec<GivenUrl>) -> Invocation {
+        Invocation {
+            config: self.config.clone(),
+            profile: self.profile.clone(),
+            urls,
+            format: match self.format {
+                Format::Text => crate::output::Format::Text,
+                Format::Json => crate::output::Format::Json,
+            },
+            verbose: self.verbose,
+            quiet: self.quiet,
+        }
+    }
 }
 
 /// `--store S`: limit a command to one store. Its possible values are the registry's
@@ -99,6 +120,17 @@ pub struct GuardArgs {
     /// without it they are named and the command refuses. They are in the backup.
     #[arg(long)]
     pub drop_dependents: bool,
+}
+
+impl GuardArgs {
+    /// The engine's view of these flags.
+    pub fn permission(&self) -> crate::guard::Permission {
+        crate::guard::Permission {
+            force: self.force,
+            confirm: self.confirm.clone(),
+            drop_dependents: self.drop_dependents,
+        }
+    }
 }
 
 #[derive(Debug, Subcommand)]

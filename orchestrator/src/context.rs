@@ -7,8 +7,8 @@ use std::path::PathBuf;
 use shared::store::{dependency_order, Store};
 use shared::{Conn, DatabaseUrl, DbError, Overrides, Settings};
 
-use crate::cli::{Format, GlobalArgs};
 use crate::exit::CliResult;
+use crate::output::Format;
 
 /// Runs `work` on every item at once, one scoped thread each; the results come back in
 /// the items' order, `None` where a worker panicked. The stores' independent work goes
@@ -75,6 +75,18 @@ pub struct ServerFacts {
     pub two_phase: Option<bool>,
 }
 
+/// What a run is asked to do, whoever asks (the command line, or a program calling the
+/// engine): configuration file, profile, URLs, and how to report.
+#[derive(Debug, Clone)]
+pub struct Invocation {
+    pub config: Option<PathBuf>,
+    pub profile: Option<String>,
+    pub urls: Vec<shared::config::GivenUrl>,
+    pub format: Format,
+    pub verbose: u8,
+    pub quiet: bool,
+}
+
 pub struct Context {
     /// One idle connection per store, reused by the steps of a run (each new connection
     /// costs a TCP and TLS handshake).
@@ -93,19 +105,15 @@ pub struct Context {
 }
 
 impl Context {
-    /// The context of a run on `stores`, with the URLs given on the command line.
-    pub fn load(
-        stores: &'static [&'static Store],
-        global: &GlobalArgs,
-        urls: Vec<shared::config::GivenUrl>,
-    ) -> CliResult<Context> {
+    /// The context of a run on `stores`, as `asked`.
+    pub fn load(stores: &'static [&'static Store], asked: Invocation) -> CliResult<Context> {
         let cwd = std::env::current_dir().map_err(|e| {
             crate::exit::CliError::usage(format!("cannot read the current directory: {e}"))
         })?;
         let overrides = Overrides {
-            config_file: global.config.clone(),
-            profile: global.profile.clone(),
-            urls,
+            config_file: asked.config,
+            profile: asked.profile,
+            urls: asked.urls,
         };
         let names: Vec<&str> = stores.iter().map(|s| s.name).collect();
         let settings = Settings::load(&cwd, &names, &overrides)?;
@@ -124,9 +132,9 @@ impl Context {
             spare: std::sync::Mutex::new(Vec::new()),
             servers: std::sync::Mutex::new(Vec::new()),
             settings,
-            format: global.format,
-            verbose: global.verbose,
-            quiet: global.quiet,
+            format: asked.format,
+            verbose: asked.verbose,
+            quiet: asked.quiet,
             cwd,
         })
     }

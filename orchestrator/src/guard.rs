@@ -7,9 +7,20 @@ use shared::inventory::Inventory;
 use shared::store::Store;
 use shared::{Conn, DatabaseUrl, DbError};
 
-use crate::cli::GuardArgs;
 use crate::context::Context;
 use crate::exit::{CliError, CliResult, Exit};
+
+/// What the user allowed a destructive command to do (`--force`, `--confirm NAME`...,
+/// `--drop-dependents`).
+#[derive(Debug, Clone, Default)]
+pub struct Permission {
+    /// Replace stores that hold data.
+    pub force: bool,
+    /// The database names confirmed for protected stores.
+    pub confirm: Vec<String>,
+    /// Also drop objects in other schemas that depend on the store's schema.
+    pub drop_dependents: bool,
+}
 
 /// What a store holds right now: its inventory, and whether it is protected.
 #[derive(Debug, Clone, Serialize)]
@@ -111,7 +122,7 @@ pub fn check_confirm_names(confirms: &[String]) -> CliResult {
 /// In order: protected stores need `--confirm`; contents the role cannot count are never
 /// guessed at; objects in other schemas that depend on the store need
 /// `--drop-dependents`; data needs `--force`.
-pub fn check(contents: &[Contents], permission: &GuardArgs, verb: &str) -> CliResult {
+pub fn check(contents: &[Contents], permission: &Permission, verb: &str) -> CliResult {
     check_confirm_names(&permission.confirm)?;
     let refuse = |why: String| {
         Err(CliError::new(
@@ -223,8 +234,8 @@ mod tests {
         }
     }
 
-    fn allow(force: bool, confirm: &[&str], drop_dependents: bool) -> GuardArgs {
-        GuardArgs {
+    fn allow(force: bool, confirm: &[&str], drop_dependents: bool) -> Permission {
+        Permission {
             force,
             confirm: confirm.iter().map(|s| s.to_string()).collect(),
             drop_dependents,

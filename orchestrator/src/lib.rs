@@ -115,8 +115,8 @@ pub fn run(
     if let Command::Completions(args) = &cli.command {
         return commands::completions::run(stores, args);
     }
-    let ctx = Context::load(stores, &cli.global, urls)?;
-    if let Some(plan) = preflight::plan(&ctx, &cli.command)? {
+    let ctx = Context::load(stores, cli.global.invocation(urls))?;
+    if let Some(plan) = commands::needs::plan(&ctx, &cli.command)? {
         preflight::check(&ctx, &plan)?;
     }
     match &cli.command {

@@ -5,6 +5,17 @@ use std::io::{IsTerminal, Write};
 
 use serde::Serialize;
 
+/// Output for people (text) or one JSON document on stdout (json).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Format {
+    Text,
+    Json,
+}
+
+/// How the text reports name a hot standby.
+pub const REPLICA_NOTE: &str =
+    "read-only replica (a hot standby): reports work, every command that writes refuses it";
+
 /// Prints `value` as one JSON document on stdout.
 /// A reader that closed the pipe early (`| head`) is not an error of ours.
 pub fn print_json<T: Serialize>(value: &T) -> std::io::Result<()> {

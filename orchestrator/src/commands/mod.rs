@@ -7,6 +7,7 @@ pub mod generate;
 pub mod lint;
 pub mod migrate;
 pub mod migrate_plan;
+pub mod needs;
 pub mod recover;
 pub mod reset;
 pub mod restore;

@@ -108,7 +108,7 @@ pub fn run(ctx: &Context, args: &ResetArgs) -> CliResult {
         pending.push(shipped_names(store, ctx.url(store)?.backend())?);
     }
     let dangling = crate::consequences::of_reset(ctx, &stores)?;
-    let guard_result = guard::check(&contents, &args.guard, "reset")
+    let guard_result = guard::check(&contents, &args.guard.permission(), "reset")
         .and_then(|()| crate::consequences::check(&dangling, args.guard.force, "reset"));
     timings.guard = t.elapsed().as_millis();
 

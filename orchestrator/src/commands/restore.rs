@@ -77,7 +77,7 @@ pub fn run(ctx: &Context, args: &RestoreArgs) -> CliResult {
     // What each store holds is read once, under the write fence, where the guard decides
     // on exactly what is then replaced (see `rebuild`); protection is checked here.
     let contents: Vec<Contents> = guard::protection(ctx, &stores)?;
-    guard::check(&contents, &args.guard, "restore over")?;
+    guard::check(&contents, &args.guard.permission(), "restore over")?;
     // Rows of a store that is not restored which would point at rows the backup lacks.
     let dangling = crate::consequences::of_restore(ctx, &stores, &args.dir, &manifest)?;
     crate::consequences::check(&dangling, args.guard.force, "restore")?;

@@ -11,7 +11,6 @@ use serde::Serialize;
 use shared::revert::{self, Loss, Step, Target};
 use shared::{Backend, DbError, Store};
 
-use crate::cli::GuardArgs;
 use crate::context::Context;
 use crate::exit::{CliError, CliResult, Exit};
 use crate::guard;
@@ -181,7 +180,7 @@ fn check_guard(ctx: &Context, args: &RevertArgs, planned: &[Planned]) -> CliResu
         .filter(|p| !p.steps.is_empty())
         .map(|p| p.store)
         .collect();
-    let permission = GuardArgs {
+    let permission = guard::Permission {
         force: args.force,
         confirm: args.confirm.clone(),
         drop_dependents: false,

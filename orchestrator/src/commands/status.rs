@@ -195,10 +195,6 @@ fn count_rows(
     Ok(counts)
 }
 
-/// How the text reports name a hot standby.
-pub const REPLICA_NOTE: &str =
-    "read-only replica (a hot standby): reports work, every command that writes refuses it";
-
 fn print_text(report: &StatusReport) {
     println!("profile: {}", report.profile);
     for line in &report.runs.interrupted {
@@ -228,7 +224,7 @@ fn print_text(report: &StatusReport) {
             .unwrap_or_default();
         println!("\n{} ({}, {}{schema}): {state}", s.store, s.backend, s.url);
         if s.read_only_replica {
-            println!("  {}", paint(REPLICA_NOTE, Tone::Bad));
+            println!("  {}", paint(crate::output::REPLICA_NOTE, Tone::Bad));
         }
         if let Some(error) = &s.error {
             println!("  error: {error}");

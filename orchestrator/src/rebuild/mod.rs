@@ -303,7 +303,7 @@ impl Rebuild<'_> {
                 inventory: s.inventory.clone(),
             })
             .collect();
-        let permission = crate::cli::GuardArgs {
+        let permission = crate::guard::Permission {
             force: self.allowed.data,
             confirm: Vec::new(),
             drop_dependents: self.allowed.dependents,

@@ -13,7 +13,7 @@ pub(super) fn print_text(report: &VerifyReport) {
     for s in &report.stores {
         let n = s.problems();
         let replica = if s.read_only_replica {
-            format!(" ({})", crate::commands::status::REPLICA_NOTE)
+            format!(" ({})", crate::output::REPLICA_NOTE)
         } else {
             String::new()
         };
@@ -95,7 +95,7 @@ pub(super) fn print_text(report: &VerifyReport) {
         if !report.stores.iter().any(|s| s.store == *name) {
             println!(
                 "{name}: {} (read for the references)",
-                crate::commands::status::REPLICA_NOTE
+                crate::output::REPLICA_NOTE
             );
         }
     }
