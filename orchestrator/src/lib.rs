@@ -113,10 +113,10 @@ pub fn run(
     urls: Vec<shared::config::GivenUrl>,
 ) -> CliResult {
     if let Command::Completions(args) = &cli.command {
-        return commands::completions::run(stores, args);
+        return commands::completions::run(cli::command(stores), args);
     }
     let ctx = Context::load(stores, cli.global.invocation(urls))?;
-    if let Some(plan) = commands::needs::plan(&ctx, &cli.command)? {
+    if let Some(plan) = cli::needs::plan(&ctx, &cli.command)? {
         preflight::check(&ctx, &plan)?;
     }
     match &cli.command {

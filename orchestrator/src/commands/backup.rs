@@ -17,7 +17,7 @@ use crate::{backup, output};
 )]
 pub struct BackupArgs {
     #[command(flatten)]
-    pub store: crate::cli::StoreArg,
+    pub store: crate::commands::args::StoreArg,
 
     /// Folder to create the backup set in (default: backup_dir of the profile, .data/backups)
     #[arg(long, value_name = "DIR")]

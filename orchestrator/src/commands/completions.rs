@@ -3,8 +3,6 @@
 use clap::Args;
 use clap_complete::Shell;
 
-use shared::store::Store;
-
 use crate::exit::CliResult;
 
 /// Print a shell completion script.
@@ -18,9 +16,9 @@ pub struct CompletionsArgs {
     pub shell: Shell,
 }
 
-/// The script completes the stores' names and their `--STORE-url` flags too.
-pub fn run(stores: &[&Store], args: &CompletionsArgs) -> CliResult {
-    let mut cmd = crate::cli::command(stores);
+/// Completes `cmd`, the whole command line (the stores' names and their `--STORE-url`
+/// flags too).
+pub fn run(mut cmd: clap::Command, args: &CompletionsArgs) -> CliResult {
     clap_complete::generate(args.shell, &mut cmd, "orchestrator", &mut std::io::stdout());
     Ok(())
 }

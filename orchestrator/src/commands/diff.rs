@@ -24,7 +24,7 @@ use crate::output;
 )]
 pub struct DiffArgs {
     #[command(flatten)]
-    pub store: crate::cli::StoreArg,
+    pub store: crate::commands::args::StoreArg,
 
     /// PostgreSQL server to build the scratch database on, given as a URL of any database
     /// there (default: the store's own server). The scratch database is always dropped.

@@ -34,7 +34,7 @@ use crate::output;
 )]
 pub struct LintArgs {
     #[command(flatten)]
-    pub store: crate::cli::StoreArg,
+    pub store: crate::commands::args::StoreArg,
 
     /// PostgreSQL server to replay the PostgreSQL history on, as a URL of any database
     /// there; the role must be allowed to create databases

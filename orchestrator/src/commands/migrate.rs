@@ -22,7 +22,7 @@ use crate::output;
 )]
 pub struct MigrateArgs {
     #[command(flatten)]
-    pub store: crate::cli::StoreArg,
+    pub store: crate::commands::args::StoreArg,
 
     /// Apply migrations up to and including this one (its version, folder name or the
     /// folder name's date part), needs --store

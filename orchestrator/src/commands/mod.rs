@@ -1,5 +1,6 @@
 //! One module per command: its clap arguments (the `--help` text) and its `run`.
 
+pub mod args;
 pub mod backup;
 pub mod completions;
 pub mod diff;
@@ -7,7 +8,6 @@ pub mod generate;
 pub mod lint;
 pub mod migrate;
 pub mod migrate_plan;
-pub mod needs;
 pub mod recover;
 pub mod reset;
 pub mod restore;

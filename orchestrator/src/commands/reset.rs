@@ -27,10 +27,10 @@ orchestrator --profile production reset --force --confirm auth --confirm app"
 )]
 pub struct ResetArgs {
     #[command(flatten)]
-    pub store: crate::cli::StoreArg,
+    pub store: crate::commands::args::StoreArg,
 
     #[command(flatten)]
-    pub guard: crate::cli::GuardArgs,
+    pub guard: crate::commands::args::GuardArgs,
 
     /// Do not back up rows before wiping them
     #[arg(long)]

@@ -26,10 +26,10 @@ pub struct RestoreArgs {
     pub dir: PathBuf,
 
     #[command(flatten)]
-    pub store: crate::cli::StoreArg,
+    pub store: crate::commands::args::StoreArg,
 
     #[command(flatten)]
-    pub guard: crate::cli::GuardArgs,
+    pub guard: crate::commands::args::GuardArgs,
 }
 
 #[derive(Debug, Serialize)]

@@ -26,7 +26,7 @@ orchestrator revert --store auth --to 2025-01-01-000001 --force"
 )]
 pub struct RevertArgs {
     #[command(flatten)]
-    pub store: crate::cli::StoreArg,
+    pub store: crate::commands::args::StoreArg,
 
     /// Revert this many of each store's newest applied migrations [default: 1]
     #[arg(long, value_name = "N", conflicts_with = "to", value_parser = clap::value_parser!(u32).range(1..))]

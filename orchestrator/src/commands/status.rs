@@ -20,7 +20,7 @@ use crate::output::{self, paint, Tone};
 )]
 pub struct StatusArgs {
     #[command(flatten)]
-    pub store: crate::cli::StoreArg,
+    pub store: crate::commands::args::StoreArg,
 }
 
 #[derive(Debug, Serialize)]

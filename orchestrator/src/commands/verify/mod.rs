@@ -39,7 +39,7 @@ use text::print_text;
 )]
 pub struct VerifyArgs {
     #[command(flatten)]
-    pub store: crate::cli::StoreArg,
+    pub store: crate::commands::args::StoreArg,
 }
 
 #[derive(Debug, Serialize)]

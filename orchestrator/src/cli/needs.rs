@@ -4,7 +4,7 @@
 
 use shared::store::{dependency_order, Store};
 
-use crate::cli::Command;
+use super::Command;
 use crate::context::Context;
 use crate::exit::CliResult;
 use crate::preflight::Plan;
@@ -69,7 +69,7 @@ pub fn plan(ctx: &Context, command: &Command) -> CliResult<Option<Plan>> {
         command,
         Command::Reset(_) | Command::Restore(_) | Command::Revert(_)
     );
-    let from_dir = |store: &crate::cli::StoreArg, dir: &Option<std::path::PathBuf>| {
+    let from_dir = |store: &crate::commands::args::StoreArg, dir: &Option<std::path::PathBuf>| {
         (dir.as_ref().and(store.store.as_deref()))
             .and_then(|name| ctx.store(name))
             .map(|s| s.name)
