@@ -76,3 +76,11 @@ pub static STORE: Store = Store {
     ],
     code_schema: include_str!("schema.rs"),
 };
+
+/// A pool of at most `size` connections to the app database at `url`, for services
+/// that use this crate: each connection is set up as the orchestrator's own (lock bound,
+/// schema, SQLite's busy timeout and foreign keys), opened when first needed. See
+/// `shared::pool`.
+pub fn pool(url: &shared::DatabaseUrl, size: u32) -> shared::pool::StorePool {
+    shared::pool::pool(STORE.name, url, size)
+}

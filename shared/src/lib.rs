@@ -18,6 +18,7 @@ pub mod pg_access;
 pub mod pg_host;
 pub mod pg_identity;
 pub mod pg_server;
+pub mod pool;
 pub mod process;
 pub mod references;
 pub mod revert;
