@@ -15,29 +15,13 @@ pub mod schema;
 
 pub use error::AppError;
 
-use diesel_migrations::{embed_migrations, EmbeddedMigrations};
-use shared::store::{CrossReference, ForeignKey, Migrations, OnDelete, Store};
-
-const POSTGRES: EmbeddedMigrations = embed_migrations!("migrations/postgres");
-const SQLITE: EmbeddedMigrations = embed_migrations!("migrations/sqlite");
-
-mod migration_sql {
-    include!(concat!(env!("OUT_DIR"), "/migration_sql.rs"));
-}
+use shared::store::{CrossReference, ForeignKey, OnDelete, Store};
 
 /// The app store as the contract describes it.
 pub static STORE: Store = Store {
     name: "app",
     depends_on: &["auth"],
-    migrations: Migrations {
-        postgres: POSTGRES,
-        sqlite: SQLITE,
-        postgres_sql: migration_sql::POSTGRES_SQL,
-        sqlite_sql: migration_sql::SQLITE_SQL,
-        postgres_model: include_str!("../migrations/postgres.schema.json"),
-        postgres_squash: migration_sql::POSTGRES_SQUASH,
-        sqlite_squash: migration_sql::SQLITE_SQUASH,
-    },
+    migrations: shared::store_migrations!(),
     migrations_dir: concat!(env!("CARGO_MANIFEST_DIR"), "/migrations"),
     tables: &["datasets", "documents", "processing_jobs"],
     foreign_keys: &[

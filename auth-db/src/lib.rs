@@ -20,15 +20,7 @@ pub mod users;
 pub use directory::AuthDirectory;
 pub use error::AuthError;
 
-use diesel_migrations::{embed_migrations, EmbeddedMigrations};
-use shared::store::{ForeignKey, Migrations, OnDelete, Store};
-
-const POSTGRES: EmbeddedMigrations = embed_migrations!("migrations/postgres");
-const SQLITE: EmbeddedMigrations = embed_migrations!("migrations/sqlite");
-
-mod migration_sql {
-    include!(concat!(env!("OUT_DIR"), "/migration_sql.rs"));
-}
+use shared::store::{ForeignKey, OnDelete, Store};
 
 const fn fk(
     table: &'static str,
@@ -49,15 +41,7 @@ const fn fk(
 pub static STORE: Store = Store {
     name: "auth",
     depends_on: &[],
-    migrations: Migrations {
-        postgres: POSTGRES,
-        sqlite: SQLITE,
-        postgres_sql: migration_sql::POSTGRES_SQL,
-        sqlite_sql: migration_sql::SQLITE_SQL,
-        postgres_model: include_str!("../migrations/postgres.schema.json"),
-        postgres_squash: migration_sql::POSTGRES_SQUASH,
-        sqlite_squash: migration_sql::SQLITE_SQUASH,
-    },
+    migrations: shared::store_migrations!(),
     migrations_dir: concat!(env!("CARGO_MANIFEST_DIR"), "/migrations"),
     tables: &[
         "users",

@@ -129,6 +129,32 @@ impl Migrations {
     }
 }
 
+/// The [`Migrations`] of a store crate, from its own folder: both histories embedded from
+/// `migrations/postgres` and `migrations/sqlite`, the recorded model
+/// `migrations/postgres.schema.json`, and the SQL texts and squash records its build script
+/// wrote (`build.rs` including `shared/build/migration_sql.rs`). Every path is the calling
+/// crate's; it needs `diesel_migrations` as a dependency.
+#[macro_export]
+macro_rules! store_migrations {
+    () => {{
+        mod migration_sql {
+            include!(concat!(env!("OUT_DIR"), "/migration_sql.rs"));
+        }
+        $crate::store::Migrations {
+            postgres: diesel_migrations::embed_migrations!("migrations/postgres"),
+            sqlite: diesel_migrations::embed_migrations!("migrations/sqlite"),
+            postgres_sql: migration_sql::POSTGRES_SQL,
+            sqlite_sql: migration_sql::SQLITE_SQL,
+            postgres_model: include_str!(concat!(
+                env!("CARGO_MANIFEST_DIR"),
+                "/migrations/postgres.schema.json"
+            )),
+            postgres_squash: migration_sql::POSTGRES_SQUASH,
+            sqlite_squash: migration_sql::SQLITE_SQUASH,
+        }
+    }};
+}
+
 /// One database of the product: its name, what it depends on, its migrations and the
 /// schema it must end up with.
 pub struct Store {

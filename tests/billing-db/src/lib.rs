@@ -4,29 +4,13 @@
 //! engine on three stores (`orch-tests`' `orchestrator-billing` binary registers auth, app
 //! and this one). It is in no registry of the product.
 
-use diesel_migrations::{embed_migrations, EmbeddedMigrations};
-use shared::store::{CrossReference, Migrations, Store};
-
-const POSTGRES: EmbeddedMigrations = embed_migrations!("migrations/postgres");
-const SQLITE: EmbeddedMigrations = embed_migrations!("migrations/sqlite");
-
-mod migration_sql {
-    include!(concat!(env!("OUT_DIR"), "/migration_sql.rs"));
-}
+use shared::store::{CrossReference, Store};
 
 /// The billing store: after auth, whose users its invoices belong to.
 pub static STORE: Store = Store {
     name: "billing",
     depends_on: &["auth"],
-    migrations: Migrations {
-        postgres: POSTGRES,
-        sqlite: SQLITE,
-        postgres_sql: migration_sql::POSTGRES_SQL,
-        sqlite_sql: migration_sql::SQLITE_SQL,
-        postgres_model: include_str!("../migrations/postgres.schema.json"),
-        postgres_squash: migration_sql::POSTGRES_SQUASH,
-        sqlite_squash: migration_sql::SQLITE_SQUASH,
-    },
+    migrations: shared::store_migrations!(),
     migrations_dir: concat!(env!("CARGO_MANIFEST_DIR"), "/migrations"),
     tables: &["invoices"],
     foreign_keys: &[],
