@@ -2,8 +2,8 @@
 //! are checked through an [`OwnerDirectory`] before the dataset is created.
 
 use diesel::prelude::*;
-use shared::directory::OwnerDirectory;
-use shared::{with_conn, Conn};
+use store_core::directory::OwnerDirectory;
+use store_core::{with_conn, Conn};
 
 use crate::error::{AppError, Result};
 use crate::models::{new_id, now, Dataset, Document};

@@ -21,7 +21,7 @@ pub enum AppError {
     },
 
     #[error("looking up the owner failed: {0}")]
-    Lookup(shared::directory::LookupError),
+    Lookup(store_core::directory::LookupError),
 
     #[error(transparent)]
     Db(#[from] diesel::result::Error),

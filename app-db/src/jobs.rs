@@ -3,7 +3,7 @@
 //! workers cannot both start the same job.
 
 use diesel::prelude::*;
-use shared::{with_conn, Conn};
+use store_core::{with_conn, Conn};
 
 use crate::error::{AppError, Result};
 use crate::models::{new_id, now, Job};

@@ -15,13 +15,13 @@ pub mod schema;
 
 pub use error::AppError;
 
-use shared::store::{CrossReference, ForeignKey, OnDelete, Store};
+use store_core::store::{CrossReference, ForeignKey, OnDelete, Store};
 
 /// The app store as the contract describes it.
 pub static STORE: Store = Store {
     name: "app",
     depends_on: &["auth"],
-    migrations: shared::store_migrations!(),
+    migrations: store_core::store_migrations!(),
     migrations_dir: concat!(env!("CARGO_MANIFEST_DIR"), "/migrations"),
     tables: &["datasets", "documents", "processing_jobs"],
     foreign_keys: &[
@@ -64,7 +64,7 @@ pub static STORE: Store = Store {
 /// A pool of at most `size` connections to the app database at `url`, for services
 /// that use this crate: each connection is set up as the orchestrator's own (lock bound,
 /// schema, SQLite's busy timeout and foreign keys), opened when first needed. See
-/// `shared::pool`.
-pub fn pool(url: &shared::DatabaseUrl, size: u32) -> shared::pool::StorePool {
-    shared::pool::pool(STORE.name, url, size)
+/// `store_core::pool`.
+pub fn pool(url: &store_core::DatabaseUrl, size: u32) -> store_core::pool::StorePool {
+    store_core::pool::pool(STORE.name, url, size)
 }

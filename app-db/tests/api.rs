@@ -4,7 +4,7 @@ use app_db::datasets::{add_document, create_dataset, delete_dataset, NewDataset}
 use app_db::jobs;
 use app_db::AppError;
 use shared::directory::{LookupError, OwnerDirectory};
-use shared::testing::{count, for_each_backend};
+use test_kit::{count, for_each_backend};
 
 /// Owners known to this test: the app store only ever sees this trait.
 struct Known(Vec<&'static str>);

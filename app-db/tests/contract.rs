@@ -3,8 +3,8 @@
 
 use app_db::schema::{datasets, documents, processing_jobs};
 use diesel::prelude::*;
-use shared::testing::{assert_migrates_to_contract, count, for_each_backend};
 use shared::with_conn;
+use test_kit::{assert_migrates_to_contract, count, for_each_backend};
 
 #[test]
 fn migrations_produce_exactly_the_contract() {

@@ -4,5 +4,5 @@
 
 #[test]
 fn both_histories_make_the_same_schema_at_every_version() {
-    shared::testing::assert_histories_agree(&app_db::STORE);
+    test_kit::assert_histories_agree(&app_db::STORE);
 }

@@ -3,5 +3,5 @@
 
 #[test]
 fn schema_rs_is_what_both_histories_produce() {
-    shared::testing::assert_schema_rs_matches(&app_db::STORE);
+    test_kit::assert_schema_rs_matches(&app_db::STORE);
 }

@@ -4,7 +4,7 @@
 //! the row and can never take a balance below zero or spend the same credit twice.
 
 use diesel::prelude::*;
-use shared::{with_conn, with_write_txn, Conn};
+use store_core::{with_conn, with_write_txn, Conn};
 
 use crate::error::{AuthError, Result};
 use crate::models::{new_id, now, ApiKeyCredits};

@@ -2,8 +2,8 @@
 //! users and teams, without knowing auth's tables.
 
 use diesel::prelude::*;
-use shared::directory::{LookupError, OwnerDirectory};
-use shared::{with_conn, Conn};
+use store_core::directory::{LookupError, OwnerDirectory};
+use store_core::{with_conn, Conn};
 
 use crate::schema::{teams, users};
 

@@ -20,7 +20,7 @@ pub mod users;
 pub use directory::AuthDirectory;
 pub use error::AuthError;
 
-use shared::store::{ForeignKey, OnDelete, Store};
+use store_core::store::{ForeignKey, OnDelete, Store};
 
 const fn fk(
     table: &'static str,
@@ -41,7 +41,7 @@ const fn fk(
 pub static STORE: Store = Store {
     name: "auth",
     depends_on: &[],
-    migrations: shared::store_migrations!(),
+    migrations: store_core::store_migrations!(),
     migrations_dir: concat!(env!("CARGO_MANIFEST_DIR"), "/migrations"),
     tables: &[
         "users",
@@ -72,7 +72,7 @@ pub static STORE: Store = Store {
 /// A pool of at most `size` connections to the auth database at `url`, for services
 /// that use this crate: each connection is set up as the orchestrator's own (lock bound,
 /// schema, SQLite's busy timeout and foreign keys), opened when first needed. See
-/// `shared::pool`.
-pub fn pool(url: &shared::DatabaseUrl, size: u32) -> shared::pool::StorePool {
-    shared::pool::pool(STORE.name, url, size)
+/// `store_core::pool`.
+pub fn pool(url: &store_core::DatabaseUrl, size: u32) -> store_core::pool::StorePool {
+    store_core::pool::pool(STORE.name, url, size)
 }

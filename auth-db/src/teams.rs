@@ -1,7 +1,7 @@
 //! Teams and the pooling of members' credits into them.
 
 use diesel::prelude::*;
-use shared::{with_conn, Conn};
+use store_core::{with_conn, Conn};
 
 use crate::error::{AuthError, Result};
 use crate::models::{new_id, now, Team};

@@ -2,7 +2,7 @@
 //! initial grant, and the grant's ledger row, in one transaction.
 
 use diesel::prelude::*;
-use shared::{with_conn, with_write_txn, Conn};
+use store_core::{with_conn, with_write_txn, Conn};
 
 use crate::error::{AuthError, Result};
 use crate::models::{new_id, now, User};

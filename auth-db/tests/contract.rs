@@ -7,8 +7,8 @@ use auth_db::schema::{
     users, verifications,
 };
 use diesel::prelude::*;
-use shared::testing::{assert_migrates_to_contract, count, exec, for_each_backend};
 use shared::with_conn;
+use test_kit::{assert_migrates_to_contract, count, exec, for_each_backend};
 
 #[test]
 fn migrations_produce_exactly_the_contract() {

@@ -7,7 +7,7 @@ use auth_db::credits::{
 use auth_db::teams::{create_team, delete_team, pool_credits};
 use auth_db::users::{delete_user, find_user, sign_up, NewUser};
 use auth_db::AuthError;
-use shared::testing::{count, for_each_backend, TestPair};
+use test_kit::{count, for_each_backend, TestPair};
 
 fn migrated(pair: &TestPair) -> shared::Conn {
     let mut conn = pair.auth.connect();
@@ -177,7 +177,7 @@ fn deleting_a_user_through_the_api_cascades_and_sets_null() {
         let team = create_team(&mut conn, "Team", &owner).expect("team");
         grant_api_key_credits(&mut conn, &owner, "k-owner", None, 1).expect("key");
         grant_api_key_credits(&mut conn, &member, "k-team", Some(&team.id), 1).expect("key");
-        shared::testing::exec(
+        test_kit::exec(
             &mut conn,
             &format!(
                 "INSERT INTO credit_transactions (id, user_id, team_id, amount) VALUES ('t-ledger', '{member}', '{}', 0)",

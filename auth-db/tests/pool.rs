@@ -5,7 +5,7 @@
 use auth_db::credits::{balance, consume, ledger_sum};
 use auth_db::users::{sign_up, NewUser};
 use auth_db::AuthError;
-use shared::testing::for_each_backend;
+use test_kit::for_each_backend;
 
 #[derive(diesel::QueryableByName)]
 struct Setting {

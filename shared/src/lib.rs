@@ -1,14 +1,14 @@
-//! What both stores and the orchestrator need: the backend chosen from a URL, the `Store`
-//! description, configuration, connections, catalog introspection and redaction.
+//! The engine under the orchestrator: configuration, catalog introspection and comparison,
+//! history, server administration (locks, two-phase commit), scratch databases and
+//! references. It builds on `store-core` (URLs, connections, the `Store` description,
+//! errors), whose modules it re-exports so that the engine speaks of one `shared::url`,
+//! `shared::db`, `shared::store`.
 
 pub mod admin;
 pub mod catalog;
 pub mod code_schema;
 pub mod config;
 pub mod contract;
-pub mod db;
-pub mod directory;
-pub mod error;
 pub mod expected;
 pub mod history;
 pub mod inventory;
@@ -18,18 +18,15 @@ pub mod pg_access;
 pub mod pg_host;
 pub mod pg_identity;
 pub mod pg_server;
-pub mod pool;
 pub mod process;
 pub mod references;
 pub mod revert;
 mod revert_postgres;
 pub mod schema;
 pub mod scratch;
-pub mod session;
-pub mod store;
-#[cfg(feature = "testing")]
-pub mod testing;
-pub mod url;
+
+pub use store_core::{db, directory, error, pg_session, pool, session, store, url};
+pub use store_core::{store_migrations, with_conn, with_write_txn};
 
 pub use config::{Overrides, Settings};
 pub use db::Conn;

@@ -10,8 +10,8 @@ use std::collections::BTreeMap;
 use diesel::RunQueryDsl;
 use sha2::{Digest, Sha256};
 use shared::db::{quote_ident, quote_literal};
-use shared::testing::TestDb;
 use shared::Conn;
+use test_kit::TestDb;
 
 /// One table's contents: its row count and a digest of its rows in primary-key order
 /// (md5 on PostgreSQL, computed by the server; sha256 of the quoted rows on SQLite).

@@ -1,10 +1,10 @@
 //! Helpers for end-to-end tests: run the real `orchestrator` binary against a test's own
-//! databases (see `shared::testing` for how those are made and dropped).
+//! databases (see `test_kit` for how those are made and dropped).
 
 use std::path::Path;
 
 use assert_cmd::Command;
-pub use shared::testing::*;
+pub use test_kit::*;
 
 pub mod checksums;
 

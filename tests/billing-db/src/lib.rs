@@ -4,13 +4,13 @@
 //! engine on three stores (`orch-tests`' `orchestrator-billing` binary registers auth, app
 //! and this one). It is in no registry of the product.
 
-use shared::store::{CrossReference, Store};
+use store_core::store::{CrossReference, Store};
 
 /// The billing store: after auth, whose users its invoices belong to.
 pub static STORE: Store = Store {
     name: "billing",
     depends_on: &["auth"],
-    migrations: shared::store_migrations!(),
+    migrations: store_core::store_migrations!(),
     migrations_dir: concat!(env!("CARGO_MANIFEST_DIR"), "/migrations"),
     tables: &["invoices"],
     foreign_keys: &[],

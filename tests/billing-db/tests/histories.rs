@@ -4,10 +4,10 @@
 
 #[test]
 fn both_histories_make_the_same_schema_at_every_version() {
-    shared::testing::assert_histories_agree(&billing_db::STORE);
+    test_kit::assert_histories_agree(&billing_db::STORE);
 }
 
 #[test]
 fn schema_rs_matches_both_histories() {
-    shared::testing::assert_schema_rs_matches(&billing_db::STORE);
+    test_kit::assert_schema_rs_matches(&billing_db::STORE);
 }

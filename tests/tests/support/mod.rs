@@ -78,7 +78,7 @@ impl OwnCluster {
     pub fn start_with(test: &str, auth: Auth, settings: &[(&str, &str)]) -> Option<OwnCluster> {
         let Some(bin) = server_bin() else {
             assert!(
-                !shared::testing::pg_required(),
+                !test_kit::pg_required(),
                 "{test}: PostgreSQL is required but initdb was not found"
             );
             eprintln!("\n*** SKIPPED {test}: no PostgreSQL server programs (initdb) here.\n");

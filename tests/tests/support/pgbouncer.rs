@@ -32,7 +32,7 @@ fn running_as_root() -> bool {
 
 /// `(user, host, port)` of the test server's administrative URL.
 fn server() -> (String, String, u16) {
-    let url = shared::testing::pg_admin_url();
+    let url = test_kit::pg_admin_url();
     let rest = url.split_once("://").map_or(url.as_str(), |(_, r)| r);
     let (user, hostpart) = rest.rsplit_once('@').unwrap_or(("postgres", rest));
     let user = user.split(':').next().unwrap_or("postgres").to_string();
@@ -50,7 +50,7 @@ impl Bouncer {
     pub fn start(test: &str, mode: &str) -> Option<Bouncer> {
         let Some(exe) = find() else {
             assert!(
-                !shared::testing::pg_required(),
+                !test_kit::pg_required(),
                 "{test}: PostgreSQL is required but pgbouncer is not installed (apt-get install pgbouncer)"
             );
             eprintln!("\n*** SKIPPED {test}: pgbouncer is not installed.\n");

@@ -4,7 +4,7 @@
 // revert needs each `down.sql` to print it and to find out what it would destroy.
 
 /// Writes `$OUT_DIR/migration_sql.rs` with `POSTGRES_SQL` and `SQLITE_SQL`, each a slice
-/// of `shared::store::MigrationSql`, oldest first, and `POSTGRES_SQUASH` and
+/// of `store_core::store::MigrationSql`, oldest first, and `POSTGRES_SQUASH` and
 /// `SQLITE_SQUASH`, each backend's squash record.
 fn write_migration_sql() -> std::io::Result<()> {
     let manifest = std::path::PathBuf::from(std::env::var("CARGO_MANIFEST_DIR").map_err(std::io::Error::other)?);
@@ -25,7 +25,7 @@ fn write_migration_sql() -> std::io::Result<()> {
         entries.sort();
         code.push_str(&format!(
             "/// The `up.sql` text of each {backend} migration, oldest first.\n\
-             pub const {constant}: &[shared::store::MigrationSql] = &[\n"
+             pub const {constant}: &[store_core::store::MigrationSql] = &[\n"
         ));
         for (name, up, down) in entries {
             let down = match down {
@@ -33,7 +33,7 @@ fn write_migration_sql() -> std::io::Result<()> {
                 None => "None".to_string(),
             };
             code.push_str(&format!(
-                "    shared::store::MigrationSql {{ name: {name:?}, up: include_str!({:?}), down: {down} }},\n",
+                "    store_core::store::MigrationSql {{ name: {name:?}, up: include_str!({:?}), down: {down} }},\n",
                 up.display().to_string()
             ));
         }

@@ -132,7 +132,7 @@ impl Migrations {
 /// The [`Migrations`] of a store crate, from its own folder: both histories embedded from
 /// `migrations/postgres` and `migrations/sqlite`, the recorded model
 /// `migrations/postgres.schema.json`, and the SQL texts and squash records its build script
-/// wrote (`build.rs` including `shared/build/migration_sql.rs`). Every path is the calling
+/// wrote (`build.rs` including `store-core/build/migration_sql.rs`). Every path is the calling
 /// crate's; it needs `diesel_migrations` as a dependency.
 #[macro_export]
 macro_rules! store_migrations {
@@ -168,7 +168,7 @@ pub struct Store {
     pub foreign_keys: &'static [ForeignKey],
     pub references: &'static [CrossReference],
     /// The text of the crate's `src/schema.rs`: the diesel `table!` definitions its code is
-    /// compiled against (`include_str!("schema.rs")`). [`crate::code_schema::parse`] reads
+    /// compiled against (`include_str!("schema.rs")`). `shared::code_schema::parse` reads
     /// it, so that a live database can be checked for what the code reads, not only for
     /// what the migrations say.
     pub code_schema: &'static str,

@@ -1,5 +1,6 @@
-//! The test harness: every test gets its own freshly created database(s), dropped when the
+//! The tests' kit: every test gets its own freshly created database(s), dropped when the
 //! test ends, so tests run in parallel and on a server other runs have used before.
+//! A dev-dependency only: no store crate or engine compiles it into what it ships.
 //!
 //! - PostgreSQL databases are created on `ORCH_TEST_PG_URL` (default
 //!   `postgres://postgres@127.0.0.1:5432/postgres`). When the server cannot be reached the
@@ -15,8 +16,8 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use diesel::{Connection, PgConnection, RunQueryDsl};
 
-use crate::db::{quote_ident, Conn};
-use crate::url::{Backend, DatabaseUrl};
+use shared::db::{quote_ident, Conn};
+use shared::url::{Backend, DatabaseUrl};
 
 pub const DEFAULT_PG_URL: &str = "postgres://postgres@127.0.0.1:5432/postgres";
 
@@ -84,7 +85,7 @@ impl Drop for TestDb {
                 for gid in gids {
                     let _ = diesel::sql_query(format!(
                         "ROLLBACK PREPARED {}",
-                        crate::db::quote_literal(&gid)
+                        shared::db::quote_literal(&gid)
                     ))
                     .execute(&mut own);
                 }
@@ -128,7 +129,7 @@ pub fn scratch_databases_of(pid: u32) -> Vec<String> {
     };
     let sql = format!(
         "SELECT datname::text AS datname FROM pg_database WHERE starts_with(datname::text, {})",
-        crate::db::quote_literal(crate::scratch::SCRATCH_PREFIX)
+        shared::db::quote_literal(shared::scratch::SCRATCH_PREFIX)
     );
     let names: Vec<Name> = diesel::sql_query(sql)
         .load(&mut admin)
@@ -136,7 +137,7 @@ pub fn scratch_databases_of(pid: u32) -> Vec<String> {
     names
         .into_iter()
         .map(|n| n.datname)
-        .filter(|n| crate::scratch::creator_pid(n) == Some(pid))
+        .filter(|n| shared::scratch::creator_pid(n) == Some(pid))
         .collect()
 }
 
@@ -274,8 +275,8 @@ fn create_pg_db(admin: &mut PgConnection, test: &str, label: &str) -> TestDb {
 
 /// Asserts that the database on `conn` meets `store`'s contract (tables, foreign keys and
 /// their ON DELETE actions); `context` says where, in the failure message.
-pub fn assert_meets_contract(conn: &mut Conn, store: &crate::store::Store, context: &str) {
-    let check = match crate::contract::check_schema(conn, store) {
+pub fn assert_meets_contract(conn: &mut Conn, store: &shared::store::Store, context: &str) {
+    let check = match shared::contract::check_schema(conn, store) {
         Ok(check) => check,
         Err(e) => panic!("{context}: checking the {} schema: {e}", store.name),
     };
@@ -290,9 +291,9 @@ pub fn assert_meets_contract(conn: &mut Conn, store: &crate::store::Store, conte
 /// Migrates `store` on `conn` and asserts that the catalogs show exactly the store's
 /// tables and foreign keys (with their ON DELETE actions), and that migrating again
 /// applies nothing.
-pub fn assert_migrates_to_contract(conn: &mut Conn, store: &crate::store::Store) {
+pub fn assert_migrates_to_contract(conn: &mut Conn, store: &shared::store::Store) {
     let backend = conn.backend();
-    let applied = crate::migrations::run_pending(conn, store, |_| {}).unwrap_or_else(|f| {
+    let applied = shared::migrations::run_pending(conn, store, |_| {}).unwrap_or_else(|f| {
         panic!(
             "{} on {backend}: migration {} failed: {}",
             store.name, f.migration, f.reason
@@ -306,14 +307,14 @@ pub fn assert_migrates_to_contract(conn: &mut Conn, store: &crate::store::Store)
 
     let mut expected_tables: Vec<String> = store.tables.iter().map(|t| t.to_string()).collect();
     expected_tables.sort();
-    let tables = crate::catalog::tables(conn).unwrap_or_else(|e| panic!("tables: {e}"));
+    let tables = shared::catalog::tables(conn).unwrap_or_else(|e| panic!("tables: {e}"));
     assert_eq!(
         tables, expected_tables,
         "{} on {backend}: tables",
         store.name
     );
 
-    let mut expected_fks: Vec<(String, String, String, String, crate::store::OnDelete)> = store
+    let mut expected_fks: Vec<(String, String, String, String, shared::store::OnDelete)> = store
         .foreign_keys
         .iter()
         .map(|f| {
@@ -327,7 +328,7 @@ pub fn assert_migrates_to_contract(conn: &mut Conn, store: &crate::store::Store)
         })
         .collect();
     expected_fks.sort();
-    let mut fks: Vec<_> = crate::catalog::foreign_keys(conn)
+    let mut fks: Vec<_> = shared::catalog::foreign_keys(conn)
         .unwrap_or_else(|e| panic!("fks: {e}"))
         .into_iter()
         .map(|f| (f.table, f.column, f.ref_table, f.ref_column, f.on_delete))
@@ -339,7 +340,7 @@ pub fn assert_migrates_to_contract(conn: &mut Conn, store: &crate::store::Store)
         store.name
     );
     // The one-query form that reset and verify use reads the same.
-    let (one_tables, one_fks) = crate::catalog::tables_and_foreign_keys(conn)
+    let (one_tables, one_fks) = shared::catalog::tables_and_foreign_keys(conn)
         .unwrap_or_else(|e| panic!("tables and fks: {e}"));
     assert_eq!(
         one_tables, tables,
@@ -357,20 +358,20 @@ pub fn assert_migrates_to_contract(conn: &mut Conn, store: &crate::store::Store)
         store.name
     );
 
-    let again = crate::migrations::run_pending(conn, store, |_| {})
+    let again = shared::migrations::run_pending(conn, store, |_| {})
         .unwrap_or_else(|f| panic!("second migrate failed at {}: {}", f.migration, f.reason));
     assert!(
         again.is_empty(),
         "{} on {backend}: migrating twice must be a no-op",
         store.name
     );
-    let state = crate::migrations::state(conn, store).unwrap_or_else(|e| panic!("state: {e}"));
+    let state = shared::migrations::state(conn, store).unwrap_or_else(|e| panic!("state: {e}"));
     assert!(
         state.pending.is_empty() && state.unknown.is_empty() && state.modified.is_empty(),
         "{state:?}"
     );
     assert_eq!(
-        count(conn, crate::catalog::ORCHESTRATOR_MIGRATIONS_TABLE) as usize,
+        count(conn, shared::catalog::ORCHESTRATOR_MIGRATIONS_TABLE) as usize,
         state.applied.len(),
         "{} on {backend}: every applied migration has its checksum recorded",
         store.name
@@ -379,7 +380,7 @@ pub fn assert_migrates_to_contract(conn: &mut Conn, store: &crate::store::Store)
 
 /// Row count of one table, for assertions.
 pub fn count(conn: &mut Conn, table: &str) -> i64 {
-    crate::catalog::row_counts(conn, &[table.to_string()])
+    shared::catalog::row_counts(conn, &[table.to_string()])
         .unwrap_or_else(|e| panic!("count {table}: {e}"))
         .first()
         .map(|(_, n)| *n)
@@ -393,23 +394,23 @@ pub fn exec(conn: &mut Conn, sql: &str) {
     }
 }
 
-/// Proves `store`'s two migration histories are one (see `crate::lint`): the same
+/// Proves `store`'s two migration histories are one (see `shared::lint`): the same
 /// versions, the same logical schema after every version (PostgreSQL replayed on the
 /// test server when it is reachable, and always when it is required), and a recorded
 /// PostgreSQL model that is what the PostgreSQL history makes. Panics naming each
 /// difference.
-pub fn assert_histories_agree(store: &crate::store::Store) {
+pub fn assert_histories_agree(store: &shared::store::Store) {
     let test = format!("{}_histories", store.name);
     let server = pg_admin(&test).map(|_| {
         DatabaseUrl::parse(&pg_admin_url()).unwrap_or_else(|e| panic!("ORCH_TEST_PG_URL: {e}"))
     });
-    let histories = crate::lint::Histories {
+    let histories = shared::lint::Histories {
         store: store.name,
-        postgres: crate::history::History::of(store, Backend::Postgres, None),
-        sqlite: crate::history::History::of(store, Backend::Sqlite, None),
-        recorded: crate::expected::recorded_postgres(store),
+        postgres: shared::history::History::of(store, Backend::Postgres, None),
+        sqlite: shared::history::History::of(store, Backend::Sqlite, None),
+        recorded: shared::expected::recorded_postgres(store),
     };
-    let report = crate::lint::check(&histories, server.as_ref())
+    let report = shared::lint::check(&histories, server.as_ref())
         .unwrap_or_else(|e| panic!("{}: checking the histories: {e}", store.name));
     assert!(
         report.ok(),
@@ -430,7 +431,7 @@ pub fn assert_histories_agree(store: &crate::store::Store) {
 /// type families, nullability and primary keys, in both directions. diesel writes the
 /// file from the PostgreSQL history (see the crate's diesel.toml); this holds both
 /// histories to it, since the one file serves both.
-pub fn assert_schema_rs_matches(store: &crate::store::Store) {
+pub fn assert_schema_rs_matches(store: &shared::store::Store) {
     for backend in backends() {
         let test = format!("{}_schema_rs", store.name);
         let dir = std::env::temp_dir();
@@ -450,17 +451,17 @@ pub fn assert_schema_rs_matches(store: &crate::store::Store) {
             }
         };
         let name = store.name;
-        crate::migrations::run_pending(&mut conn, store, |_| {}).unwrap_or_else(|f| {
+        shared::migrations::run_pending(&mut conn, store, |_| {}).unwrap_or_else(|f| {
             panic!(
                 "{name} on {backend}: migration {} failed: {}",
                 f.migration, f.reason
             )
         });
-        let live = crate::schema::introspect(&mut conn)
+        let live = shared::schema::introspect(&mut conn)
             .unwrap_or_else(|e| panic!("{name} on {backend}: reading the catalog: {e}"));
-        let code = crate::code_schema::parse(store.code_schema)
+        let code = shared::code_schema::parse(store.code_schema)
             .unwrap_or_else(|e| panic!("{name}-db/src/schema.rs: {e}"));
-        let problems = crate::code_schema::mismatches(name, &code, &live);
+        let problems = shared::code_schema::mismatches(name, &code, &live);
         let lines: Vec<String> = problems.iter().map(|p| p.message.clone()).collect();
         assert!(
             problems.is_empty(),

@@ -1,7 +1,7 @@
 //! Connections to either backend, opened the same way everywhere so that every connection
 //! has the same safety settings: in SQLite foreign keys on and a busy timeout of the run's
 //! lock bound; in PostgreSQL a connect timeout, an application name naming the process and
-//! host, and the session state of `pg_server::prepare_session` (the run's lock bound).
+//! host, and the session state of `pg_session::prepare_session` (the run's lock bound).
 
 use diesel::pg::PgConnection;
 use diesel::sqlite::SqliteConnection;
@@ -125,7 +125,7 @@ impl Conn {
 pub fn open_postgres(url: &DatabaseUrl) -> Result<PgConnection, String> {
     let fail = |e: &dyn std::fmt::Display| one_line(&scrub(url, e.to_string().trim()));
     let mut conn = PgConnection::establish(&postgres_connect_string(url)).map_err(|e| fail(&e))?;
-    crate::pg_server::prepare_session(&mut conn, crate::session::lock_timeout_millis())
+    crate::pg_session::prepare_session(&mut conn, crate::session::lock_timeout_millis())
         .map_err(|e| fail(&format!("setting up the session: {e}")))?;
     // The store's schema, whatever the role's search_path: a schema named after the role
     // (the per-user pattern) must not hide the store's tables or receive a second set.
