@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The write-fence trials at full size (tests/tests/writers.rs): a writer commits a row
+# The write-fence trials at full size (tests/tests/e2e/writers.rs): a writer commits a row
 # every 10 ms into auth's `verifications` throughout `reset --force` of a store holding
 # ROWS rows (default 1,000,000), TRIALS times (default 10) per backend; every row whose
 # commit returned must be in the reset's backup or in the new database. PostgreSQL runs
@@ -20,7 +20,7 @@ for i in "${!urls[@]}"; do
   ((i > 0)) && backends=postgres
   set +e
   ORCH_TEST_PG_URL="$url" ORCH_TEST_BACKENDS="$backends" \
-    cargo test --release -p orch-tests --test writers -- --nocapture 2>&1 \
+    cargo test --release -p orch-tests --test e2e -- writers:: --nocapture 2>&1 \
     | grep -E 'WRITER TRIAL|test result|panicked|lost:'
   codes=("${PIPESTATUS[@]}")
   set -e

@@ -268,3 +268,60 @@ fn sqlite_checksums(lite: &mut diesel::SqliteConnection) -> Checksums {
     }
     sums
 }
+
+/// A store's data and shape, for "this run changed nothing" and "restore brought back
+/// every row": the data checksums (bookkeeping aside), every column and every foreign
+/// key. The one comparison the end-to-end tests make of a store before and after.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Snapshot {
+    pub data: Checksums,
+    pub columns: Vec<shared::catalog::LiveColumn>,
+    pub fks: Vec<shared::catalog::LiveForeignKey>,
+}
+
+impl Snapshot {
+    /// The rows of `table` (in any schema), 0 when there is no such table.
+    pub fn rows(&self, table: &str) -> i64 {
+        self.data
+            .iter()
+            .filter(|(name, _)| name.rsplit_once('.').map_or(name.as_str(), |(_, t)| t) == table)
+            .filter_map(|(_, sum)| sum.rows())
+            .sum()
+    }
+
+    /// Rows over every data table.
+    pub fn total_rows(&self) -> i64 {
+        total_rows(&self.data)
+    }
+}
+
+/// The store on `conn`, read now.
+pub fn snapshot(conn: &mut Conn) -> Snapshot {
+    Snapshot {
+        data: data_checksums(conn),
+        columns: shared::catalog::columns(conn).expect("columns"),
+        fks: shared::catalog::foreign_keys(conn).expect("foreign keys"),
+    }
+}
+
+/// Both stores of a pair (auth, app), read now.
+pub fn snapshots(pair: &test_kit::TestPair) -> (Snapshot, Snapshot) {
+    (
+        snapshot(&mut pair.auth.connect()),
+        snapshot(&mut pair.app.connect()),
+    )
+}
+
+/// The data checksums of both stores of a pair (auth, app): what tells an old state from
+/// a new one.
+pub fn data_sums(pair: &test_kit::TestPair) -> [Checksums; 2] {
+    [
+        data_checksums(&mut pair.auth.connect()),
+        data_checksums(&mut pair.app.connect()),
+    ]
+}
+
+/// Everything a reader could change in either store of a pair: [`fingerprint`] of each.
+pub fn fingerprints(pair: &test_kit::TestPair) -> (Fingerprint, Fingerprint) {
+    (fingerprint(&pair.auth), fingerprint(&pair.app))
+}

@@ -11,7 +11,8 @@ use shared::Backend;
 #[path = "reset/state.rs"]
 mod state;
 
-use state::{assert_clean_and_verified, seed, snapshot, snapshots};
+use orch_tests::checksums::{snapshot, snapshots};
+use state::{assert_clean_and_verified, seed};
 
 fn stderr_of(output: &std::process::Output) -> String {
     String::from_utf8_lossy(&output.stderr).into_owned()
@@ -50,7 +51,8 @@ fn dry_run_prints_the_plan_and_changes_nothing() {
         let (code, plan) = json_of(orchestrator(pair), &["reset", "--force", "--dry-run"]);
         assert_eq!(code, 0, "{plan}");
         assert_eq!(plan["dry_run"], true);
-        assert_eq!(plan["stores"][0]["rows_before"], 6, "{plan}");
+        // Three users with their three credits rows, a team and one ledger row.
+        assert_eq!(plan["stores"][0]["rows_before"], 8, "{plan}");
         let shipped = shared::migrations::shipped(&auth_db::STORE, pair.backend).expect("shipped");
         assert_eq!(
             plan["stores"][0]["migrations"].as_array().map(Vec::len),
@@ -190,14 +192,7 @@ fn restore_rejects_damaged_or_mismatched_backups_before_touching_anything() {
             .args(["restore", dir.to_str().expect("utf8"), "--store", "auth"])
             .assert()
             .success();
-        assert_eq!(
-            snapshot(&mut pair.auth.connect())
-                .tables
-                .iter()
-                .find(|(t, _)| t == "users")
-                .map(|(_, n)| *n),
-            Some(3)
-        );
+        assert_eq!(snapshot(&mut pair.auth.connect()).rows("users"), 3);
     });
 }
 
@@ -447,8 +442,9 @@ fn losing_the_app_connection_mid_reset_leaves_old_data_or_a_clean_reset() {
         return;
     };
     seed(&pair);
-    let before = snapshots(&pair);
     for mode in ["off", "on"] {
+        // (Each mode starts from a fresh seed: new ids and timestamps, so its own "before".)
+        let before = snapshots(&pair);
         let child = orch_tests::process(&pair)
             .args(["reset", "--force"])
             .env("ORCH_FAULT", "pause-before-commit:auth")

@@ -65,12 +65,9 @@ pub fn timed(mut cmd: Command, what: &str) -> Duration {
 
 /// The binary with `auth` and `app` as its stores, in `dir`.
 pub fn on(dir: &Path, auth: &TestDb, app: &TestDb, args: &[&str]) -> Command {
-    let mut cmd = orch_tests::process_in(dir);
-    cmd.arg("--auth-url")
-        .arg(auth.url_string())
-        .arg("--app-url")
-        .arg(app.url_string())
-        .args(args);
+    let (auth, app) = (auth.url_string(), app.url_string());
+    let mut cmd = orch_tests::launch(dir, &[("auth", &auth), ("app", &app)]);
+    cmd.args(args);
     cmd
 }
 
@@ -107,13 +104,7 @@ pub fn seed(pair: &TestPair, rows: u64) {
     );
 }
 
-/// The data checksums of both stores (auth, app): what tells an old state from a new one.
-pub fn data_sums(pair: &TestPair) -> [Checksums; 2] {
-    [
-        checksums::data_checksums(&mut pair.auth.connect()),
-        checksums::data_checksums(&mut pair.app.connect()),
-    ]
-}
+pub use orch_tests::checksums::data_sums;
 
 #[derive(diesel::QueryableByName)]
 struct Number {

@@ -16,14 +16,7 @@ fn counts(pair: &orch_tests::TestPair) -> Vec<(String, i64)> {
 fn smoke_passes_and_leaves_nothing_behind() {
     for_each_backend("smoke_passes", |pair| {
         orchestrator(pair).arg("migrate").assert().success();
-        exec(
-            &mut pair.auth.connect(),
-            "INSERT INTO users (id, email) VALUES ('keep', 'keep@x')",
-        );
-        exec(
-            &mut pair.app.connect(),
-            "INSERT INTO datasets (id, owner_id, name) VALUES ('d', 'keep', 'n')",
-        );
+        orch_tests::seed::newcomer(pair, "keep@x");
         let before = counts(pair);
         let (code, report) = json_of(orchestrator(pair), &["smoke"]);
         assert_eq!(code, 0, "{report}");

@@ -9,7 +9,7 @@ use std::process::Stdio;
 use orch_tests::{orchestrator, TestDb, TestPair};
 use shared::Backend;
 
-use crate::common::{
+use super::common::{
     classify, data_sums, env_number, kill_delay, pair_cmd, rows, seed, timed, Outcome, Tally,
 };
 use crate::support::{Auth, OwnCluster};

@@ -6,7 +6,7 @@
 //! every table of every schema back.
 
 use orch_tests::checksums::Checksums;
-use orch_tests::{exec, json_of, orchestrator_in, TestDb, TestPair};
+use orch_tests::{exec, json_of, TestDb, TestPair};
 use shared::Backend;
 
 /// A login role of the test's own. Dropped at the end, before the pair's databases:
@@ -72,14 +72,8 @@ impl Drop for Role {
 
 /// The binary on the pair's databases as `role`.
 fn as_role(pair: &TestPair, role: &Role) -> assert_cmd::Command {
-    let mut cmd = orchestrator_in(pair.path());
-    cmd.args([
-        "--auth-url",
-        &role.url(&pair.auth),
-        "--app-url",
-        &role.url(&pair.app),
-    ]);
-    cmd
+    let (auth, app) = (role.url(&pair.auth), role.url(&pair.app));
+    orch_tests::orchestrator_on(pair.path(), &[("auth", &auth), ("app", &app)])
 }
 
 /// Checksums of every table in every schema, this tool's run journal aside (a restore
@@ -109,7 +103,7 @@ const AUTH_EXTRAS: &str = "
     CREATE SCHEMA billing;
     CREATE TABLE billing.invoices (id int PRIMARY KEY, customer_email public.citext,
         user_id text REFERENCES public.users (id));
-    INSERT INTO billing.invoices SELECT g, 'c' || g || '@x', 'u1' FROM generate_series(1, 20) g;
+    INSERT INTO billing.invoices SELECT g, 'c' || g || '@x', (SELECT min(id) FROM users) FROM generate_series(1, 20) g;
     CREATE VIEW billing.customers AS SELECT id, email FROM public.users;
     SELECT lo_from_bytea(0, 'a scanned contract');
 ";
@@ -123,7 +117,7 @@ fn a_real_shaped_database_is_named_guarded_backed_up_and_restored_whole() {
     owner.own(&pair.auth);
     owner.own(&pair.app);
     as_role(&pair, &owner).arg("migrate").assert().success();
-    orch_tests::seed_contract_rows(&pair);
+    orch_tests::seed::contract_rows(&pair);
     let mut auth = shared::Conn::establish(
         "test",
         &shared::DatabaseUrl::parse(&owner.url(&pair.auth)).expect("url"),
@@ -278,7 +272,7 @@ fn hidden_from_the_owner(pair: &TestPair, label: &str, table: &str) -> Role {
     owner.own(&pair.auth);
     owner.own(&pair.app);
     as_role(pair, &owner).arg("migrate").assert().success();
-    orch_tests::seed_contract_rows(pair);
+    orch_tests::seed::contract_rows(pair);
     exec(
         &mut pair.app.connect(),
         &format!(
@@ -447,7 +441,7 @@ fn each_store_works_in_its_own_schema_whatever_the_roles_search_path() {
     alice.own(&pair.auth);
     alice.own(&pair.app);
     as_role(&pair, &alice).arg("migrate").assert().success();
-    orch_tests::seed_contract_rows(&pair);
+    orch_tests::seed::contract_rows(&pair);
     // The per-user pattern PostgreSQL's documentation recommends: a schema named after
     // the role, first on its default search_path ("$user", public).
     exec(
@@ -490,7 +484,7 @@ fn each_store_works_in_its_own_schema_whatever_the_roles_search_path() {
     );
     assert_eq!(code, 3, "{plan}");
     assert_eq!(plan["stores"][0]["inventory"]["schema"], "public");
-    assert_eq!(plan["stores"][0]["rows_before"], 6, "{plan}");
+    assert_eq!(plan["stores"][0]["rows_before"], 8, "{plan}");
 
     // A schema of its own, configured: migrate creates it and works there, reset
     // replaces only it.

@@ -86,7 +86,7 @@ fn prepared(test: &str, journal_mode: &str) -> TestPair {
     );
     drop(conn);
     orchestrator(&pair).arg("migrate").assert().success();
-    orch_tests::seed_contract_rows(&pair);
+    orch_tests::seed::contract_rows(&pair);
     pair
 }
 

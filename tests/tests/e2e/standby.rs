@@ -4,12 +4,12 @@
 //! and squash, whose scratch databases it cannot hold; what only reads (status, verify,
 //! backup, diff with its scratch database elsewhere) works.
 
-mod support;
+use crate::support;
 
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use orch_tests::{count, json_of, seed_contract_rows, TestDb, TestPair};
+use orch_tests::{count, json_of, TestDb, TestPair};
 use shared::{Backend, Conn, DatabaseUrl};
 use support::{Auth, OwnCluster};
 
@@ -82,7 +82,7 @@ fn a_hot_standby_is_named_by_every_report_and_refused_by_every_writer() {
         .arg("migrate")
         .assert()
         .success();
-    seed_contract_rows(&on_primary);
+    orch_tests::seed::contract_rows(&on_primary);
     let standby = primary.start_standby();
     // auth on the standby, app on the primary; then both on the standby.
     let pair = pair_on(work.path(), &standby.url("auth"), &primary.url("app"));

@@ -32,7 +32,6 @@ mod common;
 mod history;
 #[path = "kill_trials/server_stop.rs"]
 mod server_stop;
-mod support;
 
 use common::{
     classify, data_sums, kill_delay, pair_cmd, rows, run_and_kill, seed, timed, trials, Outcome,

@@ -17,31 +17,20 @@
 //! load commits auth on its own before app is loaded, so a failure in app leaves auth
 //! restored and app as before.
 
-use orch_tests::checksums::{self, Checksums};
-use orch_tests::{exec, for_each_backend, json_of, orchestrator, TestPair};
+use orch_tests::checksums::{self, data_sums, Checksums};
+use orch_tests::{for_each_backend, json_of, orchestrator, TestPair};
 use shared::Backend;
 
 fn seed(pair: &TestPair) {
-    orch_tests::seed_contract_rows(pair);
+    orch_tests::seed::contract_rows(pair);
 }
 
-/// Rows written after the backup: what a restore replaces.
+/// Rows written after the backup: what a restore replaces (a newcomer with a dataset
+/// and a document in it).
 fn write_more(pair: &TestPair) {
-    exec(
-        &mut pair.auth.connect(),
-        "INSERT INTO users (id, email) VALUES ('u4', 'd@x'); UPDATE users SET email = 'a2@x' WHERE id = 'u1';",
-    );
-    exec(
-        &mut pair.app.connect(),
-        "INSERT INTO datasets (id, owner_id, name) VALUES ('d3', 'u4', 'three'); DELETE FROM processing_jobs;",
-    );
-}
-
-fn sums(pair: &TestPair) -> [Checksums; 2] {
-    [
-        checksums::data_checksums(&mut pair.auth.connect()),
-        checksums::data_checksums(&mut pair.app.connect()),
-    ]
+    let (_, dataset) = orch_tests::seed::newcomer(pair, "d@x");
+    app_db::datasets::add_document(&mut pair.app.connect(), &dataset, "b.pdf", None, None)
+        .expect("document");
 }
 
 /// Whether a run under `mode` (`ORCH_TWO_PHASE`) uses two-phase commit on this pair.
@@ -89,7 +78,7 @@ fn run_with_fault(
         stderr.contains("app database"),
         "{context}: names the store: {stderr}"
     );
-    let right_after = sums(pair);
+    let right_after = data_sums(pair);
     assert!(
         right_after == *old || !stderr.contains("nothing was changed"),
         "{context}: says nothing was changed, but auth {} and app {}: {stderr}",
@@ -131,7 +120,7 @@ fn run_with_fault(
     orchestrator(pair).arg("migrate").assert().success();
     assert_settled(pair, &context);
     let expected = if completes { new } else { old };
-    let after = sums(pair);
+    let after = data_sums(pair);
     for (i, store) in ["auth", "app"].into_iter().enumerate() {
         assert!(
             checksums::total_rows(&after[i]) > 0 || checksums::total_rows(&expected[i]) == 0,
@@ -179,10 +168,10 @@ fn a_reset_that_fails_in_app_leaves_both_as_before_or_is_completed() {
     for_each_backend("fault_reset", |pair| {
         let config = orch_tests::configuration(&pair.auth);
         orchestrator(pair).arg("migrate").assert().success();
-        let new = sums(pair);
+        let new = data_sums(pair);
         for fault in FAULTS {
             seed(pair);
-            let old = sums(pair);
+            let old = data_sums(pair);
             run_with_fault(pair, &["reset", "--force"], fault, (&old, &new), &config);
             orchestrator(pair)
                 .args(["reset", "--force", "--no-backup"])
@@ -200,13 +189,13 @@ fn a_restore_that_fails_in_app_leaves_both_as_before() {
         let config = orch_tests::configuration(&pair.auth);
         orchestrator(pair).arg("migrate").assert().success();
         seed(pair);
-        let new = sums(pair);
+        let new = data_sums(pair);
         let (code, made) = json_of(orchestrator(pair), &["backup", "--out", "sets"]);
         assert_eq!(code, 0, "{made}");
         let set = made["dir"].as_str().expect("dir").to_string();
         for fault in FAULTS {
             write_more(pair);
-            let old = sums(pair);
+            let old = data_sums(pair);
             assert_ne!(old, new, "the backup and the live stores differ");
             run_with_fault(
                 pair,
@@ -220,7 +209,7 @@ fn a_restore_that_fails_in_app_leaves_both_as_before() {
                 .args(["restore", &set, "--force"])
                 .assert()
                 .success();
-            assert!(sums(pair) == new, "an undisturbed restore on {config}");
+            assert!(data_sums(pair) == new, "an undisturbed restore on {config}");
         }
     });
 }

@@ -9,23 +9,11 @@
 
 use std::path::{Path, PathBuf};
 
-use orch_tests::checksums::{data_checksums, fingerprint, Fingerprint};
+use orch_tests::checksums::{data_sums, fingerprints};
 use orch_tests::{exec, for_each_backend, json_of, orchestrator, TestPair};
 use shared::Backend;
 
-type Sums = (
-    orch_tests::checksums::Checksums,
-    orch_tests::checksums::Checksums,
-);
-
-/// The data of both stores, every table of every schema (bookkeeping aside: every rebuild
-/// rewrites it).
-fn pair_checksums(pair: &TestPair) -> Sums {
-    (
-        data_checksums(&mut pair.auth.connect()),
-        data_checksums(&mut pair.app.connect()),
-    )
-}
+type Sums = [orch_tests::checksums::Checksums; 2];
 
 fn stderr_of(output: &std::process::Output) -> String {
     String::from_utf8_lossy(&output.stderr).into_owned()
@@ -35,17 +23,8 @@ fn stderr_of(output: &std::process::Output) -> String {
 /// folder, the checksums the backup holds and the checksums now.
 fn seeded_with_backup(pair: &TestPair) -> (PathBuf, Sums, Sums) {
     orchestrator(pair).arg("migrate").assert().success();
-    exec(
-        &mut pair.auth.connect(),
-        "INSERT INTO users (id, email) VALUES ('u1', 'a@x'), ('u2', 'b@x');
-         INSERT INTO teams (id, name, owner_id) VALUES ('t1', 'team', 'u1');",
-    );
-    exec(
-        &mut pair.app.connect(),
-        "INSERT INTO datasets (id, owner_id, team_id, name) VALUES ('d1', 'u1', 't1', 'one');
-         INSERT INTO documents (id, dataset_id, filename) VALUES ('doc1', 'd1', 'a.pdf');",
-    );
-    let backed = pair_checksums(pair);
+    orch_tests::seed::contract_rows(pair);
+    let backed = data_sums(pair);
     let (code, report) = json_of(orchestrator(pair), &["backup"]);
     assert_eq!(code, 0, "{report}");
     let dir = PathBuf::from(report["dir"].as_str().expect("backup dir"));
@@ -55,15 +34,10 @@ fn seeded_with_backup(pair: &TestPair) -> (PathBuf, Sums, Sums) {
         pair.path().join(dir)
     };
     // Rows written after the backup: a restore replaces them, a failed one keeps them.
-    exec(
-        &mut pair.auth.connect(),
-        "INSERT INTO users (id, email) VALUES ('u3', 'c@x');",
-    );
-    exec(
-        &mut pair.app.connect(),
-        "INSERT INTO datasets (id, owner_id, name) VALUES ('d2', 'u3', 'two'), ('d3', 'u3', 'three');",
-    );
-    (dir, backed, pair_checksums(pair))
+    let (_, dataset) = orch_tests::seed::newcomer(pair, "late@x");
+    app_db::datasets::add_document(&mut pair.app.connect(), &dataset, "late.pdf", None, None)
+        .expect("document");
+    (dir, backed, data_sums(pair))
 }
 
 fn restore(pair: &TestPair, dir: &Path, env: &[(&str, &str)]) -> std::process::Output {
@@ -76,13 +50,6 @@ fn restore(pair: &TestPair, dir: &Path, env: &[(&str, &str)]) -> std::process::O
         .arg("--force")
         .output()
         .expect("run restore")
-}
-
-/// Everything a reader could change in either store: every table (bookkeeping included;
-/// tables a prepared rebuild holds are marked, not read), prepared transactions, staged
-/// files.
-fn readable_checksums(pair: &TestPair) -> (Fingerprint, Fingerprint) {
-    (fingerprint(&pair.auth), fingerprint(&pair.app))
 }
 
 /// The two-phase settings a backend's restore is tried under.
@@ -116,7 +83,7 @@ fn a_restore_whose_app_drop_waits_out_the_lock_timeout_leaves_both_as_before() {
         assert!(stderr.contains("app database"), "{mode}: {stderr}");
         assert!(stderr.contains("nothing was changed"), "{mode}: {stderr}");
         assert_eq!(
-            pair_checksums(&pair),
+            data_sums(&pair),
             before,
             "{mode}: auth is not restored while app could not be"
         );
@@ -126,7 +93,7 @@ fn a_restore_whose_app_drop_waits_out_the_lock_timeout_leaves_both_as_before() {
     // Undisturbed, the restore brings back exactly what the backup holds.
     let output = restore(&pair, &dir, &[]);
     assert!(output.status.success(), "{}", stderr_of(&output));
-    assert_eq!(pair_checksums(&pair), backed);
+    assert_eq!(data_sums(&pair), backed);
 }
 
 #[test]
@@ -143,7 +110,7 @@ fn a_restore_killed_between_commits_is_finished_from_its_backup_by_the_next_writ
                 ],
             );
             assert!(!output.status.success(), "the run must have died");
-            let mixed = readable_checksums(pair);
+            let mixed = fingerprints(pair);
             for reader in ["status", "verify", "smoke"] {
                 let output = orchestrator(pair).arg(reader).output().expect("run");
                 let said = format!(
@@ -157,7 +124,7 @@ fn a_restore_killed_between_commits_is_finished_from_its_backup_by_the_next_writ
                     "{reader} ({mode}): {said}"
                 );
                 assert_eq!(
-                    readable_checksums(pair),
+                    fingerprints(pair),
                     mixed,
                     "{reader:?} ({mode}) on {} changes nothing",
                     pair.backend
@@ -174,7 +141,7 @@ fn a_restore_killed_between_commits_is_finished_from_its_backup_by_the_next_writ
             let (code, recovered) = json_of(orchestrator(pair), &["recover"]);
             assert_eq!(code, 0, "{recovered}");
             assert_eq!(
-                pair_checksums(pair),
+                data_sums(pair),
                 backed,
                 "({mode}) on {}: app finished from the backup, not emptied by the migrations",
                 pair.backend
@@ -198,7 +165,7 @@ fn a_run_whose_backup_set_is_gone_is_undone_from_its_safety_backup_or_left_alone
             ],
         );
         assert!(!output.status.success(), "the run must have died");
-        let mixed = pair_checksums(pair);
+        let mixed = data_sums(pair);
         if let Some(live) = pair.app.url.sqlite_path() {
             // SQLite: app's rebuilt file was ready beside it; lose it too, so that only
             // the backup set could finish the run.
@@ -241,7 +208,7 @@ fn a_run_whose_backup_set_is_gone_is_undone_from_its_safety_backup_or_left_alone
             stderr.contains("nothing was changed") && stderr.contains("cannot be finished"),
             "{stderr}"
         );
-        assert_eq!(pair_checksums(pair), mixed, "neither finished nor undone");
+        assert_eq!(data_sums(pair), mixed, "neither finished nor undone");
 
         std::fs::rename(&safety_moved, &safety).expect("the safety backup back");
         let (code, recovered) = json_of(orchestrator(pair), &["recover"]);
@@ -253,7 +220,7 @@ fn a_run_whose_backup_set_is_gone_is_undone_from_its_safety_backup_or_left_alone
             "{recovered}"
         );
         assert_eq!(
-            pair_checksums(pair),
+            data_sums(pair),
             before,
             "on {}: auth put back, both as before the run",
             pair.backend

@@ -7,7 +7,7 @@
 //! `localhost`, the socket by `?host=` or `PGHOST`, a service naming loopback, a list of
 //! local hosts).
 
-mod support;
+use crate::support;
 
 use orch_tests::orchestrator_in;
 use shared::Backend;

@@ -2,7 +2,9 @@
 //! port, for the tests that must stop the server (`pg_ctl stop -m immediate`) or need it
 //! to check passwords, neither of which a test may do to the shared server. Removed when
 //! dropped. `initdb` refuses to run as root, so as root the server runs as `postgres`.
-#![allow(dead_code, reason = "each test file uses part of this module")]
+#![allow(dead_code, reason = "each test area uses part of this module")]
+
+pub mod pgbouncer;
 
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};

@@ -135,11 +135,7 @@ fn status_reports_backend_migrations_and_row_counts() {
         );
 
         orchestrator(pair).arg("migrate").assert().success();
-        let mut auth = pair.auth.connect();
-        orch_tests::exec(
-            &mut auth,
-            "INSERT INTO users (id, email) VALUES ('u1', 'a@x'), ('u2', 'b@x')",
-        );
+        orch_tests::seed::contract_rows(pair);
 
         let (code, after) = json_of(orchestrator(pair), &["status"]);
         assert_eq!(code, 0, "{after}");
@@ -154,7 +150,7 @@ fn status_reports_backend_migrations_and_row_counts() {
             .iter()
             .find(|t| t["table"] == "users")
             .expect("users row count");
-        assert_eq!(users["rows"], 2);
+        assert_eq!(users["rows"], 3);
         assert!(
             !auth_status["tables"]
                 .as_array()

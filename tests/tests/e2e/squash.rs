@@ -3,9 +3,7 @@
 
 use std::path::{Path, PathBuf};
 
-use orch_tests::{
-    exec, for_each_backend, json_of, orchestrator_in, pg_admin_url, test_db, TestDb, TestPair,
-};
+use orch_tests::{exec, for_each_backend, json_of, pg_admin_url, test_db, TestDb, TestPair};
 use shared::catalog;
 
 fn subdirs(dir: &Path) -> Vec<String> {
@@ -21,10 +19,8 @@ fn subdirs(dir: &Path) -> Vec<String> {
 
 /// The binary with `db` as the auth database.
 fn on(pair: &TestPair, db: &TestDb) -> assert_cmd::Command {
-    let mut cmd = orchestrator_in(pair.path());
-    cmd.arg("--auth-url").arg(db.url_string());
-    cmd.arg("--app-url").arg(pair.app.url_string());
-    cmd
+    let (auth, app) = (db.url_string(), pair.app.url_string());
+    orch_tests::orchestrator_on(pair.path(), &[("auth", &auth), ("app", &app)])
 }
 
 fn squash_case(source: &Path, test: &str) {

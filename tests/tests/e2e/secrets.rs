@@ -4,7 +4,7 @@
 //! every file under the working folder, names and contents, backups and manifests
 //! included) is searched for the password, raw and percent-encoded.
 
-mod support;
+use crate::support;
 
 use std::path::{Path, PathBuf};
 use std::process::Command;

@@ -4,7 +4,7 @@
 //! reset of auth against the rows that reference it from billing, resets all three, and
 //! finishes a reset that died between two commits.
 
-use orch_tests::{backends, count, exec, json_of, orchestrator_billing, Trio};
+use orch_tests::{backends, billing_build_in, count, exec, json_of, orchestrator_billing, Trio};
 
 /// Each store of the report, by name, in its order.
 fn store_names(report: &serde_json::Value) -> Vec<String> {
@@ -58,6 +58,21 @@ fn the_engine_runs_on_a_third_store_given_by_one_registry_line() {
         assert_eq!(store_names(&report), ["auth", "app", "billing"], "{config}");
         let (code, status) = json_of(orchestrator_billing(&trio), &["status"]);
         assert_eq!(code, 0, "{config}: {status}");
+        // Every spelling the registry derives names the same three stores: the per-store
+        // flag, the generic `--url STORE=URL` and `<STORE>_DATABASE_URL`.
+        let mut spelled = billing_build_in(trio.pair.path());
+        spelled
+            .arg("--auth-url")
+            .arg(trio.pair.auth.url_string())
+            .arg("--url")
+            .arg(format!("app={}", trio.pair.app.url_string()))
+            .env("BILLING_DATABASE_URL", trio.billing.url_string());
+        let (code, spelled) = json_of(spelled, &["status"]);
+        assert_eq!(code, 0, "{config}: {spelled}");
+        assert_eq!(
+            spelled, status,
+            "{config}: the spellings reach other databases"
+        );
         let billing = &status["stores"][2];
         assert_eq!(billing["store"], "billing", "{config}: {status}");
         assert_eq!(

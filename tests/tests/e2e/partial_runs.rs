@@ -2,13 +2,13 @@
 //! that would point at nothing are counted, named in the plan and the report, and refuse
 //! the run without `--force`.
 
-use orch_tests::{exec, for_each_backend, json_of, orchestrator, seed_contract_rows};
+use orch_tests::{exec, for_each_backend, json_of, orchestrator};
 
 #[test]
 fn resetting_auth_alone_names_the_app_rows_left_pointing_at_nothing() {
     for_each_backend("partial_reset", |pair| {
         orchestrator(pair).arg("migrate").assert().success();
-        seed_contract_rows(pair);
+        orch_tests::seed::contract_rows(pair);
 
         // The plan says what a forced reset of auth alone would leave behind in app.
         let (code, plan) = json_of(
@@ -67,19 +67,12 @@ fn resetting_auth_alone_names_the_app_rows_left_pointing_at_nothing() {
 fn restoring_auth_alone_names_the_app_rows_its_backup_does_not_hold() {
     for_each_backend("partial_restore", |pair| {
         orchestrator(pair).arg("migrate").assert().success();
-        seed_contract_rows(pair);
+        orch_tests::seed::contract_rows(pair);
         let (code, set) = json_of(orchestrator(pair), &["backup", "--store", "auth"]);
         assert_eq!(code, 0, "{set}");
         let set = set["dir"].as_str().expect("dir").to_string();
         // Since the backup: a user, and a dataset of theirs in app.
-        exec(
-            &mut pair.auth.connect(),
-            "INSERT INTO users (id, email) VALUES ('u4', 'd@x')",
-        );
-        exec(
-            &mut pair.app.connect(),
-            "INSERT INTO datasets (id, owner_id, name) VALUES ('d3', 'u4', 'three')",
-        );
+        orch_tests::seed::newcomer(pair, "d@x");
         let (code, report) = json_of(
             orchestrator(pair),
             &["restore", &set, "--store", "auth", "--force"],

@@ -4,7 +4,7 @@
 
 use std::path::PathBuf;
 
-use orch_tests::{count, for_each_backend, json_of, orchestrator, seed_contract_rows, TestPair};
+use orch_tests::{count, for_each_backend, json_of, orchestrator, TestPair};
 use shared::catalog;
 
 fn names(value: &serde_json::Value) -> Vec<String> {
@@ -119,7 +119,7 @@ fn revert_to_the_first_version_reverts_the_rest() {
 fn dropping_a_table_with_rows_is_refused_then_forced_with_a_backup() {
     for_each_backend("e2e_revert_guard", |pair| {
         migrate(pair);
-        seed_contract_rows(pair);
+        orch_tests::seed::contract_rows(pair);
         let app = shipped(&app_db::STORE, pair);
 
         // The newest two app migrations drop documents and processing_jobs, one row each.
@@ -169,7 +169,7 @@ fn dropping_a_table_with_rows_is_refused_then_forced_with_a_backup() {
 fn dry_run_prints_the_down_sql_and_changes_nothing() {
     for_each_backend("e2e_revert_dry", |pair| {
         migrate(pair);
-        seed_contract_rows(pair);
+        orch_tests::seed::contract_rows(pair);
         let app = shipped(&app_db::STORE, pair);
 
         let (code, plan) = json_of(
@@ -268,7 +268,7 @@ fn rows_written_after_the_guard_counted_stop_the_revert() {
         let counted = revert::rehearse(&mut conn, &steps).expect("rehearse");
         assert!(counted.holding().is_empty(), "{counted:?}");
         // A writer between the guard's count and the revert.
-        seed_contract_rows(pair);
+        orch_tests::seed::contract_rows(pair);
         let index_only = Loss::default();
         revert::revert_step(&mut conn, &steps[0], &index_only).expect("the index step");
         let err = revert::revert_step(&mut conn, &steps[1], &counted)

@@ -4,27 +4,14 @@
 //! nothing, and leave no partial file to fill the disk further.
 
 use orch_tests::checksums::data_checksums;
-use orch_tests::{exec, for_each_backend, orchestrator, TestPair};
+use orch_tests::{exec, for_each_backend, orchestrator, under_shell, TestPair};
 use shared::Backend;
 
 /// The binary on the pair with every file it (and pg_dump) writes limited to 64 KiB.
 fn with_small_disk(pair: &TestPair, args: &[&str]) -> std::process::Output {
-    let bin = assert_cmd::cargo::cargo_bin("orchestrator-e2e");
-    std::process::Command::new("bash")
-        .arg("-c")
-        .arg("trap '' XFSZ; ulimit -f 64; exec \"$0\" \"$@\"")
-        .arg(bin)
-        .args([
-            "--auth-url",
-            &pair.auth.url_string(),
-            "--app-url",
-            &pair.app.url_string(),
-        ])
-        .args(args)
-        .current_dir(pair.path())
-        .env_remove("AUTH_DATABASE_URL")
-        .env_remove("APP_DATABASE_URL")
-        .env_remove("ORCH_PROFILE")
+    let mut cmd = orch_tests::process(pair);
+    cmd.args(args);
+    under_shell(&cmd, "trap '' XFSZ; ulimit -f 64")
         .output()
         .expect("run under a file size limit")
 }

@@ -14,14 +14,7 @@ const GENEROUS: Duration = Duration::from_secs(40);
 fn seeded(test: &str) -> Option<TestPair> {
     let pair = TestPair::new(Backend::Postgres, test)?;
     orchestrator(&pair).arg("migrate").assert().success();
-    exec(
-        &mut pair.auth.connect(),
-        "INSERT INTO users (id, email) VALUES ('u1', 'a@x'), ('u2', 'b@x');",
-    );
-    exec(
-        &mut pair.app.connect(),
-        "INSERT INTO datasets (id, owner_id, name) VALUES ('d1', 'u1', 'one');",
-    );
+    orch_tests::seed::contract_rows(&pair);
     Some(pair)
 }
 
@@ -66,7 +59,7 @@ fn reads_give_up_within_lock_timeout_secs_while_a_table_is_held_exclusively() {
     }
     // Nothing was taken from the store while it was held.
     drop(_holder);
-    assert_eq!(count(&mut pair.app.connect(), "datasets"), 1);
+    assert_eq!(count(&mut pair.app.connect(), "datasets"), 2);
 }
 
 /// The server process id of a session of `pid`'s, once it waits on a lock.

@@ -10,7 +10,7 @@ use shared::history::History;
 use shared::schema::{self, SchemaModel};
 use shared::{catalog, Backend};
 
-use crate::common::{
+use super::common::{
     assert_nothing_left, kill_delay, on, pair_cmd, run_and_kill, timed, trials, Outcome,
 };
 

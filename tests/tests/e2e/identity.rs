@@ -3,8 +3,7 @@
 //! URLs exit 2 naming both stores, and change nothing. Real PostgreSQL and SQLite files,
 //! the real binary.
 
-#[path = "support/pgbouncer.rs"]
-mod pgbouncer;
+use crate::support::pgbouncer;
 
 use std::path::Path;
 
@@ -174,7 +173,7 @@ fn tables(pair: &TestPair) -> (Vec<String>, Vec<String>) {
 fn swapped_urls_are_refused_naming_both_stores() {
     for_each_backend("identity_swapped", |pair| {
         orchestrator(pair).arg("migrate").assert().success();
-        orch_tests::seed_contract_rows(pair);
+        orch_tests::seed::contract_rows(pair);
         let before = tables(pair);
         let (auth, app) = (pair.auth.url_string(), pair.app.url_string());
         // Both ways round.

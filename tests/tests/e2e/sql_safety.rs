@@ -10,9 +10,8 @@
 use std::path::{Path, PathBuf};
 use std::process::Output;
 
-use diesel::RunQueryDsl;
+use orch_tests::checksums::snapshot;
 use orch_tests::{exec, json_of, orchestrator_in, pg_admin_url};
-use shared::db::quote_ident;
 use shared::{catalog, contract, Conn, DatabaseUrl};
 
 #[path = "sql_safety/databases.rs"]
@@ -25,9 +24,7 @@ use databases::{create_db, database_exists, pg_admin, unique_tag};
 
 /// The binary in `dir`, pointed at `auth` and `app`.
 fn orch(dir: &Path, auth: &str, app: &str) -> assert_cmd::Command {
-    let mut cmd = orchestrator_in(dir);
-    cmd.arg("--auth-url").arg(auth).arg("--app-url").arg(app);
-    cmd
+    orch_tests::orchestrator_on(dir, &[("auth", auth), ("app", app)])
 }
 
 fn text(output: &Output) -> String {
@@ -95,36 +92,6 @@ fn seed(auth: &mut Conn, app: &mut Conn) {
     );
 }
 
-/// Every table's row count and the ids of the rows that matter, per store.
-fn contents(conn: &mut Conn) -> (Vec<(String, i64)>, Vec<String>) {
-    let tables = catalog::tables(conn).expect("tables");
-    let counts = catalog::row_counts(conn, &tables).expect("counts");
-    #[derive(diesel::QueryableByName)]
-    struct Id {
-        #[diesel(sql_type = diesel::sql_types::Text)]
-        id: String,
-    }
-    let mut ids = Vec::new();
-    for table in ["users", "teams", "datasets", "documents"] {
-        if !tables.iter().any(|t| t == table) {
-            continue;
-        }
-        let sql = format!("SELECT id FROM {} ORDER BY id", quote_ident(table));
-        let rows: Vec<Id> =
-            shared::with_conn!(conn, |c| diesel::sql_query(sql).load(c)).expect("ids");
-        ids.extend(rows.into_iter().map(|r| format!("{table}:{}", r.id)));
-    }
-    (counts, ids)
-}
-
-fn rows_in(counts: &[(String, i64)], table: &str) -> i64 {
-    counts
-        .iter()
-        .find(|(t, _)| t == table)
-        .map(|(_, n)| *n)
-        .unwrap_or_else(|| panic!("no table {table} in {counts:?}"))
-}
-
 fn assert_contract(conn: &mut Conn, store: &shared::Store) {
     let check = contract::check_schema(conn, store).expect("catalog");
     assert!(check.ok(), "{}: {}", store.name, check.summary());
@@ -151,10 +118,10 @@ fn every_command(
     assert_contract(&mut auth, &auth_db::STORE);
     assert_contract(&mut app, &app_db::STORE);
     seed(&mut auth, &mut app);
-    let seeded = (contents(&mut auth), contents(&mut app));
+    let seeded = (snapshot(&mut auth), snapshot(&mut app));
     drop((auth, app));
-    assert_eq!(rows_in(&seeded.0 .0, "users"), 3);
-    assert_eq!(rows_in(&seeded.1 .0, "datasets"), 2);
+    assert_eq!(seeded.0.rows("users"), 3);
+    assert_eq!(seeded.1.rows("datasets"), 2);
 
     let report = json_ok(bin(), &["status"]);
     for (i, store) in ["auth", "app"].into_iter().enumerate() {
@@ -181,7 +148,7 @@ fn every_command(
     );
     let (mut auth, mut app) = connect();
     assert_eq!(
-        (contents(&mut auth), contents(&mut app)),
+        (snapshot(&mut auth), snapshot(&mut app)),
         seeded,
         "smoke leaves the rows as they were"
     );
@@ -225,8 +192,8 @@ fn every_command(
     let (mut auth, mut app) = connect();
     assert_contract(&mut auth, &auth_db::STORE);
     assert_contract(&mut app, &app_db::STORE);
-    for (counts, _) in [contents(&mut auth), contents(&mut app)] {
-        assert!(counts.iter().all(|(_, n)| *n == 0), "{counts:?}");
+    for store in [snapshot(&mut auth), snapshot(&mut app)] {
+        assert_eq!(store.total_rows(), 0, "{:?}", store.data);
     }
     drop((auth, app));
 
@@ -235,7 +202,7 @@ fn every_command(
     json_ok(bin(), &["restore", &backup_arg, "--force"]);
     let (mut auth, mut app) = connect();
     assert_eq!(
-        (contents(&mut auth), contents(&mut app)),
+        (snapshot(&mut auth), snapshot(&mut app)),
         seeded,
         "restore brings back every row"
     );
@@ -289,7 +256,7 @@ fn every_command(
     );
     json_ok(bin(), &["verify"]);
     let (mut auth, mut app) = connect();
-    assert_eq!((contents(&mut auth), contents(&mut app)), seeded);
+    assert_eq!((snapshot(&mut auth), snapshot(&mut app)), seeded);
 }
 
 // ---------------------------------------------------------------------------------------

@@ -3,9 +3,8 @@
 //! Real PostgreSQL (the test server, a pgbouncer of the test's own, or a private server),
 //! the real binary.
 
-#[path = "support/pgbouncer.rs"]
-mod pgbouncer;
-mod support;
+use crate::support;
+use crate::support::pgbouncer;
 
 use std::process::Stdio;
 use std::time::{Duration, Instant};
@@ -16,14 +15,9 @@ use shared::{Backend, Conn, DatabaseUrl};
 const GENEROUS: Duration = Duration::from_secs(60);
 
 fn seed(auth: &mut Conn, app: &mut Conn) {
-    exec(
-        auth,
-        "INSERT INTO users (id, email) VALUES ('u1', 'a@x'), ('u2', 'b@x');",
-    );
-    exec(
-        app,
-        "INSERT INTO datasets (id, owner_id, name) VALUES ('d1', 'u1', 'one');",
-    );
+    let owner = orch_tests::seed::user(auth, "a@x", 0);
+    orch_tests::seed::user(auth, "b@x", 0);
+    orch_tests::seed::dataset(app, auth, &owner, None, "one");
 }
 
 fn rows(auth: &mut Conn, app: &mut Conn) -> (i64, i64) {
@@ -36,12 +30,9 @@ fn stderr_of(output: &std::process::Output) -> String {
 
 /// The binary pointed at the pair's databases through `bouncer`.
 fn through(pair: &TestPair, bouncer: &pgbouncer::Bouncer) -> assert_cmd::Command {
-    let mut cmd = orchestrator_in(pair.path());
-    cmd.arg("--auth-url")
-        .arg(bouncer.url(&pair.auth.url.database_name()))
-        .arg("--app-url")
-        .arg(bouncer.url(&pair.app.url.database_name()));
-    cmd
+    let auth = bouncer.url(&pair.auth.url.database_name());
+    let app = bouncer.url(&pair.app.url.database_name());
+    orch_tests::orchestrator_on(pair.path(), &[("auth", &auth), ("app", &app)])
 }
 
 fn advisory_locks(conn: &mut Conn) -> i64 {
