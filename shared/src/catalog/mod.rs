@@ -9,6 +9,9 @@ use serde::Serialize;
 use crate::db::{quote_ident, quote_literal, Conn};
 use crate::store::{is_bookkeeping, OnDelete};
 
+mod postgres;
+mod sqlite;
+
 /// A foreign key as found in a live database.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize)]
 pub struct LiveForeignKey {
@@ -74,43 +77,6 @@ struct VersionRow {
     version: Option<String>,
 }
 
-const PG_TABLES: &str = "SELECT c.relname::text AS name FROM pg_catalog.pg_class c \
-     JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace \
-     WHERE n.nspname = current_schema() AND c.relkind IN ('r', 'p') ORDER BY 1";
-
-const SQLITE_TABLES: &str = "SELECT name FROM sqlite_schema \
-     WHERE type = 'table' AND name NOT LIKE 'sqlite\\_%' ESCAPE '\\' ORDER BY 1";
-
-const PG_FOREIGN_KEYS: &str = "SELECT cl.relname::text AS table_name, a.attname::text AS column_name, \
-       rc.relname::text AS ref_table, ra.attname::text AS ref_column, con.confdeltype::text AS on_delete \
-     FROM pg_catalog.pg_constraint con \
-     JOIN pg_catalog.pg_class cl ON cl.oid = con.conrelid \
-     JOIN pg_catalog.pg_namespace n ON n.oid = cl.relnamespace \
-     JOIN pg_catalog.pg_class rc ON rc.oid = con.confrelid \
-     CROSS JOIN LATERAL unnest(con.conkey, con.confkey) AS k(attnum, refnum) \
-     JOIN pg_catalog.pg_attribute a ON a.attrelid = con.conrelid AND a.attnum = k.attnum \
-     JOIN pg_catalog.pg_attribute ra ON ra.attrelid = con.confrelid AND ra.attnum = k.refnum \
-     WHERE con.contype = 'f' AND n.nspname = current_schema() ORDER BY 1, 2";
-
-const SQLITE_FOREIGN_KEYS: &str = "SELECT m.name AS table_name, f.\"from\" AS column_name, \
-       f.\"table\" AS ref_table, COALESCE(f.\"to\", '') AS ref_column, f.on_delete AS on_delete \
-     FROM sqlite_schema m, pragma_foreign_key_list(m.name) f \
-     WHERE m.type = 'table' ORDER BY 1, 2";
-
-const PG_COLUMNS: &str = "SELECT c.relname::text AS table_name, a.attname::text AS column_name, \
-       format_type(a.atttypid, a.atttypmod) AS data_type, a.attnotnull AS not_null \
-     FROM pg_catalog.pg_attribute a \
-     JOIN pg_catalog.pg_class c ON c.oid = a.attrelid \
-     JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace \
-     WHERE n.nspname = current_schema() AND c.relkind IN ('r', 'p') AND a.attnum > 0 AND NOT a.attisdropped \
-     ORDER BY 1, 2";
-
-const SQLITE_COLUMNS: &str =
-    "SELECT m.name AS table_name, p.name AS column_name, p.type AS data_type, \
-       (p.\"notnull\" = 1 OR (p.pk > 0 AND lower(p.type) = 'integer')) AS not_null \
-     FROM sqlite_schema m, pragma_table_info(m.name) p \
-     WHERE m.type = 'table' AND m.name NOT LIKE 'sqlite\\_%' ESCAPE '\\' ORDER BY 1, 2";
-
 fn pick(conn: &Conn, postgres: &'static str, sqlite: &'static str) -> &'static str {
     match conn {
         Conn::Postgres(_) => postgres,
@@ -130,7 +96,7 @@ where
 
 /// Every table of the schema, bookkeeping tables included, sorted.
 pub fn all_tables(conn: &mut Conn) -> diesel::QueryResult<Vec<String>> {
-    let sql = pick(conn, PG_TABLES, SQLITE_TABLES);
+    let sql = pick(conn, postgres::TABLES, sqlite::TABLES);
     Ok(load::<NameRow>(conn, sql)?
         .into_iter()
         .map(|r| r.name)
@@ -146,7 +112,7 @@ pub fn tables(conn: &mut Conn) -> diesel::QueryResult<Vec<String>> {
 
 /// Every foreign key of the schema, one entry per column pair, sorted.
 pub fn foreign_keys(conn: &mut Conn) -> diesel::QueryResult<Vec<LiveForeignKey>> {
-    let sql = pick(conn, PG_FOREIGN_KEYS, SQLITE_FOREIGN_KEYS);
+    let sql = pick(conn, postgres::FOREIGN_KEYS, sqlite::FOREIGN_KEYS);
     fk_rows(load::<FkRow>(conn, sql)?)
 }
 
@@ -155,8 +121,8 @@ pub fn tables_and_foreign_keys(
     conn: &mut Conn,
 ) -> diesel::QueryResult<(Vec<String>, Vec<LiveForeignKey>)> {
     let (tables, fks, text) = match conn {
-        Conn::Postgres(_) => (PG_TABLES, PG_FOREIGN_KEYS, "::text"),
-        Conn::Sqlite(_) => (SQLITE_TABLES, SQLITE_FOREIGN_KEYS, ""),
+        Conn::Postgres(_) => (postgres::TABLES, postgres::FOREIGN_KEYS, "::text"),
+        Conn::Sqlite(_) => (sqlite::TABLES, sqlite::FOREIGN_KEYS, ""),
     };
     let sql = format!(
         "SELECT name AS table_name, ''{text} AS column_name, ''{text} AS ref_table, ''{text} AS ref_column, \
@@ -199,7 +165,7 @@ fn fk_rows(rows: Vec<FkRow>) -> diesel::QueryResult<Vec<LiveForeignKey>> {
 
 /// Every column of the store's tables (bookkeeping aside), sorted by table and name.
 pub fn columns(conn: &mut Conn) -> diesel::QueryResult<Vec<LiveColumn>> {
-    let sql = pick(conn, PG_COLUMNS, SQLITE_COLUMNS);
+    let sql = pick(conn, postgres::COLUMNS, sqlite::COLUMNS);
     Ok(load::<ColumnRow>(conn, sql)?
         .into_iter()
         .filter(|r| !is_bookkeeping(&r.table_name))

@@ -11,9 +11,10 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use shared::inventory::Inventory;
 use shared::store::Store;
-use shared::{admin, catalog, Backend, Conn, DatabaseUrl};
+use shared::{catalog, Backend, Conn, DatabaseUrl};
 
-use crate::pgtools::{self, PgTools};
+mod postgres;
+mod sqlite;
 
 pub const MANIFEST: &str = "manifest.json";
 pub const FORMAT: u32 = 1;
@@ -77,13 +78,13 @@ pub fn backup_store(
     dir: &Path,
 ) -> Result<StoreBackup, String> {
     let file = match url.backend() {
-        Backend::Postgres => format!("{}.dump", store.name),
-        Backend::Sqlite => format!("{}.sqlite3", store.name),
+        Backend::Postgres => format!("{}.{}", store.name, postgres::SUFFIX),
+        Backend::Sqlite => format!("{}.{}", store.name, sqlite::SUFFIX),
     };
     let path = dir.join(&file);
     let written = match url.backend() {
-        Backend::Postgres => backup_postgres(store, url, conn, &path),
-        Backend::Sqlite => backup_sqlite(store, conn, &path),
+        Backend::Postgres => postgres::write(store, url, conn, &path),
+        Backend::Sqlite => sqlite::write(store, conn, &path),
     };
     let (applied, counts) = written.inspect_err(|_| {
         // A full disk must not be left fuller by what failed to fit.
@@ -111,57 +112,6 @@ fn read_contents(store: &Store, conn: &mut Conn) -> Result<Contents, String> {
     let inventory = Inventory::read(conn, store).map_err(|e| e.to_string())?;
     let applied = catalog::applied_versions(conn).map_err(|e| e.to_string())?;
     Ok((applied, inventory.table_rows().into_iter().collect()))
-}
-
-fn backup_postgres(
-    store: &Store,
-    url: &DatabaseUrl,
-    conn: &mut Conn,
-    path: &Path,
-) -> Result<Contents, String> {
-    let major = admin::server_major(conn).map_err(|e| e.to_string())?;
-    let tools = PgTools::find(major)?;
-    // The counts in the manifest and the dump come from one exported snapshot, so they
-    // agree even if the application writes meanwhile. (A rebuild's fenced transaction
-    // cannot export it itself: PostgreSQL refuses to PREPARE a transaction that exported
-    // a snapshot. Taken here after the fence, it sees the same: writers wait.)
-    conn.batch_execute("BEGIN ISOLATION LEVEL REPEATABLE READ, READ ONLY")
-        .map_err(|e| e.to_string())?;
-    let result = (|| -> Result<_, String> {
-        let snapshot = admin::export_snapshot(conn).map_err(|e| e.to_string())?;
-        let contents = read_contents(store, conn)?;
-        let mut dump = tools.connected("pg_dump", url);
-        dump.args([
-            "--format=custom",
-            "--no-owner",
-            &pgtools::lock_wait_timeout_arg(),
-            "--snapshot",
-            &snapshot,
-            "--file",
-        ])
-        .arg(path);
-        pgtools::run(dump, "pg_dump", url)?;
-        crate::fault::pause_at("pause-after-dump", store.name);
-        Ok(contents)
-    })();
-    let _ = conn.batch_execute("COMMIT");
-    let contents = result?;
-    let mut list = tools.command("pg_restore");
-    list.arg("--list").arg(path);
-    pgtools::run(list, "pg_restore --list (reading the dump back)", url)?;
-    Ok(contents)
-}
-
-/// `VACUUM INTO` writes one consistent snapshot of the file; the manifest's counts are
-/// read from that copy, so they describe exactly what it holds whatever was committed
-/// meanwhile.
-fn backup_sqlite(store: &Store, conn: &mut Conn, path: &Path) -> Result<Contents, String> {
-    admin::vacuum_into(conn, path).map_err(|e| format!("VACUUM INTO {}: {e}", path.display()))?;
-    let copy = DatabaseUrl::parse(&path.to_string_lossy()).map_err(|e| e.to_string())?;
-    let mut check = Conn::establish(store.name, &copy).map_err(|e| e.to_string())?;
-    admin::sqlite_quick_check(&mut check)
-        .map_err(|e| format!("the copy {} is damaged: {e}", path.display()))?;
-    read_contents(store, &mut check)
 }
 
 pub fn sha256_of(path: &Path) -> std::io::Result<(String, u64)> {

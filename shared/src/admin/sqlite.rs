@@ -1,0 +1,38 @@
+//! SQLite's administrative SQL: a consistent copy (`VACUUM INTO`) and the file checks.
+
+use diesel::RunQueryDsl;
+
+use super::TextRow;
+use crate::db::{quote_literal, Conn};
+
+/// Writes a consistent copy of a SQLite database to `path` (which must not exist).
+pub fn vacuum_into(conn: &mut Conn, path: &std::path::Path) -> diesel::QueryResult<()> {
+    conn.batch_execute(&format!(
+        "VACUUM INTO {}",
+        quote_literal(&path.to_string_lossy())
+    ))
+}
+
+/// SQLite's `PRAGMA quick_check`: `Err` with its findings unless the file is sound.
+pub fn sqlite_quick_check(conn: &mut Conn) -> Result<(), String> {
+    sqlite_check(conn, "quick_check")
+}
+
+/// SQLite's full `PRAGMA integrity_check` (indexes against their tables too).
+pub fn sqlite_integrity_check(conn: &mut Conn) -> Result<(), String> {
+    sqlite_check(conn, "integrity_check")
+}
+
+fn sqlite_check(conn: &mut Conn, pragma: &str) -> Result<(), String> {
+    let sql = format!("SELECT {pragma} AS v FROM pragma_{pragma}");
+    let rows: Vec<TextRow> = match conn {
+        Conn::Sqlite(c) => diesel::sql_query(sql).load(c),
+        Conn::Postgres(_) => return Ok(()),
+    }
+    .map_err(|e| e.to_string())?;
+    match rows.first() {
+        Some(r) if r.v == "ok" => Ok(()),
+        Some(r) => Err(r.v.clone()),
+        None => Err(format!("no answer from {pragma}")),
+    }
+}
