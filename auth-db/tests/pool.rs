@@ -79,3 +79,39 @@ fn sixteen_threads_share_four_pooled_connections_and_never_oversell() {
         assert_eq!(ledger_sum(&mut conn, &id).expect("sum"), 0);
     });
 }
+
+#[test]
+fn a_connection_handed_back_inside_a_transaction_is_closed_not_reused() {
+    use diesel::connection::{AnsiTransactionManager, TransactionManager};
+    for_each_backend("auth_pool_txn", |pair| {
+        let pool = auth_db::pool(&pair.auth.url, 1);
+        {
+            let mut conn = pool.get().expect("checkout");
+            shared::migrations::run_pending(&mut conn, &auth_db::STORE, |_| {}).expect("migrate");
+            shared::with_conn!(&mut *conn, |c| AnsiTransactionManager::begin_transaction(c))
+                .expect("begin");
+            let new = NewUser {
+                email: "never@example.com",
+                name: None,
+            };
+            sign_up(&mut conn, &new, 10).expect("sign up inside the open transaction");
+            assert!(shared::db::transaction_left_open(&mut conn));
+        }
+        // The one connection went back with its transaction open: the pool closed it.
+        assert_eq!(
+            pool.state().connections,
+            0,
+            "{:?} on {}",
+            pool.state(),
+            pair.backend
+        );
+        let mut conn = pool.get().expect("a new connection");
+        assert!(!shared::db::transaction_left_open(&mut conn));
+        assert_eq!(
+            test_kit::count(&mut conn, "users"),
+            0,
+            "the abandoned transaction's row is gone, not committed by a later user, on {}",
+            pair.backend
+        );
+    });
+}

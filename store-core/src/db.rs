@@ -57,6 +57,24 @@ where
         .is_some()
 }
 
+/// Whether the connection must not be handed to anyone else as it is: diesel has a
+/// transaction open on it, or its transaction manager is broken (a failed `ROLLBACK`).
+pub fn transaction_left_open(conn: &mut Conn) -> bool {
+    fn left_open<C>(conn: &mut C) -> bool
+    where
+        C: Connection<TransactionManager = diesel::connection::AnsiTransactionManager>,
+    {
+        use diesel::connection::TransactionManager;
+        diesel::connection::AnsiTransactionManager::transaction_manager_status_mut(conn)
+            .transaction_depth()
+            .map_or(true, |depth| depth.is_some())
+    }
+    match conn {
+        Conn::Postgres(c) => left_open(c),
+        Conn::Sqlite(c) => left_open(c),
+    }
+}
+
 /// A connection to one store's database.
 pub enum Conn {
     Postgres(PgConnection),

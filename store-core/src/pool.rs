@@ -46,8 +46,11 @@ impl ManageConnection for StoreConnections {
         })
     }
 
-    fn has_broken(&self, _conn: &mut Conn) -> bool {
-        false
+    /// A connection handed back inside a transaction (a caller that returned early, a
+    /// panic) is closed, not reused: the next checkout would run inside that transaction
+    /// and its work would vanish with it.
+    fn has_broken(&self, conn: &mut Conn) -> bool {
+        std::thread::panicking() || crate::db::transaction_left_open(conn)
     }
 }
 
