@@ -126,6 +126,11 @@ impl Context {
         for (store, url) in &settings.urls {
             tracing::info!(profile = %settings.profile, %store, %url, "configuration resolved");
         }
+        if !asked.quiet {
+            for note in &settings.notes {
+                eprintln!("note: {note}");
+            }
+        }
         Ok(Context {
             stores,
             idle: std::sync::Mutex::new(Vec::new()),

@@ -46,7 +46,8 @@ pub fn main_with(
     stores: &'static [&'static Store],
     args: impl IntoIterator<Item = OsString>,
 ) -> i32 {
-    let (cli, urls) = match cli::parse(stores, args) {
+    let args: Vec<OsString> = args.into_iter().collect();
+    let (cli, urls) = match cli::parse(stores, args.iter().cloned()) {
         Ok(parsed) => parsed,
         Err(e) => {
             use clap::error::ErrorKind;
@@ -60,7 +61,11 @@ pub fn main_with(
             ) {
                 let _ = e.print();
             } else {
-                eprintln!("error: {}", one_line_usage_error(&e.render().to_string()));
+                let line = one_line_usage_error(&e.render().to_string());
+                eprintln!("error: {line}");
+                if asks_for_json(&args) {
+                    output::json_error(&line, Exit::Usage.code());
+                }
             }
             return if e.use_stderr() {
                 Exit::Usage.code()
@@ -80,9 +85,22 @@ pub fn main_with(
         }
         Err(e) => {
             eprintln!("error: {}", e.render(cli.global.verbose > 0));
+            if cli.global.format == cli::Format::Json {
+                output::json_error(&e.render(false), e.exit.code());
+            }
             e.exit.code()
         }
     }
+}
+
+/// Whether a command line that did not parse asked for JSON (`--format json` or
+/// `--format=json` anywhere), so that its usage error is a JSON document too.
+fn asks_for_json(args: &[OsString]) -> bool {
+    let args: Vec<&str> = args.iter().filter_map(|a| a.to_str()).collect();
+    args.contains(&"--format=json")
+        || args
+            .windows(2)
+            .any(|w| w[0] == "--format" && w[1] == "json")
 }
 
 /// clap's usage error (a message, a tip, a usage block, a pointer to `--help`) as one line:

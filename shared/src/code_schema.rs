@@ -351,7 +351,7 @@ mod tests {
 
     /// A real database's model, read back by the same introspection verify uses.
     fn sqlite(sql: &str) -> SchemaModel {
-        let url = DatabaseUrl::parse(":memory:").expect("url");
+        let url = DatabaseUrl::sqlite_in_memory();
         let mut conn = Conn::establish("test", &url).expect("open");
         conn.batch_execute(sql).expect("schema");
         crate::schema::introspect(&mut conn).expect("introspect")

@@ -27,7 +27,7 @@ pub struct Replay {
 impl Replay {
     /// An empty database, named `store` in errors.
     pub fn new(store: &str) -> Result<Replay, String> {
-        let url = DatabaseUrl::parse(":memory:").map_err(|e| e.to_string())?;
+        let url = DatabaseUrl::sqlite_in_memory();
         let conn = Conn::establish(store, &url).map_err(|e| e.to_string())?;
         Ok(Replay { conn })
     }

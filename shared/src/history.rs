@@ -295,7 +295,7 @@ mod tests {
         let versions = history.versions(Backend::Sqlite).expect("versions");
         assert_eq!(versions[0].0, "20240101000001", "diesel drops the dashes");
 
-        let url = DatabaseUrl::parse(":memory:").expect("url");
+        let url = DatabaseUrl::sqlite_in_memory();
         let mut conn = Conn::establish("test", &url).expect("open");
         let applied = run(&mut conn, history, Some("20240101000002"), |_| {}).expect("run");
         assert_eq!(applied.len(), 2);

@@ -30,6 +30,22 @@ pub struct MigrationState {
     pub unchecked: Vec<String>,
 }
 
+impl MigrationState {
+    /// Whether the store needs someone to act: migrations to run, migrations applied that
+    /// this build does not ship, changed since they ran, or applied by another tool.
+    pub fn needs_attention(&self) -> bool {
+        !(self.pending.is_empty()
+            && self.unknown.is_empty()
+            && self.modified.is_empty()
+            && self.unchecked.is_empty())
+    }
+
+    /// The store's version: the newest applied migration this build ships.
+    pub fn current(&self) -> Option<&str> {
+        self.applied.last().map(String::as_str)
+    }
+}
+
 /// A migration that was run, with its duration.
 #[derive(Debug, Clone, Serialize)]
 pub struct Applied {

@@ -41,11 +41,7 @@ impl Scratch {
     ) -> Result<Scratch, DbError> {
         match backend {
             Backend::Sqlite => {
-                let url = DatabaseUrl::parse(":memory:").map_err(|e| DbError::Connect {
-                    store: store.into(),
-                    url: ":memory:".into(),
-                    reason: e.to_string(),
-                })?;
+                let url = DatabaseUrl::sqlite_in_memory();
                 Ok(Scratch {
                     conn: Some(Conn::establish(store, &url)?),
                     url,

@@ -64,9 +64,9 @@ pub fn run(ctx: &Context, args: &BackupArgs) -> CliResult {
         })
         .map_err(|e| CliError::new(Exit::Usage, e))?;
     } else {
-        println!("backup: {}", dir.display());
+        crate::say!("backup: {}", dir.display());
         for s in &manifest.stores {
-            println!(
+            crate::say!(
                 "  {} ({}): {} rows in {} ({} bytes, sha256 {})",
                 s.store,
                 s.url,

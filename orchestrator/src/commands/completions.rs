@@ -19,6 +19,8 @@ pub struct CompletionsArgs {
 /// Completes `cmd`, the whole command line (the stores' names and their `--STORE-url`
 /// flags too).
 pub fn run(mut cmd: clap::Command, args: &CompletionsArgs) -> CliResult {
-    clap_complete::generate(args.shell, &mut cmd, "orchestrator", &mut std::io::stdout());
+    let mut script = Vec::new();
+    clap_complete::generate(args.shell, &mut cmd, "orchestrator", &mut script);
+    crate::output::say_bytes(&script);
     Ok(())
 }

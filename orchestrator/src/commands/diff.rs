@@ -109,23 +109,23 @@ pub fn run(ctx: &Context, args: &DiffArgs) -> CliResult {
         output::print_json(&report).map_err(|e| CliError::new(Exit::Usage, e))?;
     } else {
         for line in &report.interrupted {
-            println!(
+            crate::say!(
                 "{}: {line}",
                 output::paint("interrupted", output::Tone::Bad)
             );
         }
         for s in &report.stores {
             if s.differences.is_empty() {
-                println!("{}: No difference detected ({})", s.store, s.url);
+                crate::say!("{}: No difference detected ({})", s.store, s.url);
             } else {
-                println!(
+                crate::say!(
                     "{}: {} difference(s) from the migrations ({})",
                     s.store,
                     s.differences.len(),
                     s.url
                 );
                 for d in &s.differences {
-                    println!(
+                    crate::say!(
                         "  {}",
                         output::paint(&d.describe(s.store), output::Tone::Bad)
                     );

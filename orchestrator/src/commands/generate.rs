@@ -115,9 +115,9 @@ pub fn run(ctx: &Context, args: &GenerateArgs) -> CliResult {
         output::print_json(&report).map_err(|e| CliError::new(Exit::Usage, e))?;
     } else {
         for f in &report.folders {
-            println!("created {f}/{{up.sql,down.sql}}");
+            crate::say!("created {f}/{{up.sql,down.sql}}");
         }
-        println!(
+        crate::say!(
             "next: write both up.sql (and down.sql) so they make the same schema, then \
              `orchestrator lint --write --postgres-url URL` records the PostgreSQL model and \
              `orchestrator lint` checks the two histories agree"

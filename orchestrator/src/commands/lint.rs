@@ -184,7 +184,7 @@ pub fn run(ctx: &Context, args: &LintArgs) -> CliResult {
 
 fn print_text(report: &LintReport) {
     for path in &report.written {
-        println!("recorded {path} (it is built into the binary: rebuild for verify to use it)");
+        crate::say!("recorded {path} (it is built into the binary: rebuild for verify to use it)");
     }
     for s in &report.stores {
         if s.ok() {
@@ -193,10 +193,10 @@ fn print_text(report: &LintReport) {
             } else {
                 "SQLite replayed; PostgreSQL through its recorded model (no server given)"
             };
-            println!("{}: the histories agree ({how})", s.store);
+            crate::say!("{}: the histories agree ({how})", s.store);
         } else {
             for line in s.problems() {
-                println!("{line}");
+                crate::say!("{line}");
             }
         }
     }

@@ -186,13 +186,13 @@ pub fn run(ctx: &Context, args: &MigrateArgs) -> CliResult {
     } else {
         for s in &report.stores {
             if let Some(baseline) = &s.baseline_recognised {
-                println!(
+                crate::say!(
                     "{}: schema matches the squashed history; baseline {baseline} marked as applied",
                     s.store
                 );
             }
             if !s.vouched.is_empty() {
-                println!(
+                crate::say!(
                     "{}: schema matches the migrations; recorded the checksums of {} migration(s) another tool applied: {}",
                     s.store,
                     s.vouched.len(),
@@ -200,19 +200,20 @@ pub fn run(ctx: &Context, args: &MigrateArgs) -> CliResult {
                 );
             }
             if s.applied.is_empty() {
-                println!(
+                crate::say!(
                     "{}: up to date ({} migrations applied before)",
-                    s.store, s.already_applied
+                    s.store,
+                    s.already_applied
                 );
             } else {
-                println!(
+                crate::say!(
                     "{}: applied {} migration(s) on {}",
                     s.store,
                     s.applied.len(),
                     s.url
                 );
                 for m in &s.applied {
-                    println!("  {}  {} ms", m.name, m.millis);
+                    crate::say!("  {}  {} ms", m.name, m.millis);
                 }
             }
         }

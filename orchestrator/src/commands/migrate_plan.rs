@@ -91,24 +91,24 @@ pub fn run(ctx: &Context, args: &MigrateArgs) -> CliResult {
     }
     for s in &plan.stores {
         if let Some(baseline) = &s.baseline_recognised {
-            println!(
+            crate::say!(
                 "-- {}: ran the history squashed into {baseline}: migrate compares the schema \
                  and marks the baseline applied instead of running it",
                 s.store
             );
         }
         if s.migrations.is_empty() {
-            println!("-- {}: nothing to apply ({})", s.store, s.url);
+            crate::say!("-- {}: nothing to apply ({})", s.store, s.url);
             continue;
         }
-        println!(
+        crate::say!(
             "-- {}: {} migration(s) would run on {}, each in its own transaction",
             s.store,
             s.migrations.len(),
             s.url
         );
         for m in &s.migrations {
-            println!("-- {} {}\n{}", s.store, m.name, m.sql.trim_end());
+            crate::say!("-- {} {}\n{}", s.store, m.name, m.sql.trim_end());
         }
     }
     Ok(())

@@ -16,4 +16,5 @@ mod revert_output;
 pub mod smoke;
 pub mod squash;
 pub mod status;
+pub mod unmigrated;
 pub mod verify;

@@ -36,10 +36,10 @@ pub fn run(ctx: &Context, _args: &RecoverArgs) -> CliResult {
     if ctx.json() {
         output::print_json(&report).map_err(|e| CliError::new(Exit::Usage, e))?;
     } else if report.recovered.is_empty() {
-        println!("nothing to recover: no interrupted run");
+        crate::say!("nothing to recover: no interrupted run");
     } else {
         for line in &report.recovered {
-            println!("recovered: {line}");
+            crate::say!("recovered: {line}");
         }
     }
     Ok(())

@@ -56,14 +56,25 @@ struct Report {
     /// The guard's verdict (`--dry-run`): why it would refuse.
     #[serde(skip_serializing_if = "Option::is_none")]
     refused: Option<String>,
+    /// `--dry-run`: whether the guard would let the reset through, and why not.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    guard: Option<GuardVerdict>,
     recovered: Vec<String>,
     timings_ms: Timings,
+}
+
+#[derive(Debug, Serialize)]
+struct GuardVerdict {
+    passes: bool,
+    reason: Option<String>,
 }
 
 #[derive(Debug, Serialize)]
 struct StoreReport {
     store: &'static str,
     url: String,
+    /// False for a SQLite file that does not exist yet (the reset would create it).
+    exists: bool,
     rows_before: i64,
     /// For --dry-run: what would be applied.
     migrations: Vec<String>,
@@ -132,15 +143,22 @@ pub fn run(ctx: &Context, args: &ResetArgs) -> CliResult {
                         .url(store)
                         .map(|u| u.redacted().to_string())
                         .unwrap_or_default(),
+                    exists: store_exists(ctx, store),
                     rows_before: c.total(),
                     migrations,
                     inventory: Some(c.inventory.clone()),
                     outcome: None,
                 })
                 .collect(),
-            backup: will_back_up.then(|| backup_base.join("<UTC time>")),
+            // Where the backup would go if the reset ran now (the folder is named by the
+            // time it starts).
+            backup: will_back_up.then(|| crate::backup::unused_backup_dir(&backup_base)),
             dangling: dangling.clone(),
             refused: guard_result.as_ref().err().map(|e| e.to_string()),
+            guard: Some(GuardVerdict {
+                passes: guard_result.is_ok(),
+                reason: guard_result.as_ref().err().map(|e| e.to_string()),
+            }),
             recovered,
             timings_ms: timings,
         };
@@ -190,6 +208,7 @@ pub fn run(ctx: &Context, args: &ResetArgs) -> CliResult {
             .map(|o| StoreReport {
                 store: o.store,
                 url: o.url.clone(),
+                exists: true,
                 rows_before: o.inventory.total_rows(),
                 migrations: o.applied.iter().map(|a| a.name.clone()).collect(),
                 inventory: None,
@@ -199,11 +218,20 @@ pub fn run(ctx: &Context, args: &ResetArgs) -> CliResult {
         backup: finished.backup,
         dangling,
         refused: None,
+        guard: None,
         recovered,
         timings_ms: timings,
     };
     print(ctx, &report, None);
     Ok(())
+}
+
+/// Whether the store's database exists: always for a server; for SQLite, its file.
+fn store_exists(ctx: &Context, store: &shared::Store) -> bool {
+    ctx.url(store)
+        .ok()
+        .and_then(|u| u.sqlite_path())
+        .is_none_or(std::path::Path::exists)
 }
 
 fn shipped_names(store: &shared::Store, backend: shared::Backend) -> CliResult<Vec<String>> {
@@ -221,7 +249,7 @@ fn shipped_names(store: &shared::Store, backend: shared::Backend) -> CliResult<V
 fn print_inventory(inv: &Inventory) {
     let foreign = inv.foreign_objects();
     let held = inv.holding();
-    println!(
+    crate::say!(
         "    would drop schema {} with {} object(s); {}",
         inv.schema,
         inv.objects.len(),
@@ -232,10 +260,10 @@ fn print_inventory(inv: &Inventory) {
         }
     );
     if !foreign.is_empty() {
-        println!("    not made by the migrations: {}", foreign.join(", "));
+        crate::say!("    not made by the migrations: {}", foreign.join(", "));
     }
     for d in &inv.outside {
-        println!(
+        crate::say!(
             "    outside the schema, {}: {} (depends on {})",
             if d.dropped { "dropped" } else { "altered" },
             d.object,
@@ -243,15 +271,16 @@ fn print_inventory(inv: &Inventory) {
         );
     }
     if inv.large_objects > 0 {
-        println!(
+        crate::say!(
             "    kept: {} large object(s) (database-wide; in the backup)",
             inv.large_objects
         );
     }
     for o in inv.objects.iter().filter(|o| o.unreadable) {
-        println!(
+        crate::say!(
             "    cannot count: {} {} (row-level security or privileges)",
-            o.kind, o.name
+            o.kind,
+            o.name
         );
     }
 }
@@ -262,12 +291,12 @@ fn print(ctx: &Context, report: &Report, refused: Option<&CliError>) {
         return;
     }
     for line in &report.recovered {
-        println!("recovered: {line}");
+        crate::say!("recovered: {line}");
     }
     if report.dry_run {
-        println!("dry run: nothing will be changed");
+        crate::say!("dry run: nothing will be changed");
         for s in &report.stores {
-            println!(
+            crate::say!(
                 "  {} ({}): {} rows now; would apply {} migration(s)",
                 s.store,
                 s.url,
@@ -275,28 +304,33 @@ fn print(ctx: &Context, report: &Report, refused: Option<&CliError>) {
                 s.migrations.len()
             );
             for m in &s.migrations {
-                println!("    {m}");
+                crate::say!("    {m}");
             }
-            if let Some(inv) = &s.inventory {
+            if !s.exists {
+                crate::say!(
+                    "    not created yet: the reset creates it, as `orchestrator migrate` would"
+                );
+            } else if let Some(inv) = &s.inventory {
                 print_inventory(inv);
             }
         }
         for d in &report.dangling {
-            println!("  consequence: {d}");
+            crate::say!("  consequence: {d}");
         }
         match &report.backup {
-            Some(dir) => println!("  backup: {}", dir.display()),
-            None => println!("  backup: none (no rows to keep, or --no-backup)"),
+            Some(dir) => crate::say!("  backup: {}", dir.display()),
+            None => crate::say!("  backup: none (no rows to keep, or --no-backup)"),
         }
+        // The reason is the command's error line, printed once, on stderr.
         match refused {
-            Some(e) => println!("  guard: would refuse: {e}"),
-            None => println!("  guard: would pass"),
+            Some(_) => crate::say!("  guard: would refuse (the reason follows)"),
+            None => crate::say!("  guard: would pass"),
         }
         return;
     }
     for s in &report.stores {
         if let Some(o) = &s.outcome {
-            println!(
+            crate::say!(
                 "{}: reset ({} rows before, {} table(s) dropped, {} migration(s) applied, verified{}) \
                  in {} ms (drop {}, migrate {}, verify {}, commit {})",
                 s.store,
@@ -315,7 +349,7 @@ fn print(ctx: &Context, report: &Report, refused: Option<&CliError>) {
     for s in &report.stores {
         if let Some(access) = s.outcome.as_ref().and_then(|o| o.access.as_ref()) {
             if access.schema.len() + access.reapplied.len() + access.without_counterpart.len() > 0 {
-                println!(
+                crate::say!(
                     "{}: access rules: {} on the schema and {} grant(s) re-applied{}",
                     s.store,
                     access.schema.len(),
@@ -333,14 +367,18 @@ fn print(ctx: &Context, report: &Report, refused: Option<&CliError>) {
         }
     }
     for d in &report.dangling {
-        println!("consequence: {d}");
+        crate::say!("consequence: {d}");
     }
     if let Some(dir) = &report.backup {
-        println!("backup: {}", dir.display());
+        crate::say!("backup: {}", dir.display());
     }
     let t = &report.timings_ms;
-    println!(
+    crate::say!(
         "took {} ms (lock {}, guard {}, backup {}, rebuild {})",
-        t.total, t.lock, t.guard, t.backup, t.rebuild
+        t.total,
+        t.lock,
+        t.guard,
+        t.backup,
+        t.rebuild
     );
 }

@@ -135,7 +135,7 @@ pub fn run(ctx: &Context, args: &RestoreArgs) -> CliResult {
         output::print_json(&report).map_err(|e| CliError::new(Exit::Usage, e))?;
     } else {
         for s in &report.stores {
-            println!(
+            crate::say!(
                 "{}: restored {} rows from {} (row counts match the manifest)",
                 s.store,
                 s.rows,
@@ -143,10 +143,10 @@ pub fn run(ctx: &Context, args: &RestoreArgs) -> CliResult {
             );
         }
         for d in &report.dangling {
-            println!("consequence: {d}");
+            crate::say!("consequence: {d}");
         }
         if let Some(dir) = &report.safety_backup {
-            println!("the replaced contents were backed up to {}", dir.display());
+            crate::say!("the replaced contents were backed up to {}", dir.display());
         }
     }
     Ok(())

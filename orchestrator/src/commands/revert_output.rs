@@ -10,14 +10,14 @@ pub(super) fn print(ctx: &Context, report: &Report) {
         return;
     }
     for line in &report.recovered {
-        println!("recovered: {line}");
+        crate::say!("recovered: {line}");
     }
     if report.dry_run {
-        println!("dry run: nothing will be changed");
+        crate::say!("dry run: nothing will be changed");
     }
     for s in &report.stores {
         if s.reverted.is_empty() {
-            println!("{}: nothing to revert ({})", s.store, s.url);
+            crate::say!("{}: nothing to revert ({})", s.store, s.url);
             continue;
         }
         let verb = if report.dry_run {
@@ -25,7 +25,7 @@ pub(super) fn print(ctx: &Context, report: &Report) {
         } else {
             "reverted"
         };
-        println!(
+        crate::say!(
             "{}: {verb} {} migration(s) on {}",
             s.store,
             s.reverted.len(),
@@ -34,34 +34,34 @@ pub(super) fn print(ctx: &Context, report: &Report) {
         match &s.sql {
             Some(sql) => {
                 for m in sql {
-                    println!("-- {} {}\n{}", s.store, m.name, m.sql.trim_end());
+                    crate::say!("-- {} {}\n{}", s.store, m.name, m.sql.trim_end());
                 }
             }
             None => {
                 for name in &s.reverted {
-                    println!("  {name}");
+                    crate::say!("  {name}");
                 }
             }
         }
         let lost = s.destroys.describe();
         if lost.is_empty() {
-            println!("  destroys: no table or column");
+            crate::say!("  destroys: no table or column");
         } else {
             let tense = if report.dry_run {
                 "would drop"
             } else {
                 "dropped"
             };
-            println!("  {tense}: {}", lost.join(", "));
+            crate::say!("  {tense}: {}", lost.join(", "));
         }
     }
     if let Some(dir) = &report.backup {
-        println!("backup: {}", dir.display());
+        crate::say!("backup: {}", dir.display());
     }
     if report.dry_run {
         match &report.refused {
-            Some(why) => println!("guard: would refuse: {why}"),
-            None => println!("guard: would pass"),
+            Some(why) => crate::say!("guard: would refuse: {why}"),
+            None => crate::say!("guard: would pass"),
         }
     }
 }

@@ -48,10 +48,12 @@ pub fn run(ctx: &Context, _args: &SmokeArgs) -> CliResult {
     // The stores' locks keep other runs out while the checklist runs; what an interrupted
     // run left is reported, not settled: smoke changes nothing.
     let stores = shared::store::dependency_order(&ctx.stores());
+    crate::commands::unmigrated::require_files(ctx, &stores, "smoke")?;
     let _locks = crate::lock::acquire_all(ctx, &stores)?;
     if let Some(line) = crate::recovery::under_lock(ctx)?.summary() {
         return Err(CliError::new(Exit::CheckFailed, anyhow::anyhow!("{line}")));
     }
+    crate::commands::unmigrated::require_migrated(ctx, &stores, "smoke")?;
     let mut auth = ctx.connect(&auth_db::STORE)?;
     let mut app = ctx.connect(&app_db::STORE)?;
     let before = (rows(&mut auth)?, rows(&mut app)?);
@@ -104,7 +106,7 @@ pub fn run(ctx: &Context, _args: &SmokeArgs) -> CliResult {
                 vec![s.step.to_string(), verdict, s.detail.clone()]
             })
             .collect();
-        println!("{}", output::table(&["step", "result", "detail"], &rows));
+        crate::say!("{}", output::table(&["step", "result", "detail"], &rows));
     }
     if report.ok {
         Ok(())

@@ -199,9 +199,13 @@ pub fn run(ctx: &Context, args: &SquashArgs) -> CliResult {
         output::print_json(&report).map_err(|e| CliError::new(Exit::Usage, e))?;
     } else {
         for b in &report.backends {
-            println!(
+            crate::say!(
                 "{}/{}: squashed {} migration(s) into {} (schema proven equal); old ones in {}",
-                store.name, b.backend, b.replaced, b.baseline, b.archive
+                store.name,
+                b.backend,
+                b.replaced,
+                b.baseline,
+                b.archive
             );
         }
     }

@@ -48,6 +48,10 @@ pub struct StoreStatus {
     /// A hot standby: it answers reads, and every command that writes refuses it.
     pub read_only_replica: bool,
     pub error: Option<String>,
+    /// The newest applied migration this build ships; `null` for an empty store.
+    pub current: Option<String>,
+    /// Pending, unknown, modified or unchecked migrations: someone must act (exit 1).
+    pub needs_attention: bool,
     #[serde(flatten)]
     pub migrations: MigrationState,
     pub tables: Vec<TableRows>,
@@ -85,7 +89,7 @@ pub fn run(ctx: &Context, args: &StatusArgs) -> CliResult {
         return Err(CliError::new(Exit::CheckFailed, anyhow::anyhow!("{line}")));
     }
     if report.ok {
-        Ok(())
+        attention(&report.stores)
     } else {
         let failed: Vec<String> = report
             .stores
@@ -98,6 +102,45 @@ pub fn run(ctx: &Context, args: &StatusArgs) -> CliResult {
             anyhow::anyhow!("{}", failed.join("; ")),
         ))
     }
+}
+
+/// Exit 1, like `prisma migrate status`, when a store needs someone to act; the message
+/// names what and the command that does it.
+fn attention(stores: &[StoreStatus]) -> CliResult {
+    let needs: Vec<String> = stores
+        .iter()
+        .filter(|s| s.needs_attention)
+        .map(|s| {
+            let m = &s.migrations;
+            let mut what = Vec::new();
+            for (n, kind) in [
+                (m.pending.len(), "pending"),
+                (m.unknown.len(), "unknown"),
+                (m.modified.len(), "modified"),
+                (m.unchecked.len(), "unchecked"),
+            ] {
+                if n > 0 {
+                    what.push(format!("{n} {kind}"));
+                }
+            }
+            format!("{}: {}", s.store, what.join(", "))
+        })
+        .collect();
+    if needs.is_empty() {
+        return Ok(());
+    }
+    let only_pending = stores
+        .iter()
+        .all(|s| s.migrations.unknown.is_empty() && s.migrations.modified.is_empty());
+    let hint = if only_pending {
+        "run `orchestrator migrate`"
+    } else {
+        "see `orchestrator verify` and `orchestrator diff`"
+    };
+    Err(CliError::new(
+        Exit::CheckFailed,
+        anyhow::anyhow!("needs attention: {} ({hint})", needs.join("; ")),
+    ))
 }
 
 /// What interrupted runs left, when every store can be read; it changes nothing and
@@ -121,6 +164,8 @@ fn store_status(ctx: &Context, store: &'static Store, held: bool) -> CliResult<S
         exists: true,
         read_only_replica: ctx.server_facts(store.name).read_only_replica,
         error: None,
+        current: None,
+        needs_attention: false,
         migrations: MigrationState::default(),
         tables: Vec::new(),
     };
@@ -136,6 +181,7 @@ fn store_status(ctx: &Context, store: &'static Store, held: bool) -> CliResult<S
                 )
             })?;
             status.migrations.pending = shipped.into_iter().map(|(_, name)| name).collect();
+            status.needs_attention = status.migrations.needs_attention();
             return Ok(status);
         }
     }
@@ -168,6 +214,8 @@ fn store_status(ctx: &Context, store: &'static Store, held: bool) -> CliResult<S
     };
     status.migrations =
         migrations::state(&mut conn, store).map_err(|e| query_error("reading migrations", &e))?;
+    status.current = status.migrations.current().map(str::to_string);
+    status.needs_attention = status.migrations.needs_attention();
     let tables = catalog::tables(&mut conn).map_err(|e| query_error("listing tables", &e))?;
     let counts = count_rows(&mut conn, &tables).map_err(|e| query_error("counting rows", &e))?;
     status.tables = counts
@@ -196,23 +244,19 @@ fn count_rows(
 }
 
 fn print_text(report: &StatusReport) {
-    println!("profile: {}", report.profile);
+    crate::say!("profile: {}", report.profile);
     for line in &report.runs.interrupted {
-        println!("{}: {line}", paint("interrupted", Tone::Bad));
+        crate::say!("{}: {line}", paint("interrupted", Tone::Bad));
     }
     if report.runs.run_in_progress {
-        println!("a run is in progress");
+        crate::say!("a run is in progress");
     }
     for s in &report.stores {
         let state = if !s.reachable {
             paint("unreachable", Tone::Bad)
         } else if !s.exists {
             paint("not created yet", Tone::Dim)
-        } else if s.migrations.pending.is_empty()
-            && s.migrations.unknown.is_empty()
-            && s.migrations.modified.is_empty()
-            && s.migrations.unchecked.is_empty()
-        {
+        } else if !s.needs_attention {
             paint("up to date", Tone::Good)
         } else {
             paint("needs attention", Tone::Bad)
@@ -222,15 +266,21 @@ fn print_text(report: &StatusReport) {
             .as_deref()
             .map(|name| format!(", schema {name}"))
             .unwrap_or_default();
-        println!("\n{} ({}, {}{schema}): {state}", s.store, s.backend, s.url);
+        crate::say!("\n{} ({}, {}{schema}): {state}", s.store, s.backend, s.url);
         if s.read_only_replica {
-            println!("  {}", paint(crate::output::REPLICA_NOTE, Tone::Bad));
+            crate::say!("  {}", paint(crate::output::REPLICA_NOTE, Tone::Bad));
         }
         if let Some(error) = &s.error {
-            println!("  error: {error}");
+            crate::say!("  error: {error}");
             continue;
         }
-        println!(
+        crate::say!(
+            "  version: {}",
+            s.current
+                .as_deref()
+                .unwrap_or("none (no migration applied)")
+        );
+        crate::say!(
             "  migrations: {} applied, {} pending, {} unknown, {} modified, {} unchecked",
             s.migrations.applied.len(),
             s.migrations.pending.len(),
@@ -239,16 +289,16 @@ fn print_text(report: &StatusReport) {
             s.migrations.unchecked.len()
         );
         for name in &s.migrations.pending {
-            println!("    pending  {name}");
+            crate::say!("    pending  {name}");
         }
         for version in &s.migrations.unknown {
-            println!("    unknown  {version} (applied here, not shipped by this build)");
+            crate::say!("    unknown  {version} (applied here, not shipped by this build)");
         }
         for name in &s.migrations.modified {
-            println!("    modified {name} (up.sql changed since it was applied)");
+            crate::say!("    modified {name} (up.sql changed since it was applied)");
         }
         for name in &s.migrations.unchecked {
-            println!(
+            crate::say!(
                 "    unchecked {name} (applied by another tool: `orchestrator migrate` records it once the schema is proven)"
             );
         }
@@ -258,7 +308,7 @@ fn print_text(report: &StatusReport) {
                 .iter()
                 .map(|t| vec![t.table.clone(), t.rows.to_string()])
                 .collect();
-            println!("{}", output::table(&["table", "rows"], &rows));
+            crate::say!("{}", output::table(&["table", "rows"], &rows));
         }
     }
 }

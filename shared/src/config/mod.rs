@@ -31,6 +31,8 @@ pub const CONFIG_FILE: &str = "orchestrator.toml";
 pub const DEFAULT_PROFILE: &str = "default";
 pub const ENV_PROFILE: &str = "ORCH_PROFILE";
 pub const ENV_LOCK_TIMEOUT: &str = "ORCH_LOCK_TIMEOUT_SECS";
+/// The one URL variable diesel and sqlx read; it names no store, so it is mentioned, not read.
+pub const IGNORED_DATABASE_URL: &str = "DATABASE_URL";
 
 /// The profile key of a store's URL: `auth_url`.
 pub fn url_key(store: &str) -> String {
@@ -119,6 +121,9 @@ pub struct Settings {
     pub lock_timeout: Duration,
     /// Where each setting came from, for `-v` ("auth_url from environment", …).
     pub sources: Vec<(String, String)>,
+    /// What the run should mention once on stderr: settings it found and does not read
+    /// (a `DATABASE_URL`, which diesel and sqlx read, names no store).
+    pub notes: Vec<String>,
 }
 
 impl Settings {
@@ -285,6 +290,15 @@ impl Settings {
                 .extract_inner::<String>(key)
                 .map_err(|e| ConfigError::Invalid(describe(e)))
         };
+        let mut notes = Vec::new();
+        if let Some((_, origin)) = layered(IGNORED_DATABASE_URL) {
+            let vars: Vec<String> = stores.iter().map(|s| env_var(s)).collect();
+            notes.push(format!(
+                "{IGNORED_DATABASE_URL} (from {origin}) is not read: each store has a URL of its \
+                 own ({}, or --url STORE=URL)",
+                vars.join(", ")
+            ));
+        }
         let mut urls = Vec::with_capacity(stores.len());
         for store in stores {
             let key = schema_key(store);
@@ -304,6 +318,7 @@ impl Settings {
             lock_timeout: Duration::from_secs(common.lock_timeout_secs),
             profile,
             sources,
+            notes,
         })
     }
 

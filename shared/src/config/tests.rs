@@ -227,3 +227,33 @@ fn every_per_store_key_follows_the_stores_given() {
         .with_url("auth", "sqlite://b.db");
     assert!(Settings::load_with_env(dir.path(), STORES, &twice, &no_env).is_err());
 }
+
+#[test]
+fn a_database_url_names_no_store_and_is_mentioned_not_read() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let s = load(dir.path(), &Overrides::default(), &[]).expect("defaults");
+    assert!(s.notes.is_empty(), "{:?}", s.notes);
+
+    let s = load(
+        dir.path(),
+        &Overrides::default(),
+        &[("DATABASE_URL", "postgres://u:secret@db/auth")],
+    )
+    .expect("loads");
+    assert_eq!(url(&s, "auth"), "sqlite://.data/auth.sqlite3", "not read");
+    assert_eq!(s.notes.len(), 1, "{:?}", s.notes);
+    let note = &s.notes[0];
+    assert!(
+        note.contains("DATABASE_URL (from environment) is not read"),
+        "{note}"
+    );
+    assert!(
+        note.contains("AUTH_DATABASE_URL, APP_DATABASE_URL"),
+        "{note}"
+    );
+    assert!(!note.contains("secret"), "{note}");
+
+    std::fs::write(dir.path().join(".env"), "DATABASE_URL=sqlite://x.db\n").expect("write");
+    let s = load(dir.path(), &Overrides::default(), &[]).expect("loads");
+    assert!(s.notes[0].contains("(from .env)"), "{:?}", s.notes);
+}

@@ -2,7 +2,7 @@ use super::*;
 use crate::url::DatabaseUrl;
 
 fn sqlite(sql: &str) -> SchemaModel {
-    let url = DatabaseUrl::parse(":memory:").expect("url");
+    let url = DatabaseUrl::sqlite_in_memory();
     let mut conn = Conn::establish("test", &url).expect("open");
     conn.batch_execute(sql).expect("schema");
     introspect(&mut conn).expect("introspect")

@@ -145,7 +145,9 @@ fn password_is_split_off_for_child_processes() {
     let url =
         DatabaseUrl::parse("postgres://u:p%40ss@localhost:5432/app?sslmode=disable&password=x")
             .expect("url");
-    assert_eq!(url.password().as_deref(), Some("p@ss"));
+    // libpq reads the query's `password=` over the user part's (PQconninfoParse says
+    // so): the child gets the one the tool itself logs in with.
+    assert_eq!(url.password().as_deref(), Some("x"));
     assert_eq!(
         url.without_password(),
         "postgres://u@localhost:5432/app?sslmode=disable"
@@ -161,4 +163,75 @@ fn with_database_keeps_credentials_and_host() {
         admin.expose_secret(),
         "postgres://u:p@localhost:5432/postgres"
     );
+}
+
+#[test]
+fn in_memory_sqlite_is_refused_a_store_must_persist() {
+    for url in [
+        "sqlite::memory:",
+        ":memory:",
+        "sqlite://:memory:",
+        "sqlite://file::memory:?cache=shared",
+        "sqlite://file:x?mode=memory",
+    ] {
+        let err = DatabaseUrl::parse(url).expect_err(url).to_string();
+        assert!(err.contains("must persist"), "{url}: {err}");
+    }
+}
+
+#[test]
+fn a_leading_tilde_is_the_home_folder() {
+    let Some(home) = std::env::var_os("HOME").filter(|h| !h.is_empty()) else {
+        return;
+    };
+    let home = std::path::PathBuf::from(home);
+    for (url, expected) in [
+        ("sqlite://~/auth.db", home.join("auth.db")),
+        ("~/data/app.sqlite3", home.join("data/app.sqlite3")),
+        ("sqlite://~", home.clone()),
+        // Another user's home is not ours to guess; left as written.
+        ("sqlite://~bob/x.db", std::path::PathBuf::from("~bob/x.db")),
+    ] {
+        let parsed = DatabaseUrl::parse(url).expect(url);
+        assert_eq!(parsed.sqlite_path(), Some(expected.as_path()), "{url}");
+    }
+}
+
+#[test]
+fn the_password_is_the_one_libpq_uses() {
+    let password = |u: &str| DatabaseUrl::parse(u).expect(u).password();
+    assert_eq!(password("postgres://u:abc@h/db").as_deref(), Some("abc"));
+    assert_eq!(
+        password("postgres://u:abc@h/db?password=xyz").as_deref(),
+        Some("xyz")
+    );
+    assert_eq!(
+        password("postgres://u:abc@h/db?password=xyz&password=zzz").as_deref(),
+        Some("zzz")
+    );
+    assert_eq!(
+        password("postgres://u@h/db?password=q%26r").as_deref(),
+        Some("q&r")
+    );
+    assert_eq!(password("postgres://u@h/db"), None);
+}
+
+#[test]
+fn a_socket_folder_with_no_host_in_the_authority_is_accepted() {
+    let url = DatabaseUrl::parse("postgres://app:p%40ss@/auth?host=/var/run/postgresql&port=5433")
+        .expect("a URL libpq takes");
+    assert_eq!(url.backend(), Backend::Postgres);
+    assert_eq!(url.database_name(), "auth");
+    assert_eq!(url.password().as_deref(), Some("p@ss"));
+    assert!(!url.redacted().contains("p@ss") && !url.redacted().contains("p%40ss"));
+    assert!(
+        !url.without_password().contains("p%40ss"),
+        "{}",
+        url.without_password()
+    );
+    assert!(url.without_password().contains("host=/var/run/postgresql"));
+    // Without a password, and with a later user= in the query (which libpq would take).
+    let url = DatabaseUrl::parse("postgresql://app@/auth?host=/tmp").expect("url");
+    assert_eq!(url.database_name(), "auth");
+    assert_eq!(url.expose_secret(), "postgresql:///auth?user=app&host=/tmp");
 }

@@ -28,6 +28,7 @@ mod sql_safety;
 mod sqlite_live;
 mod squash;
 mod standby;
+mod terminal;
 mod three_stores;
 mod verify;
 mod waits;

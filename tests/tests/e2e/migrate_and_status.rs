@@ -127,7 +127,7 @@ fn migrate_of_one_store_leaves_the_other_alone() {
 fn status_reports_backend_migrations_and_row_counts() {
     for_each_backend("e2e_status", |pair| {
         let (code, before) = json_of(orchestrator(pair), &["status"]);
-        assert_eq!(code, 0, "{before}");
+        assert_eq!(code, 1, "pending migrations need attention: {before}");
         assert_eq!(
             before["stores"][0]["pending"].as_array().map(Vec::len),
             Some(4),
@@ -173,7 +173,7 @@ fn status_reports_backend_migrations_and_row_counts() {
 fn embedded_default_needs_no_configuration() {
     let dir = tempfile::tempdir().expect("tempdir");
     let (code, status) = json_of(orchestrator_in(dir.path()), &["status"]);
-    assert_eq!(code, 0, "{status}");
+    assert_eq!(code, 1, "nothing migrated yet: {status}");
     assert_eq!(
         status["stores"][0]["exists"], false,
         "status must not create the files"

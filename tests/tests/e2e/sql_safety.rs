@@ -109,7 +109,8 @@ fn every_command(
     let bin = || orch(work, auth_url, app_url);
 
     // status before anything: both reachable, named exactly as created.
-    let report = json_ok(bin(), &["status"]);
+    let (code, report) = json_of(bin(), &["status"]);
+    assert_eq!(code, 1, "nothing migrated yet: {report}");
     assert_eq!(report["stores"][0]["database"], names.0, "{report}");
     assert_eq!(report["stores"][1]["database"], names.1, "{report}");
 

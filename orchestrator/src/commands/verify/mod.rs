@@ -239,6 +239,7 @@ pub fn run(ctx: &Context, args: &VerifyArgs) -> CliResult {
             ),
         ));
     }
+    crate::commands::unmigrated::require_migrated(ctx, &selected, "verify")?;
     ctx.progress("verify: reading catalogs and migration histories…");
     // Every store is connected to and checked at once.
     let opened = crate::context::all_at_once(&needed, "verify", |(store, check)| {

@@ -5,10 +5,10 @@ use crate::output::{paint, Tone};
 
 pub(super) fn print_text(report: &VerifyReport) {
     for line in &report.interrupted {
-        println!("{}: {line}", paint("interrupted", Tone::Bad));
+        crate::say!("{}: {line}", paint("interrupted", Tone::Bad));
     }
     if !report.interrupted.is_empty() {
-        println!("  {}", crate::recovery::SETTLE_HINT);
+        crate::say!("  {}", crate::recovery::SETTLE_HINT);
     }
     for s in &report.stores {
         let n = s.problems();
@@ -18,10 +18,10 @@ pub(super) fn print_text(report: &VerifyReport) {
             String::new()
         };
         if n == 0 {
-            println!("{}: {}{replica}", s.store, paint("ok", Tone::Good));
+            crate::say!("{}: {}{replica}", s.store, paint("ok", Tone::Good));
             continue;
         }
-        println!(
+        crate::say!(
             "{}: {}{replica}",
             s.store,
             paint(&format!("{n} problem(s)"), Tone::Bad)
@@ -82,25 +82,25 @@ pub(super) fn print_text(report: &VerifyReport) {
             )
         }));
         if let (Some(drift), Some(_)) = (&s.schema, s.schema_problems().next()) {
-            println!("  the schema is held to {}:", drift.held_to);
+            crate::say!("  the schema is held to {}:", drift.held_to);
         }
         lines.extend(s.schema_problems().map(|d| ("schema", d.describe(s.store))));
         lines.extend(s.code.iter().map(|c| ("code", c.message.clone())));
         let width = lines.iter().map(|(k, _)| k.len()).max().unwrap_or(0);
         for (kind, what) in lines {
-            println!("  {kind:<width$}  {what}");
+            crate::say!("  {kind:<width$}  {what}");
         }
     }
     for name in &report.read_only_replicas {
         if !report.stores.iter().any(|s| s.store == *name) {
-            println!(
+            crate::say!(
                 "{name}: {} (read for the references)",
                 crate::output::REPLICA_NOTE
             );
         }
     }
     if !report.references.is_empty() {
-        println!("references:");
+        crate::say!("references:");
         for r in &report.references {
             let state = if let Some(why) = &r.skipped {
                 paint(&format!("not checked: {why}"), Tone::Bad)
@@ -112,14 +112,14 @@ pub(super) fn print_text(report: &VerifyReport) {
                     Tone::Bad,
                 )
             };
-            println!("  {} → {}: {state}", r.from, r.to);
+            crate::say!("  {} → {}: {state}", r.from, r.to);
         }
     }
     let problems = report.problems();
     if problems == 0 {
-        println!("verify: {}", paint("everything holds", Tone::Good));
+        crate::say!("verify: {}", paint("everything holds", Tone::Good));
     } else {
-        println!(
+        crate::say!(
             "verify: {}",
             paint(&format!("{problems} problem(s) found"), Tone::Bad)
         );

@@ -1,0 +1,130 @@
+//! The command line as people and scripts meet it: a closed pipe ends the report, not the
+//! command, and never with a panic.
+
+use orch_tests::{for_each_backend, process, TestPair};
+
+/// Runs the binary on the pair with `args` and stdout a pipe whose reader is already gone
+/// (`| head` that has read enough); its exit code and stderr.
+fn into_closed_pipe(pair: &TestPair, args: &[&str]) -> (Option<i32>, String) {
+    let (reader, writer) = std::io::pipe().expect("pipe");
+    drop(reader);
+    let output = process(pair)
+        .args(args)
+        .stdout(writer)
+        .output()
+        .expect("run");
+    (
+        output.status.code(),
+        String::from_utf8_lossy(&output.stderr).into_owned(),
+    )
+}
+
+#[test]
+fn a_closed_pipe_ends_the_report_quietly_with_the_usual_exit_code() {
+    for_each_backend("closed_pipe", |pair| {
+        let (code, stderr) = into_closed_pipe(pair, &["migrate"]);
+        assert_eq!(code, Some(0), "migrate: {stderr}");
+        // The migration happened although nobody read its report.
+        let (code, _) = orch_tests::json_of(orch_tests::orchestrator(pair), &["status"]);
+        assert_eq!(code, 0);
+        orch_tests::seed::contract_rows(pair);
+        for (args, expected) in [
+            (&["status"][..], 0),
+            (&["verify"][..], 0),
+            (&["diff"][..], 0),
+            (&["smoke"][..], 0),
+            (&["migrate"][..], 0),
+            (&["reset", "--dry-run"][..], 3),
+            (&["--format", "json", "status"][..], 0),
+            (&["completions", "bash"][..], 0),
+        ] {
+            let (code, stderr) = into_closed_pipe(pair, args);
+            assert!(
+                !stderr.contains("panicked") && !stderr.contains("Broken pipe"),
+                "{args:?} on {}: {stderr}",
+                pair.backend
+            );
+            assert_eq!(
+                code,
+                Some(expected),
+                "{args:?} on {}: {stderr}",
+                pair.backend
+            );
+        }
+    });
+}
+
+#[test]
+fn status_exits_1_while_a_store_needs_attention_and_names_its_version() {
+    for_each_backend("status_attention", |pair| {
+        let output = orch_tests::orchestrator(pair)
+            .args(["--format", "json", "status"])
+            .output()
+            .expect("run");
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert_eq!(output.status.code(), Some(1), "{stderr}");
+        assert!(stderr.contains("orchestrator migrate"), "{stderr}");
+        let report: serde_json::Value =
+            serde_json::from_slice(&output.stdout).expect("one JSON document");
+        for store in report["stores"].as_array().expect("stores") {
+            assert_eq!(store["needs_attention"], true, "{store}");
+            assert_eq!(store["current"], serde_json::Value::Null, "{store}");
+        }
+
+        orch_tests::orchestrator(pair)
+            .arg("migrate")
+            .assert()
+            .success();
+        let (code, report) = orch_tests::json_of(orch_tests::orchestrator(pair), &["status"]);
+        assert_eq!(code, 0, "{report}");
+        for (i, store) in [&auth_db::STORE, &app_db::STORE].into_iter().enumerate() {
+            let shipped = shared::migrations::shipped(store, pair.backend).expect("shipped");
+            let newest = shipped
+                .last()
+                .map(|(_, name)| name.clone())
+                .expect("a migration");
+            assert_eq!(report["stores"][i]["current"], newest.as_str(), "{report}");
+            assert_eq!(report["stores"][i]["needs_attention"], false, "{report}");
+        }
+    });
+}
+
+#[test]
+fn with_json_every_outcome_is_one_document_on_stdout_errors_included() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    for (args, exit) in [
+        // A configuration error, found after parsing.
+        (
+            &[
+                "--format",
+                "json",
+                "--url",
+                "auth=mysql://db/auth",
+                "status",
+            ][..],
+            2,
+        ),
+        // A command line that does not parse at all.
+        (&["--format=json", "frobnicate"][..], 2),
+    ] {
+        let output = orch_tests::orchestrator_in(dir.path())
+            .args(args)
+            .output()
+            .expect("run");
+        assert_eq!(output.status.code(), Some(exit), "{args:?}");
+        let doc: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap_or_else(|e| {
+            panic!(
+                "{args:?}: stdout is not one JSON document ({e}): {}",
+                String::from_utf8_lossy(&output.stdout)
+            )
+        });
+        assert_eq!(doc["ok"], false, "{doc}");
+        assert_eq!(doc["error"]["exit"], exit, "{doc}");
+        let message = doc["error"]["message"].as_str().expect("message");
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert!(
+            stderr.contains(message),
+            "{args:?}: stderr {stderr} vs {message}"
+        );
+    }
+}
