@@ -74,6 +74,7 @@ pub fn main_with(
             };
         }
     };
+    output::set_colour(cli.global.color.choice());
     logging::init(cli.global.verbose, cli.global.quiet);
     match run(stores, &cli, urls) {
         Ok(()) => Exit::Ok.code(),

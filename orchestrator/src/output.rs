@@ -1,7 +1,7 @@
 //! Printing results: one JSON document for machines, aligned tables for people, with
 //! colour only on a terminal and never when NO_COLOR is set.
 
-use std::io::{IsTerminal, Write};
+use std::io::Write;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use serde::Serialize;
@@ -85,18 +85,34 @@ fn say_with(write: impl FnOnce(&mut std::io::StdoutLock<'static>) -> std::io::Re
     }
 }
 
+/// `--color`: `auto` colours a terminal unless `NO_COLOR` is set (`CLICOLOR_FORCE` colours
+/// any output); `always` and `never` decide for every stream. Set once, before any output.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Colour {
+    Auto,
+    Always,
+    Never,
+}
+
+/// Makes `choice` the run's colour choice (anstream's, which also reads `NO_COLOR`,
+/// `CLICOLOR` and `CLICOLOR_FORCE` in `auto`).
+pub fn set_colour(choice: Colour) {
+    match choice {
+        Colour::Auto => anstream::ColorChoice::Auto,
+        Colour::Always => anstream::ColorChoice::Always,
+        Colour::Never => anstream::ColorChoice::Never,
+    }
+    .write_global();
+}
+
 /// Whether stdout gets colour.
 pub fn colour() -> bool {
-    no_color_unset() && std::io::stdout().is_terminal()
+    anstream::AutoStream::choice(&std::io::stdout()) != anstream::ColorChoice::Never
 }
 
 /// Whether stderr (logs, progress) gets colour.
 pub fn colour_stderr() -> bool {
-    no_color_unset() && std::io::stderr().is_terminal()
-}
-
-fn no_color_unset() -> bool {
-    std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty())
+    anstream::AutoStream::choice(&std::io::stderr()) != anstream::ColorChoice::Never
 }
 
 pub enum Tone {
@@ -105,49 +121,54 @@ pub enum Tone {
     Dim,
 }
 
-/// Wraps `text` in the tone's colour when stdout is a terminal.
+/// `text` in the tone's colour when stdout gets colour.
 pub fn paint(text: &str, tone: Tone) -> String {
     if !colour() {
         return text.to_string();
     }
-    let code = match tone {
-        Tone::Good => "32",
-        Tone::Bad => "31",
-        Tone::Dim => "2",
+    use anstyle::{AnsiColor, Effects, Style};
+    let style = match tone {
+        Tone::Good => Style::new().fg_color(Some(AnsiColor::Green.into())),
+        Tone::Bad => Style::new().fg_color(Some(AnsiColor::Red.into())),
+        Tone::Dim => Style::new().effects(Effects::DIMMED),
     };
-    format!("\x1b[{code}m{text}\x1b[0m")
+    format!("{style}{text}{style:#}")
 }
 
-/// A table of left-aligned columns, numbers right-aligned, two spaces apart.
+/// A table for people: columns two spaces apart, indented by two, numbers right-aligned
+/// with their headers. Widths are measured without colour codes, so a coloured cell
+/// lines up with the rest.
 pub fn table(headers: &[&str], rows: &[Vec<String>]) -> String {
-    let mut widths: Vec<usize> = headers.iter().map(|h| h.len()).collect();
+    use comfy_table::{presets::NOTHING, CellAlignment, ContentArrangement, Table};
+    let mut t = Table::new();
+    t.load_preset(NOTHING)
+        .set_content_arrangement(ContentArrangement::Disabled)
+        .set_header(headers.to_vec());
     for row in rows {
-        for (i, cell) in row.iter().enumerate() {
-            if let Some(w) = widths.get_mut(i) {
-                *w = (*w).max(cell.chars().count());
-            }
+        t.add_row(row.clone());
+    }
+    let numeric = |i: usize| {
+        let mut cells = rows
+            .iter()
+            .filter_map(|r| r.get(i))
+            .filter(|c| !c.is_empty());
+        let mut any = false;
+        let all = cells.all(|c| {
+            any = true;
+            c.chars().all(|ch| ch.is_ascii_digit())
+        });
+        any && all
+    };
+    for (i, column) in t.column_iter_mut().enumerate() {
+        column.set_padding((0, 2));
+        if numeric(i) {
+            column.set_cell_alignment(CellAlignment::Right);
         }
     }
-    let line = |cells: Vec<&str>| -> String {
-        let parts: Vec<String> = cells
-            .iter()
-            .enumerate()
-            .map(|(i, c)| {
-                let w = widths.get(i).copied().unwrap_or(0);
-                if !c.is_empty() && c.chars().all(|ch| ch.is_ascii_digit()) {
-                    format!("{c:>w$}")
-                } else {
-                    format!("{c:<w$}")
-                }
-            })
-            .collect();
-        format!("  {}", parts.join("  ").trim_end())
-    };
-    let mut out = vec![line(headers.to_vec())];
-    for row in rows {
-        out.push(line(row.iter().map(String::as_str).collect()));
-    }
-    out.join("\n")
+    t.lines()
+        .map(|line| format!("  {}", line.trim_end()))
+        .collect::<Vec<_>>()
+        .join("\n")
 }
 
 #[cfg(test)]
@@ -155,7 +176,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn table_aligns_text_left_and_numbers_right() {
+    fn table_aligns_text_left_and_numbers_right_with_their_headers() {
         let t = table(
             &["table", "rows"],
             &[
@@ -164,5 +185,29 @@ mod tests {
             ],
         );
         assert_eq!(t, "  table  rows\n  users     7\n  teams   120");
+    }
+
+    #[test]
+    fn colour_codes_take_no_width() {
+        let red = |s: &str| format!("\x1b[31m{s}\x1b[0m");
+        let t = table(
+            &["step", "result", "detail"],
+            &[
+                vec!["signup".into(), red("FAIL"), "x".into()],
+                vec!["ledger".into(), "pass".into(), "y".into()],
+            ],
+        );
+        let plain: Vec<String> = t
+            .lines()
+            .map(|l| l.replace("\x1b[31m", "").replace("\x1b[0m", ""))
+            .collect();
+        assert_eq!(
+            plain,
+            [
+                "  step    result  detail",
+                "  signup  FAIL    x",
+                "  ledger  pass    y"
+            ]
+        );
     }
 }

@@ -23,7 +23,17 @@ fn isolated() -> Vec<String> {
         .iter()
         .chain([&&billing_db::STORE])
         .map(|s| shared::config::env_var(s.name))
-        .chain(["DATABASE_URL", "ORCH_PROFILE", "RUST_LOG", "NO_COLOR"].map(String::from))
+        .chain(
+            [
+                "DATABASE_URL",
+                "ORCH_PROFILE",
+                "RUST_LOG",
+                "NO_COLOR",
+                "CLICOLOR",
+                "CLICOLOR_FORCE",
+            ]
+            .map(String::from),
+        )
         .collect()
 }
 

@@ -45,29 +45,55 @@ pub struct Cli {
 #[derive(Debug, Clone, Args)]
 pub struct GlobalArgs {
     /// Configuration file to read instead of ./orchestrator.toml
-    #[arg(long, global = true, value_name = "FILE")]
+    #[arg(long, global = true, help_heading = GLOBAL, value_name = "FILE")]
     pub config: Option<PathBuf>,
 
     /// Profile (table) of the configuration file to use [env: ORCH_PROFILE] [default: default]
-    #[arg(long, global = true, value_name = "NAME")]
+    #[arg(long, global = true, help_heading = GLOBAL, value_name = "NAME")]
     pub profile: Option<String>,
 
     /// A store's database: STORE=URL, where URL is postgres://…, sqlite://PATH or a file
     /// path; once per store (--STORE-url URL says the same)
-    #[arg(long = "url", global = true, value_name = "STORE=URL")]
+    #[arg(long = "url", global = true, help_heading = GLOBAL, value_name = "STORE=URL")]
     pub urls: Vec<String>,
 
     /// Output for people (text) or one JSON document on stdout (json)
-    #[arg(long, global = true, value_enum, default_value_t = Format::Text)]
+    #[arg(long, global = true, help_heading = GLOBAL, value_enum, default_value_t = Format::Text)]
     pub format: Format,
 
     /// More detail on stderr: -v steps and timings, -vv debug, -vvv trace (RUST_LOG also works)
-    #[arg(short, long, global = true, action = clap::ArgAction::Count)]
+    #[arg(short, long, global = true, help_heading = GLOBAL, action = clap::ArgAction::Count)]
     pub verbose: u8,
 
+    /// Colour: auto (on a terminal, unless NO_COLOR is set; CLICOLOR_FORCE forces it),
+    /// always or never
+    #[arg(long, global = true, help_heading = GLOBAL, value_enum, default_value_t = ColorArg::Auto, value_name = "WHEN")]
+    pub color: ColorArg,
+
     /// Only errors on stderr
-    #[arg(short, long, global = true, conflicts_with = "verbose")]
+    #[arg(short, long, global = true, help_heading = GLOBAL, conflicts_with = "verbose")]
     pub quiet: bool,
+}
+
+/// The `--help` heading of the flags every command accepts.
+const GLOBAL: &str = "Global options";
+
+/// `--color`: the parser's spelling of [`crate::output::Colour`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum ColorArg {
+    Auto,
+    Always,
+    Never,
+}
+
+impl ColorArg {
+    pub fn choice(self) -> crate::output::Colour {
+        match self {
+            ColorArg::Auto => crate::output::Colour::Auto,
+            ColorArg::Always => crate::output::Colour::Always,
+            ColorArg::Never => crate::output::Colour::Never,
+        }
+    }
 }
 
 /// `--format`: the parser's spelling of [`crate::output::Format`].
@@ -125,6 +151,7 @@ pub fn command(stores: &[&Store]) -> clap::Command {
             Arg::new(id)
                 .long(long)
                 .global(true)
+                .help_heading(GLOBAL)
                 .value_name("URL")
                 .help(format!(
                     "URL of the {} database (--url {}=URL) [env: {}]",

@@ -128,3 +128,60 @@ fn with_json_every_outcome_is_one_document_on_stdout_errors_included() {
         );
     }
 }
+
+#[test]
+fn colour_follows_the_flag_no_color_and_clicolor_force_and_never_costs_alignment() {
+    for_each_backend("colour", |pair| {
+        orch_tests::orchestrator(pair)
+            .arg("migrate")
+            .assert()
+            .success();
+        let coloured = |flags: &[&str], env: &[(&str, &str)]| -> (bool, String) {
+            let mut cmd = orch_tests::orchestrator(pair);
+            for (k, v) in env {
+                cmd.env(k, v);
+            }
+            let output = cmd.args(flags).arg("smoke").output().expect("run");
+            assert_eq!(output.status.code(), Some(0), "{flags:?} {env:?}");
+            let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
+            (stdout.contains("\x1b["), stdout)
+        };
+        // Piped (as here), auto colours nothing; CLICOLOR_FORCE colours; NO_COLOR wins
+        // over it; --color decides over both.
+        assert!(!coloured(&[], &[]).0, "auto, piped");
+        assert!(
+            coloured(&[], &[("CLICOLOR_FORCE", "1")]).0,
+            "CLICOLOR_FORCE"
+        );
+        assert!(
+            !coloured(&[], &[("CLICOLOR_FORCE", "1"), ("NO_COLOR", "1")]).0,
+            "NO_COLOR"
+        );
+        assert!(
+            coloured(&["--color", "always"], &[("NO_COLOR", "1")]).0,
+            "always"
+        );
+        assert!(
+            !coloured(&["--color", "never"], &[("CLICOLOR_FORCE", "1")]).0,
+            "never"
+        );
+        // Coloured or not, the table's columns start at the same places.
+        let strip = |s: &str| {
+            s.replace("\x1b[32m", "")
+                .replace("\x1b[31m", "")
+                .replace("\x1b[0m", "")
+        };
+        let (_, with) = coloured(&["--color", "always"], &[]);
+        let (_, without) = coloured(&["--color", "never"], &[]);
+        let columns = |text: &str| -> Vec<usize> {
+            text.lines()
+                .filter(|l| l.contains("pass") || l.contains("result"))
+                .map(|l| l.find("pass").or_else(|| l.find("result")).unwrap_or(0))
+                .collect()
+        };
+        let with = strip(&with);
+        assert_eq!(columns(&with), columns(&without), "{with}\n---\n{without}");
+        let starts = columns(&without);
+        assert!(starts.windows(2).all(|w| w[0] == w[1]), "{without}");
+    });
+}
