@@ -144,6 +144,7 @@ pub fn run(
         Command::Verify(args) => commands::verify::run(&ctx, args),
         Command::Reset(args) => commands::reset::run(&ctx, args),
         Command::Backup(args) => commands::backup::run(&ctx, args),
+        Command::Backups(args) => commands::backups::run(&ctx, args),
         Command::Restore(args) => commands::restore::run(&ctx, args),
         Command::Revert(args) => commands::revert::run(&ctx, args),
         Command::Recover(args) => commands::recover::run(&ctx, args),

@@ -135,6 +135,11 @@ pub fn paint(text: &str, tone: Tone) -> String {
     format!("{style}{text}{style:#}")
 }
 
+/// A size for people: `72.0 MB` (decimal units, as disks are sold and `ls -lh --si` shows).
+pub fn size(bytes: u64) -> String {
+    bytesize::ByteSize(bytes).display().si().to_string()
+}
+
 /// A table for people: columns two spaces apart, indented by two, numbers right-aligned
 /// with their headers. Widths are measured without colour codes, so a coloured cell
 /// lines up with the rest.

@@ -446,7 +446,7 @@ pub fn assert_schema_rs_matches(store: &shared::store::Store) {
         let mut conn = match &db {
             Some(db) => db.connect(),
             None => {
-                let url = DatabaseUrl::parse(":memory:").unwrap_or_else(|e| panic!("url: {e}"));
+                let url = DatabaseUrl::sqlite_in_memory();
                 Conn::establish(store.name, &url).unwrap_or_else(|e| panic!("open: {e}"))
             }
         };

@@ -14,6 +14,7 @@ use shared::store::Store;
 use shared::{catalog, Backend, Conn, DatabaseUrl};
 
 mod postgres;
+pub mod sets;
 mod sqlite;
 
 pub const MANIFEST: &str = "manifest.json";
@@ -161,6 +162,16 @@ pub fn new_manifest(stores: Vec<StoreBackup>) -> Manifest {
 /// covers the wanted stores, and every file has the recorded sha256.
 pub fn load_checked(dir: &Path, wanted: &[&str]) -> Result<Manifest, String> {
     let path = dir.join(MANIFEST);
+    if dir.is_dir() && !path.exists() {
+        // The manifest is written last: a folder without one is a backup that did not
+        // finish (interrupted, or failed before its files could be removed).
+        return Err(format!(
+            "{} is an incomplete backup set: it has no {MANIFEST} (a backup that was \
+             interrupted or failed), so it cannot be restored; `orchestrator backups list` \
+             shows the complete ones",
+            dir.display()
+        ));
+    }
     let text = std::fs::read_to_string(&path)
         .map_err(|e| format!("cannot read {}: {e}", path.display()))?;
     let manifest: Manifest = serde_json::from_str(&text)

@@ -128,6 +128,7 @@ pub enum Command {
     Verify(commands::verify::VerifyArgs),
     Reset(commands::reset::ResetArgs),
     Backup(commands::backup::BackupArgs),
+    Backups(commands::backups::BackupsArgs),
     Restore(commands::restore::RestoreArgs),
     Revert(commands::revert::RevertArgs),
     Recover(commands::recover::RecoverArgs),

@@ -56,9 +56,12 @@ pub fn plan(ctx: &Context, command: &Command) -> CliResult<Option<Plan>> {
         ),
         Command::Smoke(_) => ("smoke", each(all(), 2), false, true),
         Command::Recover(_) => ("recover", each(all(), 3), true, true),
-        Command::Squash(_) | Command::Lint(_) | Command::Generate(_) | Command::Completions(_) => {
-            return Ok(None)
-        }
+        // Backup sets are files: nothing of a server is needed.
+        Command::Backups(_)
+        | Command::Squash(_)
+        | Command::Lint(_)
+        | Command::Generate(_)
+        | Command::Completions(_) => return Ok(None),
     };
     let writes = match command {
         Command::Backup(_) => false,

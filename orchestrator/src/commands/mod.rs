@@ -2,6 +2,7 @@
 
 pub mod args;
 pub mod backup;
+pub mod backups;
 pub mod completions;
 pub mod diff;
 pub mod generate;

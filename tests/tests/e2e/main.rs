@@ -6,6 +6,7 @@
 mod support;
 
 mod backup_failures;
+mod backups;
 mod cli_errors;
 mod concurrency;
 mod deployments;
