@@ -108,6 +108,60 @@ pub fn inspect_all(ctx: &Context, stores: &[&'static Store]) -> CliResult<Vec<Co
     })
 }
 
+/// On a terminal, the question a person is asked before their data is destroyed: when
+/// the stores hold data and nothing but `--force` is missing, the inventory of what would
+/// go is shown on stderr and `verb … [y/N]` asked, default no. Yes is `--force` for this
+/// run; no ends it (exit 3, nothing changed). Without a terminal on stdin and stderr, with
+/// `--format json`, or with `--force`/`--yes` given, nothing is asked and `permission` is
+/// returned as it is: the guard then refuses as it always has.
+pub fn ask_on_terminal(
+    ctx: &Context,
+    stores: &[&'static Store],
+    permission: Permission,
+    verb: &str,
+) -> CliResult<Permission> {
+    use std::io::IsTerminal;
+    if permission.force
+        || ctx.json()
+        || !std::io::stdin().is_terminal()
+        || !std::io::stderr().is_terminal()
+    {
+        return Ok(permission);
+    }
+    let contents = inspect_all(ctx, stores)?;
+    let forced = Permission {
+        force: true,
+        ..permission.clone()
+    };
+    let holding: Vec<&Contents> = contents.iter().filter(|c| c.holds_data()).collect();
+    if holding.is_empty() || check(&contents, &forced, verb).is_err() {
+        return Ok(permission);
+    }
+    eprintln!("{verb} would destroy:");
+    for c in &holding {
+        eprintln!(
+            "  {} ({}): {}",
+            c.store,
+            c.database,
+            c.inventory.holding().join(", ")
+        );
+    }
+    let names: Vec<&str> = stores.iter().map(|s| s.name).collect();
+    let answer = dialoguer::Confirm::new()
+        .with_prompt(format!("{verb} {}? (backed up first)", names.join(" and ")))
+        .default(false)
+        .interact();
+    match answer {
+        Ok(true) => Ok(forced),
+        Ok(false) => Err(CliError::new(
+            Exit::Refused,
+            anyhow::anyhow!("not confirmed at the prompt; nothing was changed"),
+        )),
+        // No usable terminal after all: as without one.
+        Err(_) => Ok(permission),
+    }
+}
+
 /// Refuses an empty `--confirm` (exit 2) before a run touches anything, locks included.
 pub fn check_confirm_names(confirms: &[String]) -> CliResult {
     match confirms.iter().find(|c| c.trim().is_empty()) {

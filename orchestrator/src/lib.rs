@@ -11,6 +11,7 @@ pub mod exit;
 pub mod fault;
 pub mod guard;
 pub mod identity;
+pub mod interrupt;
 pub mod lock;
 mod logging;
 pub mod output;
@@ -78,8 +79,9 @@ pub fn main_with(
     logging::init(cli.global.verbose, cli.global.quiet);
     match run(stores, &cli, urls) {
         Ok(()) => Exit::Ok.code(),
-        Err(_) if shadow::interrupted() => {
-            // The Ctrl-C handler is dropping the scratch databases and exits with 130.
+        Err(_) if interrupt::interrupted() => {
+            // The Ctrl-C handler is cleaning up (scratch databases, a partial backup set)
+            // and exits with 130.
             loop {
                 std::thread::park();
             }

@@ -3,37 +3,16 @@
 //! all compare against it.
 
 use std::path::Path;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Once;
 
 use shared::history::{self, History};
 use shared::schema::{self, SchemaModel};
 use shared::scratch::Scratch;
 use shared::{Backend, DatabaseUrl, DbError, Store};
 
-static INTERRUPTED: AtomicBool = AtomicBool::new(false);
-
-/// True once Ctrl-C was pressed: the handler is dropping the scratch databases and will
-/// exit with 130; errors the main thread meets meanwhile (its session to a scratch
-/// database ended) are consequences, not news.
-pub fn interrupted() -> bool {
-    INTERRUPTED.load(Ordering::SeqCst)
-}
-
-/// Installs, once per process, a Ctrl-C handler that drops every scratch database still
-/// alive before exiting (130, as shells expect after SIGINT).
+/// Installs the Ctrl-C handler (see `interrupt`) that drops every scratch database still
+/// alive before exiting.
 pub fn drop_scratch_on_ctrl_c() {
-    static ONCE: Once = Once::new();
-    ONCE.call_once(|| {
-        let installed = ctrlc::set_handler(|| {
-            INTERRUPTED.store(true, Ordering::SeqCst);
-            shared::scratch::drop_all();
-            std::process::exit(130);
-        });
-        if let Err(e) = installed {
-            tracing::warn!(error = %e, "no Ctrl-C handler: an interrupted run may leave a scratch database");
-        }
-    });
+    crate::interrupt::install();
 }
 
 /// Builds `history` (up to `up_to`) in a scratch database of `backend` and returns its

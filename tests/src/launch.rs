@@ -131,3 +131,25 @@ pub fn under_shell(cmd: &std::process::Command, setup: &str) -> std::process::Co
     }
     shell
 }
+
+/// `cmd` run on a terminal of its own (a pseudo-terminal from util-linux's `script`), as a
+/// person would run it: its stdin, stdout and stderr are that terminal, which the caller
+/// reads and types into through the returned process's stdout and stdin.
+pub fn on_terminal(cmd: &std::process::Command) -> std::process::Command {
+    let quote = |s: &std::ffi::OsStr| format!("'{}'", s.to_string_lossy().replace('\'', "'\\''"));
+    let line: Vec<String> = std::iter::once(quote(cmd.get_program()))
+        .chain(cmd.get_args().map(quote))
+        .collect();
+    let mut term = std::process::Command::new("script");
+    term.args(["-qefc", &line.join(" "), "/dev/null"]);
+    if let Some(dir) = cmd.get_current_dir() {
+        term.current_dir(dir);
+    }
+    for (key, value) in cmd.get_envs() {
+        match value {
+            Some(value) => term.env(key, value),
+            None => term.env_remove(key),
+        };
+    }
+    term
+}

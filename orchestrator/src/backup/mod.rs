@@ -231,6 +231,7 @@ pub fn write_set(
             ),
         )
     })?;
+    let _partial = crate::interrupt::writing_set(&dir);
     // The stores are dumped at once, each on its own connection (and pg_dump process).
     let dir_ref = &dir;
     let entries: crate::exit::CliResult<Vec<StoreBackup>> =

@@ -19,6 +19,11 @@ pub struct GuardArgs {
     #[arg(long)]
     pub force: bool,
 
+    /// Answer yes to the question a terminal would be asked (the same as --force; for
+    /// scripts, which are never asked)
+    #[arg(long, short = 'y')]
+    pub yes: bool,
+
     /// Database name of a protected store, once per store, to confirm replacing it
     // A database name may start with `-`; it is still the value, never a flag.
     #[arg(long, value_name = "NAME", allow_hyphen_values = true)]
@@ -35,7 +40,7 @@ impl GuardArgs {
     /// The engine's view of these flags.
     pub fn permission(&self) -> crate::guard::Permission {
         crate::guard::Permission {
-            force: self.force,
+            force: self.force || self.yes,
             confirm: self.confirm.clone(),
             drop_dependents: self.drop_dependents,
         }

@@ -119,8 +119,14 @@ pub fn run(ctx: &Context, args: &ResetArgs) -> CliResult {
         pending.push(shipped_names(store, ctx.url(store)?.backend())?);
     }
     let dangling = crate::consequences::of_reset(ctx, &stores)?;
-    let guard_result = guard::check(&contents, &args.guard.permission(), "reset")
-        .and_then(|()| crate::consequences::check(&dangling, args.guard.force, "reset"));
+    // A person at a terminal is asked rather than refused (never in a dry run).
+    let permission = if args.dry_run {
+        args.guard.permission()
+    } else {
+        guard::ask_on_terminal(ctx, &stores, args.guard.permission(), "reset")?
+    };
+    let guard_result = guard::check(&contents, &permission, "reset")
+        .and_then(|()| crate::consequences::check(&dangling, permission.force, "reset"));
     timings.guard = t.elapsed().as_millis();
 
     let backup_base = args
@@ -178,7 +184,7 @@ pub fn run(ctx: &Context, args: &ResetArgs) -> CliResult {
             always: false,
         }),
         allowed: Allowed {
-            data: args.guard.force,
+            data: permission.force,
             dependents: args.guard.drop_dependents,
         },
         fallback: None,

@@ -77,10 +77,11 @@ pub fn run(ctx: &Context, args: &RestoreArgs) -> CliResult {
     // What each store holds is read once, under the write fence, where the guard decides
     // on exactly what is then replaced (see `rebuild`); protection is checked here.
     let contents: Vec<Contents> = guard::protection(ctx, &stores)?;
-    guard::check(&contents, &args.guard.permission(), "restore over")?;
+    let permission = guard::ask_on_terminal(ctx, &stores, args.guard.permission(), "restore over")?;
+    guard::check(&contents, &permission, "restore over")?;
     // Rows of a store that is not restored which would point at rows the backup lacks.
     let dangling = crate::consequences::of_restore(ctx, &stores, &args.dir, &manifest)?;
-    crate::consequences::check(&dangling, args.guard.force, "restore")?;
+    crate::consequences::check(&dangling, permission.force, "restore")?;
 
     let pin = |dir: &std::path::Path| {
         crate::run_record::BackupRef::pin(dir)
@@ -102,7 +103,7 @@ pub fn run(ctx: &Context, args: &RestoreArgs) -> CliResult {
             always: true,
         }),
         allowed: Allowed {
-            data: args.guard.force,
+            data: permission.force,
             dependents: args.guard.drop_dependents,
         },
         fallback: None,

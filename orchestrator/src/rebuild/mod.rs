@@ -191,6 +191,7 @@ impl Rebuild<'_> {
         let backup_dir = self
             .safety
             .map(|safety| crate::backup::unused_backup_dir(safety.base));
+        let _partial = backup_dir.as_deref().map(crate::interrupt::writing_set);
         let fail = |stages: Vec<Stage>, error: CliError| {
             abort_all(stages);
             if let Some(dir) = backup_dir.as_deref().filter(|d| d.exists()) {

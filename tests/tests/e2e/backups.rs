@@ -134,3 +134,49 @@ fn sets_are_listed_and_old_ones_pruned_only_with_force_and_confirmation() {
         );
     });
 }
+
+#[test]
+fn ctrl_c_during_a_backup_removes_the_unfinished_set() {
+    let Some(pair) = orch_tests::TestPair::new(shared::Backend::Postgres, "backups_ctrl_c") else {
+        return;
+    };
+    orchestrator(&pair).arg("migrate").assert().success();
+    orch_tests::seed::contract_rows(&pair);
+    let mut child = orch_tests::process(&pair)
+        .args(["backup"])
+        // Paused once pg_dump has written auth's file, the set has no manifest yet.
+        .env("ORCH_FAULT", "pause-after-dump:auth")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("spawn");
+    let base = pair.path().join(".data/backups");
+    let started = std::time::Instant::now();
+    let dump = loop {
+        let found = std::fs::read_dir(&base)
+            .into_iter()
+            .flatten()
+            .flatten()
+            .map(|e| e.path().join("auth.dump"))
+            .find(|p| p.exists());
+        if let Some(dump) = found {
+            break dump;
+        }
+        assert!(started.elapsed().as_secs() < 30, "no dump appeared");
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    };
+    let sent = std::process::Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .expect("kill");
+    assert!(sent.success());
+    let output = child.wait_with_output().expect("wait");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(130), "{stderr}");
+    assert!(
+        stderr.contains("removed the unfinished backup set"),
+        "{stderr}"
+    );
+    let set = dump.parent().expect("set folder");
+    assert!(!set.exists(), "{} is still there", set.display());
+}

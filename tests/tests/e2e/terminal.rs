@@ -185,3 +185,82 @@ fn colour_follows_the_flag_no_color_and_clicolor_force_and_never_costs_alignment
         assert!(starts.windows(2).all(|w| w[0] == w[1]), "{without}");
     });
 }
+
+/// Runs `args` on the pair on a terminal of its own; once the question appears, types
+/// `answer`. The exit code and everything the terminal showed.
+fn answered(pair: &TestPair, args: &[&str], answer: &str) -> (Option<i32>, String) {
+    use std::io::{Read, Write};
+    let mut cmd = process(pair);
+    cmd.args(args);
+    let mut term = orch_tests::on_terminal(&cmd)
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .expect("script");
+    let mut stdin = term.stdin.take().expect("stdin");
+    let mut stdout = term.stdout.take().expect("stdout");
+    let seen = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let reader = {
+        let seen = seen.clone();
+        std::thread::spawn(move || {
+            let mut buf = [0u8; 4096];
+            while let Ok(n) = stdout.read(&mut buf) {
+                if n == 0 {
+                    break;
+                }
+                seen.lock().expect("seen").extend_from_slice(&buf[..n]);
+            }
+        })
+    };
+    let shown = || String::from_utf8_lossy(&seen.lock().expect("seen")).into_owned();
+    // Typed once the question is on the terminal, as a person would.
+    let asked = std::time::Instant::now();
+    while !shown().contains("[y/N]") && asked.elapsed() < std::time::Duration::from_secs(60) {
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    stdin.write_all(answer.as_bytes()).expect("type");
+    stdin.flush().expect("flush");
+    let status = term.wait().expect("wait");
+    drop(stdin);
+    reader.join().expect("reader");
+    (status.code(), shown())
+}
+
+#[test]
+fn a_person_at_a_terminal_is_asked_before_data_goes_and_no_is_the_default() {
+    for_each_backend("terminal_prompt", |pair| {
+        orch_tests::orchestrator(pair)
+            .arg("migrate")
+            .assert()
+            .success();
+        orch_tests::seed::contract_rows(pair);
+        let before = orch_tests::checksums::snapshots(pair);
+
+        let (code, shown) = answered(pair, &["reset"], "n");
+        assert!(shown.contains("[y/N]"), "{shown}");
+        assert!(
+            shown.contains("users (3 rows)"),
+            "the inventory is shown: {shown}"
+        );
+        assert_eq!(code, Some(3), "{shown}");
+        assert_eq!(
+            orch_tests::checksums::snapshots(pair),
+            before,
+            "no changes nothing"
+        );
+
+        let (code, shown) = answered(pair, &["reset"], "y");
+        assert_eq!(code, Some(0), "{shown}");
+        let (auth, app) = orch_tests::checksums::snapshots(pair);
+        assert_eq!(auth.total_rows() + app.total_rows(), 0, "{shown}");
+
+        // Without a terminal nothing is asked: refused, exit 3, as scripts expect; --yes
+        // answers for them.
+        orch_tests::seed::contract_rows(pair);
+        let (code, _) = orch_tests::json_of(orch_tests::orchestrator(pair), &["reset"]);
+        assert_eq!(code, 3);
+        let (code, report) =
+            orch_tests::json_of(orch_tests::orchestrator(pair), &["reset", "--yes"]);
+        assert_eq!(code, 0, "{report}");
+    });
+}
