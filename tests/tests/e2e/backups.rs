@@ -142,7 +142,7 @@ fn ctrl_c_during_a_backup_removes_the_unfinished_set() {
     };
     orchestrator(&pair).arg("migrate").assert().success();
     orch_tests::seed::contract_rows(&pair);
-    let mut child = orch_tests::process(&pair)
+    let child = orch_tests::process(&pair)
         .args(["backup"])
         // Paused once pg_dump has written auth's file, the set has no manifest yet.
         .env("ORCH_FAULT", "pause-after-dump:auth")
