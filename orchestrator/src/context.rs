@@ -120,6 +120,9 @@ impl Context {
         // Every connection opened from here on, wherever in the code, waits for locks no
         // longer than this.
         shared::session::set_lock_timeout(settings.lock_timeout);
+        for file in &settings.files {
+            tracing::debug!(file = %file.display(), "configuration file read");
+        }
         for (key, source) in &settings.sources {
             tracing::debug!(%key, %source, "configuration");
         }

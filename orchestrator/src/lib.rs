@@ -155,6 +155,7 @@ pub fn run(
         Command::Lint(args) => commands::lint::run(&ctx, args),
         Command::Generate(args) => commands::generate::run(&ctx, args),
         Command::Squash(args) => commands::squash::run(&ctx, args),
+        Command::Schema(args) => commands::schema::run(&ctx, args),
         Command::Completions(_) => Ok(()),
     }
 }

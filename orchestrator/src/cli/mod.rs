@@ -137,6 +137,7 @@ pub enum Command {
     Lint(commands::lint::LintArgs),
     Generate(commands::generate::GenerateArgs),
     Squash(commands::squash::SquashArgs),
+    Schema(commands::schema::SchemaArgs),
     Completions(commands::completions::CompletionsArgs),
 }
 

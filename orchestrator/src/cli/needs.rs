@@ -58,6 +58,7 @@ pub fn plan(ctx: &Context, command: &Command) -> CliResult<Option<Plan>> {
         Command::Recover(_) => ("recover", each(all(), 3), true, true),
         // Backup sets are files: nothing of a server is needed.
         Command::Backups(_)
+        | Command::Schema(_)
         | Command::Squash(_)
         | Command::Lint(_)
         | Command::Generate(_)

@@ -14,6 +14,7 @@ pub mod reset;
 pub mod restore;
 pub mod revert;
 mod revert_output;
+pub mod schema;
 pub mod smoke;
 pub mod squash;
 pub mod status;

@@ -14,6 +14,7 @@
 //! file does not define.
 
 mod dotenv;
+mod files;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -121,6 +122,8 @@ pub struct Settings {
     pub lock_timeout: Duration,
     /// Where each setting came from, for `-v` ("auth_url from environment", …).
     pub sources: Vec<(String, String)>,
+    /// The configuration files read (`orchestrator.toml`, `.env`), for `-vv`.
+    pub files: Vec<PathBuf>,
     /// What the run should mention once on stderr: settings it found and does not read
     /// (a `DATABASE_URL`, which diesel and sqlx read, names no store).
     pub notes: Vec<String>,
@@ -156,7 +159,11 @@ impl Settings {
         overrides: &Overrides,
         env: &dyn Fn(&str) -> Option<String>,
     ) -> Result<Settings, ConfigError> {
-        let dotenv = read_dotenv(&cwd.join(".env"))?;
+        let dotenv_file = files::find_upward(cwd, ".env");
+        let dotenv = match &dotenv_file {
+            Some(path) => read_dotenv(path)?,
+            None => BTreeMap::new(),
+        };
         let layered = |key: &str| -> Option<(String, &'static str)> {
             env(key)
                 .filter(|v| !v.is_empty())
@@ -184,8 +191,12 @@ impl Settings {
                 }
                 Some(path)
             }
-            None => Some(cwd.join(CONFIG_FILE)).filter(|p| p.is_file()),
+            None => files::find_upward(cwd, CONFIG_FILE),
         };
+        let file_dir = file
+            .as_deref()
+            .and_then(Path::parent)
+            .map(Path::to_path_buf);
 
         let store_defaults: BTreeMap<String, String> = stores
             .iter()
@@ -209,6 +220,9 @@ impl Settings {
             });
         }
         figment = figment.select(profile.as_str());
+        // The file's own values have the types they need, even those the environment or a
+        // flag overrides below (a mistyped `auth_url = 5` is an error, not hidden).
+        check_types(&figment, stores)?;
 
         let mut globals: BTreeMap<String, String> = BTreeMap::new();
         let mut sources = Vec::new();
@@ -308,13 +322,26 @@ impl Settings {
                     "{key} must name a schema, got {schema:?}"
                 )));
             }
-            let url = DatabaseUrl::parse(&text(&url_key(store))?)?.with_schema(&schema);
-            urls.push((store.to_string(), url));
+            let mut url = DatabaseUrl::parse(&text(&url_key(store))?)?;
+            if let Some(dir) = file_dir
+                .as_deref()
+                .filter(|_| files::from_file(&figment, &url_key(store)))
+            {
+                url = files::url_in(dir, url)?;
+            }
+            urls.push((store.to_string(), url.with_schema(&schema)));
         }
+        let backup_dir = match file_dir.as_deref() {
+            Some(dir) if files::from_file(&figment, "backup_dir") => {
+                files::path_in(dir, common.backup_dir)
+            }
+            _ => common.backup_dir,
+        };
         Ok(Settings {
             urls,
             protected: common.protected,
-            backup_dir: common.backup_dir,
+            backup_dir,
+            files: file.into_iter().chain(dotenv_file).collect(),
             lock_timeout: Duration::from_secs(common.lock_timeout_secs),
             profile,
             sources,
@@ -330,6 +357,23 @@ impl Settings {
             .map(|(_, url)| url)
             .ok_or_else(|| ConfigError::UnknownStore(store.to_string()))
     }
+}
+
+/// The types of the selected profile's values, before anything overrides them: the
+/// common settings as [`CommonSettings`] has them, and every store's URL and schema a
+/// string.
+fn check_types(figment: &Figment, stores: &[&str]) -> Result<(), ConfigError> {
+    figment
+        .extract::<CommonSettings>()
+        .map_err(|e| ConfigError::Invalid(describe(e)))?;
+    for store in stores {
+        for key in [url_key(store), schema_key(store)] {
+            figment
+                .extract_inner::<String>(&key)
+                .map_err(|e| ConfigError::Invalid(describe(e)))?;
+        }
+    }
+    Ok(())
 }
 
 /// Refuses a key of the selected profile that is neither a common setting nor one of a

@@ -43,7 +43,9 @@ fn each_layer_overrides_the_one_below() {
     )
     .expect("write toml");
     let s = load(dir.path(), &Overrides::default(), &[]).expect("file");
-    assert_eq!(url(&s, "auth"), "sqlite://file-default.db");
+    // A path written in the file is relative to the file's folder.
+    let in_dir = |name: &str| format!("sqlite://{}", dir.path().join(name).display());
+    assert_eq!(url(&s, "auth"), in_dir("file-default.db"));
 
     let s = load(
         dir.path(),
@@ -54,7 +56,7 @@ fn each_layer_overrides_the_one_below() {
     assert_eq!(url(&s, "auth"), "postgres://u@db.example.com/auth");
     assert_eq!(
         url(&s, "app"),
-        "sqlite://file-app.db",
+        in_dir("file-app.db"),
         "[default] applies to every profile"
     );
     assert!(s.protected);
@@ -256,4 +258,58 @@ fn a_database_url_names_no_store_and_is_mentioned_not_read() {
     std::fs::write(dir.path().join(".env"), "DATABASE_URL=sqlite://x.db\n").expect("write");
     let s = load(dir.path(), &Overrides::default(), &[]).expect("loads");
     assert!(s.notes[0].contains("(from .env)"), "{:?}", s.notes);
+}
+
+#[test]
+fn files_are_found_from_a_subfolder_and_their_paths_are_theirs() {
+    let root = tempfile::tempdir().expect("tempdir");
+    let project = root.path().join("project");
+    let deeper = project.join("crates/tool/src");
+    std::fs::create_dir_all(&deeper).expect("mkdir");
+    std::fs::write(project.join(".git"), "gitdir: elsewhere\n").expect("git");
+    std::fs::write(
+        project.join(CONFIG_FILE),
+        "[default]\nauth_url = \"sqlite://data/auth.db\"\nbackup_dir = \"kept\"\n",
+    )
+    .expect("toml");
+    std::fs::write(
+        project.join(".env"),
+        "APP_DATABASE_URL=sqlite://from-env.db\n",
+    )
+    .expect("env");
+
+    let s = load(&deeper, &Overrides::default(), &[]).expect("found upward");
+    assert_eq!(
+        s.url_for("auth").expect("auth").sqlite_path(),
+        Some(project.join("data/auth.db").as_path()),
+        "relative to the file's folder"
+    );
+    assert_eq!(s.backup_dir, project.join("kept"));
+    // The .env's value is the environment's kind: relative to where the command runs.
+    assert_eq!(url(&s, "app"), "sqlite://from-env.db");
+    assert_eq!(s.files, [project.join(CONFIG_FILE), project.join(".env")]);
+
+    // Nothing above the project's root is read.
+    std::fs::write(
+        root.path().join(CONFIG_FILE),
+        "[default]\nprotected = true\n",
+    )
+    .expect("toml");
+    std::fs::remove_file(project.join(CONFIG_FILE)).expect("rm");
+    let s = load(&deeper, &Overrides::default(), &[]).expect("loads");
+    assert!(!s.protected, "a file above the project's root was read");
+    assert_eq!(s.files, [project.join(".env")]);
+}
+
+#[test]
+fn a_mistyped_value_is_an_error_even_when_the_environment_overrides_it() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    std::fs::write(dir.path().join(CONFIG_FILE), "[default]\nauth_url = 5\n").expect("toml");
+    let err = load(
+        dir.path(),
+        &Overrides::default(),
+        &[("AUTH_DATABASE_URL", "sqlite://x.db")],
+    )
+    .expect_err("auth_url = 5 is no URL");
+    assert!(err.to_string().contains("auth_url"), "{err}");
 }

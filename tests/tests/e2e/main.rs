@@ -23,6 +23,7 @@ mod real_databases;
 mod reset;
 mod restore_all_or_nothing;
 mod revert;
+mod schema;
 mod secrets;
 mod smoke;
 mod sql_safety;
