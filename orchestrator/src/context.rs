@@ -102,6 +102,8 @@ pub struct Context {
     pub verbose: u8,
     pub quiet: bool,
     pub cwd: PathBuf,
+    /// The stores' progress lines on a terminal (see `progress`).
+    progress: std::sync::Arc<crate::progress::Progress>,
 }
 
 impl Context {
@@ -144,6 +146,13 @@ impl Context {
             verbose: asked.verbose,
             quiet: asked.quiet,
             cwd,
+            progress: {
+                let progress = std::sync::Arc::new(crate::progress::Progress::new(
+                    asked.format == Format::Text && !asked.quiet && std::io::stderr().is_terminal(),
+                ));
+                crate::progress::register(&progress);
+                progress
+            },
         })
     }
 
@@ -272,9 +281,12 @@ impl Context {
     /// Progress lines for people: only in text mode, not with -q, and only when stderr is
     /// a terminal (a pipe or a CI log gets the report alone).
     pub fn progress(&self, line: impl AsRef<str>) {
-        if !self.json() && !self.quiet && std::io::stderr().is_terminal() {
-            eprintln!("{}", line.as_ref());
-        }
+        self.progress.line(line.as_ref());
+    }
+
+    /// `store`'s progress line now says `message` (one line per store, updated in place).
+    pub fn step(&self, store: &str, message: impl Into<String>) {
+        self.progress.step(store, message.into());
     }
 }
 

@@ -17,6 +17,7 @@ mod logging;
 pub mod output;
 pub mod pgtools;
 pub mod preflight;
+pub mod progress;
 pub mod rebuild;
 pub mod recovery;
 mod recovery_apply;

@@ -74,6 +74,8 @@ fn say_with(write: impl FnOnce(&mut std::io::StdoutLock<'static>) -> std::io::Re
     if STDOUT_CLOSED.load(Ordering::Relaxed) {
         return;
     }
+    // The report replaces the progress lines: each thing is said once.
+    crate::progress::clear_all();
     let mut out = std::io::stdout().lock();
     let written = write(&mut out).and_then(|()| out.flush());
     if let Err(e) = written {

@@ -237,13 +237,11 @@ pub fn write_set(
     let entries: crate::exit::CliResult<Vec<StoreBackup>> =
         crate::context::all_at_once(stores, "backup", |store| {
             let url = ctx.url(store)?;
-            ctx.progress(format!(
-                "{}: backing up to {}…",
-                store.name,
-                dir_ref.display()
-            ));
             let mut conn = ctx.session(store)?;
-            backup_store(store, url, &mut conn, dir_ref).map_err(|e| {
+            showing_bytes(ctx, store.name, dir_ref, || {
+                backup_store(store, url, &mut conn, dir_ref)
+            })
+            .map_err(|e| {
                 crate::exit::CliError::new(
                     crate::exit::Exit::Database,
                     anyhow::anyhow!(
@@ -265,6 +263,46 @@ pub fn write_set(
         remove_set(&dir);
     }
     written.map(|()| dir)
+}
+
+/// Runs `work` (writing `store`'s file into the set `dir`) while `store`'s progress line
+/// shows how far the file has grown and how fast.
+pub fn showing_bytes<T>(
+    ctx: &crate::context::Context,
+    store: &str,
+    dir: &Path,
+    work: impl FnOnce() -> T,
+) -> T {
+    let done = std::sync::atomic::AtomicBool::new(false);
+    let prefix = format!("{store}.");
+    std::thread::scope(|scope| {
+        scope.spawn(|| {
+            let started = std::time::Instant::now();
+            while !done.load(std::sync::atomic::Ordering::Relaxed) {
+                let bytes: u64 = std::fs::read_dir(dir)
+                    .into_iter()
+                    .flatten()
+                    .flatten()
+                    .filter(|e| e.file_name().to_string_lossy().starts_with(&prefix))
+                    .filter_map(|e| e.metadata().ok().map(|m| m.len()))
+                    .sum();
+                let rate = (bytes as f64 / started.elapsed().as_secs_f64().max(0.001)) as u64;
+                ctx.step(
+                    store,
+                    format!(
+                        "backing up to {}: {} ({}/s)",
+                        dir.display(),
+                        crate::output::size(bytes),
+                        crate::output::size(rate)
+                    ),
+                );
+                std::thread::sleep(std::time::Duration::from_millis(200));
+            }
+        });
+        let out = work();
+        done.store(true, std::sync::atomic::Ordering::Relaxed);
+        out
+    })
 }
 
 /// Removes a backup set that failed part way: the store files written before the

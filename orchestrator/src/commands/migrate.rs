@@ -140,8 +140,8 @@ pub fn run(ctx: &Context, args: &MigrateArgs) -> CliResult {
         };
         match pending {
             Some(0) => {}
-            Some(n) => ctx.progress(format!("{}: applying {n} migration(s)…", store.name)),
-            None => ctx.progress(format!("{}: applying pending migrations…", store.name)),
+            Some(n) => ctx.step(store.name, format!("applying {n} migration(s)…")),
+            None => ctx.step(store.name, "applying pending migrations…"),
         }
         let baseline_recognised = recognise_squash(ctx, store, url, conn, dir.as_deref())?;
         let vouched = match before {
@@ -158,7 +158,7 @@ pub fn run(ctx: &Context, args: &MigrateArgs) -> CliResult {
             None => Vec::new(),
         };
         let on_applied = |m: &Applied| {
-            ctx.progress(format!("  {} {} ({} ms)", store.name, m.name, m.millis));
+            ctx.step(store.name, format!("applied {} ({} ms)", m.name, m.millis));
         };
         let to = target_version(args, store, url.backend())?;
         let applied = match &dir {

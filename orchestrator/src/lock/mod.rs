@@ -80,16 +80,11 @@ fn acquire(ctx: &Context, store: &'static Store) -> CliResult<StoreLock> {
 
 fn acquire_within(ctx: &Context, store: &'static Store, timeout: Duration) -> CliResult<StoreLock> {
     let url = ctx.url(store)?;
-    let mut announced = false;
     let announce = |holder: &str| {
-        if !announced {
-            ctx.progress(format!(
-                "{}: waiting up to {}s for {holder}",
-                store.name,
-                timeout.as_secs()
-            ));
-            announced = true;
-        }
+        ctx.step(
+            store.name,
+            format!("waiting up to {}s for {holder}", timeout.as_secs()),
+        );
     };
     match url.sqlite_path() {
         None => postgres::take(ctx, store, url, Mode::Exclusive, timeout, announce)

@@ -127,13 +127,14 @@ pub(super) fn take(
             || !inv.unreadable().is_empty()
             || (!inv.outside.is_empty() && !rebuild.allowed.dependents);
         if !refused && (safety.always || holds) {
-            ctx.progress(format!("{}: backing up to {}…", store.name, dir.display()));
             let mut backup_ms = 0;
             let taken = super::timed(&mut backup_ms, || {
                 std::fs::create_dir_all(dir)
                     .map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
                 let mut session = ctx.session(store).map_err(|e| e.to_string())?;
-                crate::backup::backup_store(store, &url, &mut session, dir)
+                crate::backup::showing_bytes(ctx, store.name, dir, || {
+                    crate::backup::backup_store(store, &url, &mut session, dir)
+                })
             });
             stage.outcome.phases.backup += backup_ms;
             match taken {

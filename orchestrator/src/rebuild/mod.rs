@@ -498,7 +498,7 @@ fn fill_by_migrations(
     conn: &mut Conn,
 ) -> Result<Vec<Applied>, StepError> {
     migrations::run_pending(conn, store, |m| {
-        ctx.progress(format!("  {} {} ({} ms)", store.name, m.name, m.millis))
+        ctx.step(store.name, format!("applied {} ({} ms)", m.name, m.millis))
     })
     .map_err(|f| {
         (

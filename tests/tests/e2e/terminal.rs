@@ -264,3 +264,53 @@ fn a_person_at_a_terminal_is_asked_before_data_goes_and_no_is_the_default() {
         assert_eq!(code, 0, "{report}");
     });
 }
+
+#[test]
+fn progress_is_one_line_per_store_on_a_terminal_and_nothing_elsewhere() {
+    let Some(pair) = TestPair::new(shared::Backend::Postgres, "progress_lines") else {
+        return;
+    };
+    orch_tests::orchestrator(&pair)
+        .arg("migrate")
+        .assert()
+        .success();
+    orch_tests::seed::contract_rows(&pair);
+    // Paused 3 s after auth's dump, so its line is drawn for certain.
+    let slow = |args: &[&str]| {
+        let mut cmd = process(&pair);
+        cmd.env("ORCH_FAULT", "pause-after-dump:auth").args(args);
+        cmd
+    };
+    let output = orch_tests::on_terminal(&slow(&["backup"]))
+        .stdin(std::process::Stdio::null())
+        .output()
+        .expect("script");
+    let shown = String::from_utf8_lossy(&output.stdout);
+    assert_eq!(output.status.code(), Some(0), "{shown}");
+    assert!(
+        shown.contains("backing up to"),
+        "a terminal shows the step: {shown}"
+    );
+    assert!(shown.contains("auth"), "{shown}");
+    assert!(shown.contains("backup: "), "and then the report: {shown}");
+
+    for args in [
+        &["backup"][..],
+        &["--format", "json", "backup"][..],
+        &["-q", "backup"][..],
+    ] {
+        let output = slow(args).output().expect("run");
+        assert_eq!(output.status.code(), Some(0), "{args:?}");
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert!(
+            !stderr.contains("backing up"),
+            "no progress without a terminal: {args:?}: {stderr}"
+        );
+    }
+    let output = orch_tests::on_terminal(&slow(&["--format", "json", "backup"]))
+        .stdin(std::process::Stdio::null())
+        .output()
+        .expect("script");
+    let shown = String::from_utf8_lossy(&output.stdout);
+    assert!(!shown.contains("backing up"), "never with JSON: {shown}");
+}
