@@ -145,10 +145,17 @@ pub fn run(ctx: &Context, args: &DiffArgs) -> CliResult {
             .filter(|s| !s.differences.is_empty())
             .map(|s| s.store)
             .collect();
+        let count: usize = report.stores.iter().map(|s| s.differences.len()).sum();
+        // Where the differences are: the list above, or the JSON document's.
+        let see = if ctx.json() {
+            "each store's `differences` in the report"
+        } else {
+            "the list above"
+        };
         Err(CliError::new(
             Exit::CheckFailed,
             anyhow::anyhow!(
-                "{} differ(s) from the migrations; see the list above",
+                "{} differ from the migrations in {count} way(s); see {see}",
                 stores.join(" and ")
             ),
         ))
