@@ -182,8 +182,23 @@ pub fn under_lock(ctx: &Context) -> CliResult<ReaderView> {
 
 /// Takes every store's lock (in dependency order, whatever part of them a command
 /// covers) and settles what a crashed run left; the locks are held until dropped.
-pub fn lock_and_settle(ctx: &Context) -> CliResult<(Vec<crate::lock::StoreLock>, Vec<String>)> {
-    let stores = shared::store::dependency_order(&ctx.stores());
+/// A command limited to `only` leaves alone another store whose SQLite file does not
+/// exist, with nothing a crashed run staged beside it: there is nothing there to settle
+/// or to protect, and locking it would create its lock file.
+pub fn lock_and_settle(
+    ctx: &Context,
+    only: Option<&str>,
+) -> CliResult<(Vec<crate::lock::StoreLock>, Vec<String>)> {
+    let absent = |store: &Store| {
+        ctx.url(store)
+            .ok()
+            .and_then(|u| u.sqlite_path())
+            .is_some_and(|live| !live.exists() && staged_files(live).is_empty())
+    };
+    let stores: Vec<&'static Store> = shared::store::dependency_order(&ctx.stores())
+        .into_iter()
+        .filter(|s| only.is_none_or(|name| name == s.name) || !absent(s))
+        .collect();
     let locks = crate::lock::acquire_all(ctx, &stores)?;
     let settled = settle(ctx)?;
     Ok((locks, settled))

@@ -33,7 +33,7 @@ struct Report {
 
 pub fn run(ctx: &Context, args: &BackupArgs) -> CliResult {
     let stores = ctx.selected(args.store.store.as_deref())?;
-    let (_locks, _) = crate::recovery::lock_and_settle(ctx)?;
+    let (_locks, _) = crate::recovery::lock_and_settle(ctx, args.store.store.as_deref())?;
     let base = args
         .out
         .clone()

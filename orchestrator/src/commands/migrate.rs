@@ -90,7 +90,7 @@ pub fn run(ctx: &Context, args: &MigrateArgs) -> CliResult {
     // One run at a time per database, and whatever a crashed run left is settled first.
     // The session holding a store's PostgreSQL lock is the run's pooled session of that
     // store, so the work below needs no connection of its own.
-    let (_locks, _) = crate::recovery::lock_and_settle(ctx)?;
+    let (_locks, _) = crate::recovery::lock_and_settle(ctx, args.store.store.as_deref())?;
     // Likewise a squash that crashed mid-swap in a history this run reads.
     if let Some(dir) = &args.migrations_dir {
         crate::squash_journal::settle_locked(dir).map_err(CliError::usage)?;

@@ -28,7 +28,7 @@ struct Report {
 }
 
 pub fn run(ctx: &Context, _args: &RecoverArgs) -> CliResult {
-    let (_locks, recovered) = crate::recovery::lock_and_settle(ctx)?;
+    let (_locks, recovered) = crate::recovery::lock_and_settle(ctx, None)?;
     let report = Report {
         ok: true,
         recovered,

@@ -103,7 +103,7 @@ pub fn run(ctx: &Context, args: &ResetArgs) -> CliResult {
     // Both databases are locked, whatever --store says: a crashed run may have left
     // work in either, and it is settled first.
     let t = Instant::now();
-    let (_locks, recovered) = crate::recovery::lock_and_settle(ctx)?;
+    let (_locks, recovered) = crate::recovery::lock_and_settle(ctx, args.store.store.as_deref())?;
     timings.lock = t.elapsed().as_millis();
 
     let t = Instant::now();

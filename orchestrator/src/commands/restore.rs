@@ -72,7 +72,7 @@ pub fn run(ctx: &Context, args: &RestoreArgs) -> CliResult {
         }
     }
 
-    let (_locks, _) = crate::recovery::lock_and_settle(ctx)?;
+    let (_locks, _) = crate::recovery::lock_and_settle(ctx, args.store.store.as_deref())?;
 
     // What each store holds is read once, under the write fence, where the guard decides
     // on exactly what is then replaced (see `rebuild`); protection is checked here.

@@ -99,7 +99,7 @@ pub fn run(ctx: &Context, args: &RevertArgs) -> CliResult {
     let (locks, recovered) = if args.dry_run {
         (Vec::new(), Vec::new())
     } else {
-        crate::recovery::lock_and_settle(ctx)?
+        crate::recovery::lock_and_settle(ctx, args.store.store.as_deref())?
     };
     // Reverse dependency order: app's schema may rest on auth's, never the other way.
     let mut stores = ctx.selected(args.store.store.as_deref())?;

@@ -224,3 +224,32 @@ fn both_backends_give_the_same_logical_schema() {
         );
     }
 }
+
+#[test]
+fn a_command_limited_to_one_store_touches_nothing_of_the_other() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    for args in [
+        &["migrate", "--store", "auth"][..],
+        &["status", "--store", "auth"][..],
+        &["backup", "--store", "auth"][..],
+        &["reset", "--store", "auth", "--force"][..],
+    ] {
+        let output = orchestrator_in(dir.path())
+            .args(args)
+            .output()
+            .expect("run");
+        assert_eq!(
+            output.status.code(),
+            Some(0),
+            "{args:?}: {}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        let app: Vec<String> = std::fs::read_dir(dir.path().join(".data"))
+            .expect(".data")
+            .flatten()
+            .map(|e| e.file_name().to_string_lossy().into_owned())
+            .filter(|n| n.starts_with("app."))
+            .collect();
+        assert!(app.is_empty(), "{args:?} touched app: {app:?}");
+    }
+}
