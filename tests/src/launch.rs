@@ -120,16 +120,21 @@ pub fn under_shell(cmd: &std::process::Command, setup: &str) -> std::process::Co
         .arg(format!("{setup}; exec \"$0\" \"$@\""))
         .arg(cmd.get_program())
         .args(cmd.get_args());
+    same_place(cmd, &mut shell);
+    shell
+}
+
+/// `into` runs in `cmd`'s folder with `cmd`'s changes to the environment.
+fn same_place(cmd: &std::process::Command, into: &mut std::process::Command) {
     if let Some(dir) = cmd.get_current_dir() {
-        shell.current_dir(dir);
+        into.current_dir(dir);
     }
     for (key, value) in cmd.get_envs() {
         match value {
-            Some(value) => shell.env(key, value),
-            None => shell.env_remove(key),
+            Some(value) => into.env(key, value),
+            None => into.env_remove(key),
         };
     }
-    shell
 }
 
 /// `cmd` run on a terminal of its own (a pseudo-terminal from util-linux's `script`), as a
@@ -142,14 +147,6 @@ pub fn on_terminal(cmd: &std::process::Command) -> std::process::Command {
         .collect();
     let mut term = std::process::Command::new("script");
     term.args(["-qefc", &line.join(" "), "/dev/null"]);
-    if let Some(dir) = cmd.get_current_dir() {
-        term.current_dir(dir);
-    }
-    for (key, value) in cmd.get_envs() {
-        match value {
-            Some(value) => term.env(key, value),
-            None => term.env_remove(key),
-        };
-    }
+    same_place(cmd, &mut term);
     term
 }
