@@ -37,6 +37,15 @@ fn a_closed_pipe_ends_the_report_quietly_with_the_usual_exit_code() {
             (&["reset", "--dry-run"][..], 3),
             (&["--format", "json", "status"][..], 0),
             (&["completions", "bash"][..], 0),
+            (&["backup"][..], 0),
+            (&["backups", "list"][..], 0),
+            (&["backups", "prune", "--keep", "5", "--dry-run"][..], 0),
+            (&["recover"][..], 0),
+            (&["schema"][..], 0),
+            (&["schema", "--mermaid"][..], 0),
+            (&["lint"][..], 0),
+            (&["revert", "--dry-run", "--store", "app"][..], 0),
+            (&["--help"][..], 0),
         ] {
             let (code, stderr) = into_closed_pipe(pair, args);
             assert!(
@@ -149,6 +158,18 @@ fn colour_follows_the_flag_no_color_and_clicolor_force_and_never_costs_alignment
         // Piped (as here), auto colours nothing; CLICOLOR_FORCE colours; NO_COLOR wins
         // over it; --color decides over both.
         assert!(!coloured(&[], &[]).0, "auto, piped");
+        // On a terminal, auto colours.
+        let mut on_tty = process(pair);
+        on_tty.args(["--color", "auto", "smoke"]);
+        let shown = orch_tests::on_terminal(&on_tty)
+            .stdin(std::process::Stdio::null())
+            .output()
+            .expect("script");
+        assert!(
+            String::from_utf8_lossy(&shown.stdout).contains("\x1b[32m"),
+            "auto on a terminal: {}",
+            String::from_utf8_lossy(&shown.stdout)
+        );
         assert!(
             coloured(&[], &[("CLICOLOR_FORCE", "1")]).0,
             "CLICOLOR_FORCE"
