@@ -150,3 +150,14 @@ pub fn on_terminal(cmd: &std::process::Command) -> std::process::Command {
     same_place(cmd, &mut term);
     term
 }
+
+/// `cmd` run as `user` (util-linux's `runuser`, for a test running as root that needs
+/// the file permissions an ordinary user meets), in the same folder and environment.
+pub fn as_user(cmd: &std::process::Command, user: &str) -> std::process::Command {
+    let mut run = std::process::Command::new("runuser");
+    run.args(["-u", user, "--"])
+        .arg(cmd.get_program())
+        .args(cmd.get_args());
+    same_place(cmd, &mut run);
+    run
+}

@@ -10,8 +10,8 @@ mod launch;
 pub mod seed;
 
 pub use launch::{
-    billing_build_in, launch, on_terminal, orchestrator, orchestrator_billing, orchestrator_in,
-    orchestrator_on, process, process_in, under_shell,
+    as_user, billing_build_in, launch, on_terminal, orchestrator, orchestrator_billing,
+    orchestrator_in, orchestrator_on, process, process_in, under_shell,
 };
 
 /// Runs the binary with `args` and parses its stdout as one JSON document.

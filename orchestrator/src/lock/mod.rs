@@ -89,8 +89,9 @@ fn acquire_within(ctx: &Context, store: &'static Store, timeout: Duration) -> Cl
     match url.sqlite_path() {
         None => postgres::take(ctx, store, url, Mode::Exclusive, timeout, announce)
             .map(|()| StoreLock::Postgres),
-        Some(path) => sqlite::take(store, url, path, Mode::Exclusive, timeout, announce)
-            .map(StoreLock::Sqlite),
+        Some(path) => {
+            sqlite::take_exclusive(store, url, path, timeout, announce).map(StoreLock::Sqlite)
+        }
     }
 }
 
@@ -179,8 +180,9 @@ pub fn read_all(
             }
             Some(path) if !path.exists() => {}
             Some(path) => {
-                let file = sqlite::take(store, url, path, Mode::Shared, timeout, |_| {})?;
-                held.push(ReadLock::Sqlite(file));
+                if let Some(file) = sqlite::take_shared(store, url, path, timeout)? {
+                    held.push(ReadLock::Sqlite(file));
+                }
             }
         }
     }

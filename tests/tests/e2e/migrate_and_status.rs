@@ -253,3 +253,61 @@ fn a_command_limited_to_one_store_touches_nothing_of_the_other() {
         assert!(app.is_empty(), "{args:?} touched app: {app:?}");
     }
 }
+
+#[test]
+fn reading_needs_no_write_access_to_the_folder() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().expect("tempdir");
+    orchestrator_in(dir.path())
+        .arg("migrate")
+        .assert()
+        .success();
+    let data = dir.path().join(".data");
+    for lock in ["auth.sqlite3.lock", "app.sqlite3.lock"] {
+        std::fs::remove_file(data.join(lock)).expect("a lock file migrate made");
+    }
+    // The binary, where anyone may run it (the build folder may be private).
+    let bin = dir.path().join("orchestrator");
+    let built = orch_tests::process_in(dir.path());
+    std::fs::copy(built.get_program(), &bin).expect("copy the binary");
+    let chmod = |p: &std::path::Path, mode: u32| {
+        std::fs::set_permissions(p, std::fs::Permissions::from_mode(mode)).expect("chmod")
+    };
+    let root = std::process::Command::new("id")
+        .arg("-u")
+        .output()
+        .is_ok_and(|o| String::from_utf8_lossy(&o.stdout).trim() == "0");
+    // Root writes anywhere: the reader is then `nobody`, who may read the folder and its
+    // files but write neither; anyone else gets a folder without write permission.
+    chmod(dir.path(), 0o755);
+    chmod(&bin, 0o755);
+    chmod(&data, if root { 0o755 } else { 0o555 });
+    for args in [&["status"][..], &["verify"][..], &["diff"][..]] {
+        // The launch's isolation (none of the caller's configuration), on the copy.
+        let isolated = orch_tests::process_in(dir.path());
+        let mut reader = std::process::Command::new(&bin);
+        reader.current_dir(dir.path()).args(args);
+        for (key, value) in isolated.get_envs() {
+            if value.is_none() {
+                reader.env_remove(key);
+            }
+        }
+        let mut reader = if root {
+            orch_tests::as_user(&reader, "nobody")
+        } else {
+            reader
+        };
+        let output = reader.output().expect("run");
+        assert_eq!(
+            output.status.code(),
+            Some(0),
+            "{args:?}: {}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+    }
+    chmod(&data, 0o755);
+    assert!(
+        !data.join("auth.sqlite3.lock").exists() && !data.join("app.sqlite3.lock").exists(),
+        "a reader created a lock file"
+    );
+}
