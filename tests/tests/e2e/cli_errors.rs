@@ -171,15 +171,18 @@ fn configuration_file_profiles_and_environment_choose_the_databases() {
         orchestrator_in(dir.path()),
         &["--profile", "staging", "status"],
     );
+    // A path written in the file is relative to the file's folder.
+    let in_dir = |name: &str| format!("sqlite://{}", dir.path().join(name).display());
     assert_eq!(json["profile"], "staging");
-    assert_eq!(json["stores"][0]["url"], "sqlite://a-staging.db");
-    assert_eq!(json["stores"][1]["url"], "sqlite://b-default.db");
+    assert_eq!(json["stores"][0]["url"], in_dir("a-staging.db"));
+    assert_eq!(json["stores"][1]["url"], in_dir("b-default.db"));
 
     let mut cmd = orchestrator_in(dir.path());
     cmd.env("ORCH_PROFILE", "staging")
         .env("APP_DATABASE_URL", "sqlite://from-env.db");
     let (_, json) = orch_tests::json_of(cmd, &["status"]);
-    assert_eq!(json["stores"][0]["url"], "sqlite://a-staging.db");
+    assert_eq!(json["stores"][0]["url"], in_dir("a-staging.db"));
+    // The environment's stays relative to where the command runs.
     assert_eq!(json["stores"][1]["url"], "sqlite://from-env.db");
 }
 
