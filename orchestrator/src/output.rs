@@ -142,6 +142,15 @@ pub fn size(bytes: u64) -> String {
     bytesize::ByteSize(bytes).display().si().to_string()
 }
 
+/// A duration for people: `850 ms`, `9.2 s`, `2 min 05 s`.
+pub fn duration(ms: u128) -> String {
+    match ms {
+        0..=999 => format!("{ms} ms"),
+        1_000..=59_999 => format!("{:.1} s", ms as f64 / 1000.0),
+        _ => format!("{} min {:02} s", ms / 60_000, (ms % 60_000) / 1000),
+    }
+}
+
 /// A table for people: columns two spaces apart, indented by two, numbers right-aligned
 /// with their headers. Widths are measured without colour codes, so a coloured cell
 /// lines up with the rest.
@@ -192,6 +201,15 @@ mod tests {
             ],
         );
         assert_eq!(t, "  table  rows\n  users     7\n  teams   120");
+    }
+
+    #[test]
+    fn durations_read_as_people_say_them() {
+        assert_eq!(duration(0), "0 ms");
+        assert_eq!(duration(850), "850 ms");
+        assert_eq!(duration(9_249), "9.2 s");
+        assert_eq!(duration(59_999), "60.0 s");
+        assert_eq!(duration(125_000), "2 min 05 s");
     }
 
     #[test]

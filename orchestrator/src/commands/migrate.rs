@@ -158,7 +158,10 @@ pub fn run(ctx: &Context, args: &MigrateArgs) -> CliResult {
             None => Vec::new(),
         };
         let on_applied = |m: &Applied| {
-            ctx.step(store.name, format!("applied {} ({} ms)", m.name, m.millis));
+            ctx.step(
+                store.name,
+                format!("applied {} ({})", m.name, crate::output::duration(m.millis)),
+            );
         };
         let to = target_version(args, store, url.backend())?;
         let applied = match &dir {
@@ -213,7 +216,7 @@ pub fn run(ctx: &Context, args: &MigrateArgs) -> CliResult {
                     s.url
                 );
                 for m in &s.applied {
-                    crate::say!("  {}  {} ms", m.name, m.millis);
+                    crate::say!("  {}  {}", m.name, crate::output::duration(m.millis));
                 }
             }
         }

@@ -338,17 +338,17 @@ fn print(ctx: &Context, report: &Report, refused: Option<&CliError>) {
         if let Some(o) = &s.outcome {
             crate::say!(
                 "{}: reset ({} rows before, {} table(s) dropped, {} migration(s) applied, verified{}) \
-                 in {} ms (drop {}, migrate {}, verify {}, commit {})",
+                 in {} (drop {}, migrate {}, verify {}, commit {})",
                 s.store,
                 s.rows_before,
                 o.dropped.len(),
                 o.applied.len(),
                 if o.two_phase { ", two-phase commit" } else { "" },
-                o.millis + o.phases.commit,
-                o.phases.drop,
-                o.phases.migrate,
-                o.phases.verify,
-                o.phases.commit
+                output::duration(o.millis + o.phases.commit),
+                output::duration(o.phases.drop),
+                output::duration(o.phases.migrate),
+                output::duration(o.phases.verify),
+                output::duration(o.phases.commit)
             );
         }
     }
@@ -380,11 +380,11 @@ fn print(ctx: &Context, report: &Report, refused: Option<&CliError>) {
     }
     let t = &report.timings_ms;
     crate::say!(
-        "took {} ms (lock {}, guard {}, backup {}, rebuild {})",
-        t.total,
-        t.lock,
-        t.guard,
-        t.backup,
-        t.rebuild
+        "took {} (lock {}, guard {}, backup {}, rebuild {})",
+        output::duration(t.total),
+        output::duration(t.lock),
+        output::duration(t.guard),
+        output::duration(t.backup),
+        output::duration(t.rebuild)
     );
 }
