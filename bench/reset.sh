@@ -22,7 +22,7 @@ if [ ! -x "$DIESEL" ]; then
   cargo install diesel_cli --version '^2.3' --no-default-features --features postgres --root "$TOOLS" >&2
 fi
 cargo build --release -q -p orchestrator
-ORCH="$PWD/target/release/orchestrator"
+ORCH="${CARGO_TARGET_DIR:-$PWD/target}/release/orchestrator"
 
 AUTH_DB=bench_reset_auth APP_DB=bench_reset_app
 for db in $AUTH_DB $APP_DB; do

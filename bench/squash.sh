@@ -12,7 +12,7 @@ ROOT=$PWD
 RUNS=${1:-9}
 PG=${BENCH_PG:-postgres://postgres@127.0.0.1:5432}
 FIXTURE=$ROOT/tests/fixtures/history71
-ORCH=$ROOT/target/release/orchestrator
+ORCH=${CARGO_TARGET_DIR:-$ROOT/target}/release/orchestrator
 DIESEL=$ROOT/bench/.tools/bin/diesel
 WORK=$(mktemp -d)
 trap 'rm -rf "$WORK"' EXIT

@@ -19,7 +19,7 @@ RUNS=${RUNS:-7}
 SCALE10=${SCALE10:-1}
 ICU_LOCALE=${ICU_LOCALE-en-US}
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
-BIN=$ROOT/target/release/orchestrator
+BIN=${CARGO_TARGET_DIR:-$ROOT/target}/release/orchestrator
 PSQL=(psql -X -q -v ON_ERROR_STOP=1)
 
 command -v psql >/dev/null || { echo "psql is needed" >&2; exit 2; }

@@ -27,7 +27,7 @@ fail() { echo "FAIL: $*" >&2; exit 1; }
 
 step "1. the old history, applied by the current binary"
 cargo build --release -q -p orchestrator
-OLD="$ROOT/target/release/orchestrator"
+OLD="${CARGO_TARGET_DIR:-$ROOT/target}/release/orchestrator"
 (cd "$WORK" && "$OLD" --auth-url "$PG/dep_old_auth" --app-url "$PG/dep_old_app" migrate -q)
 
 step "2. a copy of the workspace, squashed and built"
