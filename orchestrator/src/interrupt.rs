@@ -66,7 +66,15 @@ fn remove_partial_sets() {
     for dir in sets {
         // A set whose manifest was written is a backup, whatever the run was doing next.
         if dir.exists() && !dir.join(crate::backup::MANIFEST).exists() {
-            crate::backup::remove_set(&dir);
+            // A dump still starting (pg_dump is a process of its own) may create its file
+            // between the listing and the folder's removal: try again, briefly.
+            for _ in 0..20 {
+                crate::backup::remove_set(&dir);
+                if !dir.exists() {
+                    break;
+                }
+                std::thread::sleep(std::time::Duration::from_millis(50));
+            }
             eprintln!(
                 "interrupted: removed the unfinished backup set {}",
                 dir.display()

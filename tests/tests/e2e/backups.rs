@@ -142,7 +142,11 @@ fn ctrl_c_during_a_backup_removes_the_unfinished_set() {
     };
     orchestrator(&pair).arg("migrate").assert().success();
     orch_tests::seed::contract_rows(&pair);
-    let child = orch_tests::process(&pair)
+    // In a process group of its own, signalled as a terminal signals Ctrl-C: the whole
+    // group, pg_dump included.
+    let mut cmd = orch_tests::process(&pair);
+    std::os::unix::process::CommandExt::process_group(&mut cmd, 0);
+    let child = cmd
         .args(["backup"])
         // Paused once pg_dump has written auth's file, the set has no manifest yet.
         .env("ORCH_FAULT", "pause-after-dump:auth")
@@ -166,7 +170,7 @@ fn ctrl_c_during_a_backup_removes_the_unfinished_set() {
         std::thread::sleep(std::time::Duration::from_millis(20));
     };
     let sent = std::process::Command::new("kill")
-        .args(["-INT", &child.id().to_string()])
+        .args(["-INT", "--", &format!("-{}", child.id())])
         .status()
         .expect("kill");
     assert!(sent.success());
