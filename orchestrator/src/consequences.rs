@@ -37,7 +37,7 @@ pub fn of_reset(ctx: &Context, replaced: &[&'static Store]) -> CliResult<Vec<Dan
     let mut found = Vec::new();
     for (kept, r) in references_into(&ctx.stores(), replaced) {
         let url = ctx.url(kept)?;
-        if url.sqlite_path().is_some_and(|p| !p.exists()) {
+        if url.is_missing_sqlite_file() {
             continue;
         }
         let mut conn = ctx.session(kept)?;
@@ -128,7 +128,7 @@ pub fn of_restore(
             continue;
         };
         let url = ctx.url(kept)?;
-        if url.sqlite_path().is_some_and(|p| !p.exists()) {
+        if url.is_missing_sqlite_file() {
             continue;
         }
         let fail = |e: String| {

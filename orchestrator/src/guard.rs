@@ -95,7 +95,7 @@ pub fn protection(ctx: &Context, stores: &[&'static Store]) -> CliResult<Vec<Con
 pub fn inspect_all(ctx: &Context, stores: &[&'static Store]) -> CliResult<Vec<Contents>> {
     crate::context::all_at_once(stores, "inventory", |store| {
         let url = ctx.url(store)?;
-        if url.sqlite_path().is_some_and(|p| !p.exists()) {
+        if url.is_missing_sqlite_file() {
             return Ok(Contents {
                 store: store.name,
                 database: url.database_name(),

@@ -9,12 +9,6 @@ use shared::schema::{self, SchemaModel};
 use shared::scratch::Scratch;
 use shared::{Backend, DatabaseUrl, DbError, Store};
 
-/// Installs the Ctrl-C handler (see `interrupt`) that drops every scratch database still
-/// alive before exiting.
-pub fn drop_scratch_on_ctrl_c() {
-    crate::interrupt::install();
-}
-
 /// Builds `history` (up to `up_to`) in a scratch database of `backend` and returns its
 /// model. PostgreSQL scratch databases are created on `server`.
 pub fn expected_model(
@@ -24,7 +18,8 @@ pub fn expected_model(
     history: History<'_>,
     up_to: Option<&str>,
 ) -> Result<SchemaModel, DbError> {
-    drop_scratch_on_ctrl_c();
+    // Ctrl-C drops the scratch database (see `interrupt`).
+    crate::interrupt::install();
     let mut scratch = Scratch::create(store.name, backend, server)?;
     let where_ = scratch.name().to_string();
     history::run(scratch.conn(), history, up_to, |_| {}).map_err(|f| DbError::Migration {

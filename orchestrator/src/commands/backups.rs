@@ -129,8 +129,14 @@ fn run_list(ctx: &Context, args: &ListArgs) -> CliResult {
     Ok(())
 }
 
-fn row(set: &SetInfo) -> Vec<String> {
+/// The set's stores, `auth, app`.
+fn store_names(set: &SetInfo) -> String {
     let stores: Vec<&str> = set.stores.iter().map(|s| s.store.as_str()).collect();
+    stores.join(", ")
+}
+
+fn row(set: &SetInfo) -> Vec<String> {
+    let stores = store_names(set);
     vec![
         set.name.clone(),
         if set.complete {
@@ -141,7 +147,7 @@ fn row(set: &SetInfo) -> Vec<String> {
         if stores.is_empty() {
             "?".into()
         } else {
-            stores.join(", ")
+            stores
         },
         output::size(set.bytes),
     ]
@@ -252,7 +258,7 @@ fn print(ctx: &Context, report: &PruneReport) {
 }
 
 fn set_summary(set: &SetInfo) -> String {
-    let stores: Vec<&str> = set.stores.iter().map(|s| s.store.as_str()).collect();
+    let stores = store_names(set);
     format!(
         "{}, {}{}",
         output::size(set.bytes),
@@ -264,7 +270,7 @@ fn set_summary(set: &SetInfo) -> String {
         if stores.is_empty() {
             String::new()
         } else {
-            format!(", {}", stores.join(", "))
+            format!(", {stores}")
         }
     )
 }

@@ -149,7 +149,7 @@ pub fn run(ctx: &Context, args: &ResetArgs) -> CliResult {
                         .url(store)
                         .map(|u| u.redacted().to_string())
                         .unwrap_or_default(),
-                    exists: store_exists(ctx, store),
+                    exists: !ctx.url(store).is_ok_and(|u| u.is_missing_sqlite_file()),
                     rows_before: c.total(),
                     migrations,
                     inventory: Some(c.inventory.clone()),
@@ -230,14 +230,6 @@ pub fn run(ctx: &Context, args: &ResetArgs) -> CliResult {
     };
     print(ctx, &report, None);
     Ok(())
-}
-
-/// Whether the store's database exists: always for a server; for SQLite, its file.
-fn store_exists(ctx: &Context, store: &shared::Store) -> bool {
-    ctx.url(store)
-        .ok()
-        .and_then(|u| u.sqlite_path())
-        .is_none_or(std::path::Path::exists)
 }
 
 fn shipped_names(store: &shared::Store, backend: shared::Backend) -> CliResult<Vec<String>> {

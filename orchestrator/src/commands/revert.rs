@@ -142,7 +142,7 @@ pub fn run(ctx: &Context, args: &RevertArgs) -> CliResult {
 fn plan_store(ctx: &Context, args: &RevertArgs, store: &'static Store) -> CliResult<Planned> {
     let url = ctx.url(store)?;
     // A SQLite file that does not exist yet has nothing applied; it is not made.
-    if url.sqlite_path().is_some_and(|p| !p.exists()) {
+    if url.is_missing_sqlite_file() {
         return Ok(Planned {
             store,
             steps: Vec::new(),

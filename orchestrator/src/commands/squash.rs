@@ -113,7 +113,7 @@ fn io(what: &str, path: &Path, e: std::io::Error) -> CliError {
 }
 
 pub fn run(ctx: &Context, args: &SquashArgs) -> CliResult {
-    crate::shadow::drop_scratch_on_ctrl_c();
+    crate::interrupt::install();
     let store = ctx
         .store(&args.store)
         .ok_or_else(|| CliError::usage(format!("no store named {}", args.store)))?;

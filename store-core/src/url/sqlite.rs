@@ -6,6 +6,12 @@ use super::{invalid, mask_userinfo_segments, Backend, DatabaseUrl, Target, SUPPO
 use crate::error::ConfigError;
 
 impl DatabaseUrl {
+    /// A SQLite store whose file does not exist yet (no command has created it): there is
+    /// nothing in it to read, guard or back up, and opening it would create it.
+    pub fn is_missing_sqlite_file(&self) -> bool {
+        self.sqlite_path().is_some_and(|p| !p.exists())
+    }
+
     /// A private, in-memory SQLite database: the engine's scratch space (a shadow to
     /// replay migrations into), never a store, which must persist ([`DatabaseUrl::parse`]
     /// refuses `:memory:`).
