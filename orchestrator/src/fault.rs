@@ -8,7 +8,9 @@
 //! must catch), `crash-mid-swap:squash` (squash aborts one rename into its committed
 //! swap, which the next reader of the folder must finish), `pause-after-dump` (sleeps 3 s
 //! once pg_dump has read the store, its snapshot's transaction still open on the session
-//! holding the run's lock, so a test can end that session under the run).
+//! holding the run's lock, so a test can end that session under the run),
+//! `pause-mid-check` (verify sleeps 3 s after the first batch of a store's reference, so
+//! a test sees its progress line).
 //! Unset in normal use.
 
 pub const ENV: &str = "ORCH_FAULT";

@@ -176,6 +176,46 @@ pub fn check_confirm_names(confirms: &[String]) -> CliResult {
 /// In order: protected stores need `--confirm`; contents the role cannot count are never
 /// guessed at; objects in other schemas that depend on the store need
 /// `--drop-dependents`; data needs `--force`.
+/// Refuses when a protected target's database name is not among `confirm`. Each target
+/// is `(what, database, protected)`; the refusal names every unconfirmed one once, and the
+/// flags that would confirm them. Serves every destructive command, and `backups prune`
+/// (whose targets are the stores a set holds).
+pub fn check_protected<'a>(
+    targets: impl IntoIterator<Item = (&'a str, &'a str, bool)>,
+    confirm: &[String],
+    refusing_to: &str,
+    nothing_was: &str,
+) -> CliResult {
+    let mut unconfirmed: Vec<(&str, &str)> = Vec::new();
+    for (what, database, protected) in targets {
+        if protected
+            && !confirm.iter().any(|n| n == database)
+            && !unconfirmed.iter().any(|(_, d)| *d == database)
+        {
+            unconfirmed.push((what, database));
+        }
+    }
+    if unconfirmed.is_empty() {
+        return Ok(());
+    }
+    let names: Vec<String> = unconfirmed
+        .iter()
+        .map(|(what, database)| format!("{what} ({database})"))
+        .collect();
+    let flags: Vec<String> = unconfirmed
+        .iter()
+        .map(|(_, database)| format!("--confirm {database}"))
+        .collect();
+    Err(CliError::new(
+        Exit::Refused,
+        anyhow::anyhow!(
+            "refusing to {refusing_to} {}; nothing was {nothing_was}. Add {} to confirm",
+            names.join(", "),
+            flags.join(" ")
+        ),
+    ))
+}
+
 pub fn check(contents: &[Contents], permission: &Permission, verb: &str) -> CliResult {
     check_confirm_names(&permission.confirm)?;
     let refuse = |why: String| {
@@ -184,28 +224,14 @@ pub fn check(contents: &[Contents], permission: &Permission, verb: &str) -> CliR
             anyhow::anyhow!("refusing to {verb}: {why}; nothing was changed"),
         ))
     };
-    let unconfirmed: Vec<&Contents> = contents
-        .iter()
-        .filter(|c| c.protected && !permission.confirm.iter().any(|n| n == &c.database))
-        .collect();
-    if !unconfirmed.is_empty() {
-        let names: Vec<String> = unconfirmed
+    check_protected(
+        contents
             .iter()
-            .map(|c| format!("{} ({})", c.store, c.database))
-            .collect();
-        let flags: Vec<String> = unconfirmed
-            .iter()
-            .map(|c| format!("--confirm {}", c.database))
-            .collect();
-        return Err(CliError::new(
-            Exit::Refused,
-            anyhow::anyhow!(
-                "refusing to {verb} protected store(s) {}; nothing was changed. Add {} to confirm",
-                names.join(", "),
-                flags.join(" ")
-            ),
-        ));
-    }
+            .map(|c| (c.store, c.database.as_str(), c.protected)),
+        &permission.confirm,
+        &format!("{verb} protected store(s)"),
+        "changed",
+    )?;
     let unreadable: Vec<String> = contents
         .iter()
         .filter(|c| !c.inventory.unreadable().is_empty())

@@ -144,6 +144,7 @@ pub fn run(
     match &cli.command {
         Command::Status(args) => commands::status::run(&ctx, args),
         Command::Migrate(args) => commands::migrate::run(&ctx, args),
+        Command::Adopt(args) => commands::adopt::run(&ctx, args),
         Command::Verify(args) => commands::verify::run(&ctx, args),
         Command::Reset(args) => commands::reset::run(&ctx, args),
         Command::Backup(args) => commands::backup::run(&ctx, args),

@@ -83,3 +83,36 @@ impl Drop for Progress {
         self.clear();
     }
 }
+
+/// A transfer's progress line: `restoring: 12 MB of 75 MB (16%, 31 MB/s)`, or without a
+/// known total `backing up to DIR: 12 MB (31 MB/s)`.
+pub fn transfer(doing: &str, done: u64, total: Option<u64>, started: std::time::Instant) -> String {
+    let rate = (done as f64 / started.elapsed().as_secs_f64().max(0.001)) as u64;
+    let size = crate::output::size;
+    match total {
+        Some(total) if total > 0 => format!(
+            "{doing}: {} of {} ({}%, {}/s)",
+            size(done),
+            size(total),
+            done.saturating_mul(100) / total,
+            size(rate)
+        ),
+        _ => format!("{doing}: {} ({}/s)", size(done), size(rate)),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_transfer_line_gives_the_share_and_the_rate() {
+        let started = std::time::Instant::now() - Duration::from_secs(2);
+        let line = transfer("restoring", 25 << 20, Some(100 << 20), started);
+        assert!(line.starts_with("restoring: 26.2 MB of 104.9 MB"), "{line}");
+        assert!(line.contains("(25%, "), "{line}");
+        assert!(line.ends_with("/s)"), "{line}");
+        let open = transfer("backing up to x", 1 << 20, None, started);
+        assert!(!open.contains('%'), "{open}");
+    }
+}

@@ -14,6 +14,7 @@ pub mod history;
 pub mod inventory;
 pub mod lint;
 pub mod migrations;
+pub mod other_tools;
 pub mod pg_access;
 pub mod pg_host;
 pub mod pg_identity;

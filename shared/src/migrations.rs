@@ -217,6 +217,46 @@ pub fn record_checksums(conn: &mut Conn, store: &Store, names: &[String]) -> Res
     Ok(())
 }
 
+/// diesel's own history table, as diesel creates it on either backend.
+fn create_diesel_table() -> String {
+    format!(
+        "CREATE TABLE IF NOT EXISTS {DIESEL_MIGRATIONS_TABLE} (\
+           version VARCHAR(50) PRIMARY KEY NOT NULL, \
+           run_on TIMESTAMP NOT NULL DEFAULT CURRENT_TIMESTAMP)"
+    )
+}
+
+/// Records every shipped migration as applied without running it, each with the checksum
+/// of its up.sql, in one transaction: for a database another tool built whose schema was
+/// proven to be what the migrations make. Returns the migrations recorded, oldest first.
+pub fn adopt(conn: &mut Conn, store: &Store) -> Result<Vec<String>, BoxError> {
+    let backend = conn.backend();
+    let sql = store.migrations.sql_for(backend);
+    let mut batch = format!(
+        "{};\n{};\n",
+        create_diesel_table(),
+        create_checksum_table(backend)
+    );
+    let mut names = Vec::new();
+    for (version, name) in shipped(store, backend)? {
+        let sum = shipped_checksum(sql, &name)
+            .ok_or_else(|| format!("the up.sql of {name} is not embedded"))?;
+        batch.push_str(&format!(
+            "INSERT INTO {DIESEL_MIGRATIONS_TABLE} (version) VALUES ({});\n",
+            quote_literal(&version)
+        ));
+        // Stamped with diesel's own record of the adoption, as a vouched-for run is.
+        batch.push_str(&vouch_checksum(&version, &name, &sum));
+        batch.push_str(";\n");
+        names.push(name);
+    }
+    crate::with_conn!(conn, |c| {
+        use diesel::connection::SimpleConnection;
+        diesel::Connection::transaction(c, |c| c.batch_execute(&batch))
+    })?;
+    Ok(names)
+}
+
 /// Runs every pending migration, each in its own transaction (a savepoint when the caller
 /// already holds one), oldest first, and reports each as it completes. The checksum of
 /// each migration is recorded in the same transaction, so a crash cannot separate them.

@@ -104,6 +104,18 @@ pub fn check(
     source: &mut Conn,
     target: &mut Conn,
 ) -> Result<ReferenceCheck, StreamError> {
+    check_showing(source_store, reference, source, target, &|_| {})
+}
+
+/// [`check`], telling `rows_checked` how many source rows were merged so far, once per
+/// batch (for a progress line on a long check).
+pub fn check_showing(
+    source_store: &str,
+    reference: &CrossReference,
+    source: &mut Conn,
+    target: &mut Conn,
+    rows_checked: &(dyn Fn(u64) + Sync),
+) -> Result<ReferenceCheck, StreamError> {
     let mut check = ReferenceCheck::new(source_store, reference);
     let (source_tx, source_rx) = sync_channel(CHANNEL_DEPTH);
     let (target_tx, target_rx) = sync_channel(CHANNEL_DEPTH);
@@ -119,7 +131,15 @@ pub fn check(
         });
         // The receivers are consumed (and dropped) by the merge, so a reader blocked on a
         // full channel wakes up with an error and stops once the merge needs no more.
-        let merged = merge_orphans(values(source_rx), values(target_rx), SAMPLE_SIZE);
+        let mut checked = 0u64;
+        let source_values = source_rx
+            .into_iter()
+            .inspect(|batch| {
+                checked += batch.len() as u64;
+                rows_checked(checked);
+            })
+            .flatten();
+        let merged = merge_orphans(source_values, values(target_rx), SAMPLE_SIZE);
         (merged, s.join(), t.join())
     });
     source_done

@@ -286,14 +286,13 @@ pub fn showing_bytes<T>(
                     .filter(|e| e.file_name().to_string_lossy().starts_with(&prefix))
                     .filter_map(|e| e.metadata().ok().map(|m| m.len()))
                     .sum();
-                let rate = (bytes as f64 / started.elapsed().as_secs_f64().max(0.001)) as u64;
                 ctx.step(
                     store,
-                    format!(
-                        "backing up to {}: {} ({}/s)",
-                        dir.display(),
-                        crate::output::size(bytes),
-                        crate::output::size(rate)
+                    crate::progress::transfer(
+                        &format!("backing up to {}", dir.display()),
+                        bytes,
+                        None,
+                        started,
                     ),
                 );
                 std::thread::sleep(std::time::Duration::from_millis(200));

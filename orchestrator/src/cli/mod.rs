@@ -125,6 +125,7 @@ impl GlobalArgs {
 pub enum Command {
     Status(commands::status::StatusArgs),
     Migrate(commands::migrate::MigrateArgs),
+    Adopt(commands::adopt::AdoptArgs),
     Verify(commands::verify::VerifyArgs),
     Reset(commands::reset::ResetArgs),
     Backup(commands::backup::BackupArgs),

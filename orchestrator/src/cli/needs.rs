@@ -20,7 +20,7 @@ use crate::preflight::Plan;
 /// - `restore`: psql holding the write fence in its transaction, while the pooled session
 ///   and pg_dump take the safety backup; then psql loads (with two-phase commit a new
 ///   connection commits the prepared load once psql has exited);
-/// - `migrate`: the pooled session alone;
+/// - `migrate` and `adopt`: the pooled session alone;
 /// - `revert`: the pooled session, plus pg_dump when `--force` backs up what it drops
 ///   (a dry run only reads, like status);
 /// - `diff`: the pooled sessions (the preflight opened them) plus, on the same server,
@@ -48,6 +48,7 @@ pub fn plan(ctx: &Context, command: &Command) -> CliResult<Option<Plan>> {
         // A dry run only reads, like status.
         Command::Migrate(args) => ("migrate", each(all(), 1), !args.dry_run, false),
         Command::Revert(args) => ("revert", each(all(), 2), !args.dry_run, false),
+        Command::Adopt(_) => ("adopt", each(all(), 1), true, false),
         Command::Diff(args) => (
             "diff",
             each(ctx.selected(args.store.store.as_deref())?, 2),

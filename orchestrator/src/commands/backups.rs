@@ -190,33 +190,19 @@ fn run_prune(ctx: &Context, args: &PruneArgs) -> CliResult {
 /// any needs `--force`; a set of a protected store (profile `protected = true`, or a
 /// server that is not this machine by its URL) needs `--confirm <database>`.
 fn guard(ctx: &Context, plan: &PrunePlan, flags: &crate::commands::args::GuardArgs) -> CliResult {
-    let mut unconfirmed: Vec<String> = Vec::new();
-    for set in &plan.delete {
-        for s in &set.stores {
-            let remote = shared::DatabaseUrl::parse(&s.url).is_ok_and(|u| !u.is_local());
-            let protected = ctx.settings.protected || remote;
-            if protected
-                && !flags.confirm.contains(&s.database)
-                && !unconfirmed.contains(&s.database)
-            {
-                unconfirmed.push(s.database.clone());
-            }
-        }
-    }
-    if !unconfirmed.is_empty() {
-        let flags: Vec<String> = unconfirmed
-            .iter()
-            .map(|d| format!("--confirm {d}"))
-            .collect();
-        return Err(CliError::new(
-            Exit::Refused,
-            anyhow::anyhow!(
-                "refusing to prune backups of protected database(s) {}; nothing was removed. Add {} to confirm",
-                unconfirmed.join(", "),
-                flags.join(" ")
-            ),
-        ));
-    }
+    let protected = |url: &str| {
+        ctx.settings.protected || shared::DatabaseUrl::parse(url).is_ok_and(|u| !u.is_local())
+    };
+    crate::guard::check_protected(
+        plan.delete.iter().flat_map(|set| {
+            set.stores
+                .iter()
+                .map(|s| (s.store.as_str(), s.database.as_str(), protected(&s.url)))
+        }),
+        &flags.confirm,
+        "prune backups of protected store(s)",
+        "removed",
+    )?;
     if !plan.delete.is_empty() && !flags.force {
         return Err(CliError::new(
             Exit::Refused,

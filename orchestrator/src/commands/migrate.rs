@@ -129,6 +129,9 @@ pub fn run(ctx: &Context, args: &MigrateArgs) -> CliResult {
             Some(_) => None,
             None => Some(migrations::state(conn, store).map_err(|e| query_error(e.to_string()))?),
         };
+        if let Some(before) = &before {
+            refuse_unrecorded_tables(ctx, store, conn, before)?;
+        }
         let (already_applied, pending) = match &before {
             Some(before) => (before.applied.len(), Some(before.pending.len())),
             None => (
@@ -222,6 +225,46 @@ pub fn run(ctx: &Context, args: &MigrateArgs) -> CliResult {
         }
     }
     Ok(())
+}
+
+/// A database that holds the store's tables with no migration recorded was built by
+/// another tool (or by hand): running the history on it would stop at the first
+/// `CREATE TABLE`, part way. It is refused before anything runs, pointing at `adopt`.
+fn refuse_unrecorded_tables(
+    ctx: &Context,
+    store: &Store,
+    conn: &mut Conn,
+    state: &migrations::MigrationState,
+) -> CliResult {
+    if !state.applied.is_empty() {
+        return Ok(());
+    }
+    let tables = shared::catalog::tables(conn).map_err(|e| DbError::Query {
+        store: store.name.to_string(),
+        url: ctx
+            .url(store)
+            .map(|u| u.redacted().to_string())
+            .unwrap_or_default(),
+        action: "listing tables".into(),
+        reason: e.to_string(),
+    })?;
+    let ours: Vec<&str> = store
+        .tables
+        .iter()
+        .copied()
+        .filter(|t| tables.iter().any(|l| l == t))
+        .collect();
+    if ours.is_empty() {
+        return Ok(());
+    }
+    Err(CliError::new(
+        Exit::CheckFailed,
+        anyhow::anyhow!(
+            "{} holds its tables ({}) but no record of this tool's migrations: another tool built it. Nothing was run; `orchestrator adopt` records the migrations as applied once the schema is proven to be what they make",
+            store.name,
+            ours.join(", ")
+        ),
+    ))
 }
 
 /// A database that ran the history a squash replaced gets the baseline marked as applied

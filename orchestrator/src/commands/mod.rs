@@ -1,5 +1,6 @@
 //! One module per command: its clap arguments (the `--help` text) and its `run`.
 
+pub mod adopt;
 pub mod args;
 pub mod backup;
 pub mod backups;

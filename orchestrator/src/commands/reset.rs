@@ -60,6 +60,9 @@ struct Report {
     #[serde(skip_serializing_if = "Option::is_none")]
     guard: Option<GuardVerdict>,
     recovered: Vec<String>,
+    /// `--dry-run`: what interrupted runs left, which a real reset settles first.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    would_settle: Vec<String>,
     timings_ms: Timings,
 }
 
@@ -101,9 +104,17 @@ pub fn run(ctx: &Context, args: &ResetArgs) -> CliResult {
     guard::check_confirm_names(&args.guard.confirm)?;
 
     // Both databases are locked, whatever --store says: a crashed run may have left
-    // work in either, and it is settled first.
+    // work in either, and it is settled first. A dry run changes nothing: it reads under
+    // the readers' locks, as `status` does, and names what a real run would settle.
     let t = Instant::now();
-    let (_locks, recovered) = crate::recovery::lock_and_settle(ctx, args.store.store.as_deref())?;
+    let (_locks, _read, recovered, would_settle) = if args.dry_run {
+        let (read, interrupted) = read_settled(ctx, &stores)?;
+        (Vec::new(), read, Vec::new(), interrupted)
+    } else {
+        let (locks, recovered) =
+            crate::recovery::lock_and_settle(ctx, args.store.store.as_deref())?;
+        (locks, Vec::new(), recovered, Vec::new())
+    };
     timings.lock = t.elapsed().as_millis();
 
     let t = Instant::now();
@@ -166,6 +177,7 @@ pub fn run(ctx: &Context, args: &ResetArgs) -> CliResult {
                 reason: guard_result.as_ref().err().map(|e| e.to_string()),
             }),
             recovered,
+            would_settle,
             timings_ms: timings,
         };
         print(ctx, &report, guard_result.as_ref().err());
@@ -226,10 +238,34 @@ pub fn run(ctx: &Context, args: &ResetArgs) -> CliResult {
         refused: None,
         guard: None,
         recovered,
+        would_settle,
         timings_ms: timings,
     };
     print(ctx, &report, None);
     Ok(())
+}
+
+/// A dry run's view: the stores under the readers' locks (so no run is at work while it
+/// reads) and what interrupted runs left, changed by nothing. A prepared rebuild that
+/// still holds a store's tables would only make the reading wait: that is refused, with
+/// how to settle it.
+fn read_settled(
+    ctx: &Context,
+    stores: &[&'static shared::Store],
+) -> CliResult<(Vec<crate::lock::ReadLock>, Vec<String>)> {
+    let read = crate::lock::read_all(ctx, stores, true)?;
+    let runs = crate::recovery::for_readers(ctx)?;
+    if !runs.held.is_empty() {
+        return Err(CliError::new(
+            Exit::CheckFailed,
+            anyhow::anyhow!(
+                "reset --dry-run cannot read {} until the interrupted run is settled: {}",
+                runs.held.join(" and "),
+                crate::recovery::SETTLE_HINT
+            ),
+        ));
+    }
+    Ok((read, runs.interrupted))
 }
 
 fn shipped_names(store: &shared::Store, backend: shared::Backend) -> CliResult<Vec<String>> {
@@ -293,6 +329,9 @@ fn print(ctx: &Context, report: &Report, refused: Option<&CliError>) {
     }
     if report.dry_run {
         crate::say!("dry run: nothing will be changed");
+        for line in &report.would_settle {
+            crate::say!("  first, the reset would settle an interrupted run: {line}");
+        }
         for s in &report.stores {
             crate::say!(
                 "  {} ({}): {} rows now; would apply {} migration(s)",

@@ -399,8 +399,16 @@ impl Rebuild<'_> {
             (State::Open(conn), Source::Backup { entry, .. }) => {
                 // SQLite: the backup is attached to the rebuild's connection.
                 timed(&mut phases.drop, || clear(conn)).map_err(|(step, e)| fail(step, &e))?;
-                timed(&mut phases.migrate, || sqlite::copy_attached(conn))
-                    .map_err(|(step, e)| fail(step, &e))?;
+                let progress = |done: usize, total: usize, table: &str| {
+                    self.ctx.step(
+                        store.name,
+                        format!("restoring: table {done} of {total} ({table})"),
+                    )
+                };
+                timed(&mut phases.migrate, || {
+                    sqlite::copy_attached(conn, &progress)
+                })
+                .map_err(|(step, e)| fail(step, &e))?;
                 timed(&mut phases.verify, || sqlite::check_counts(conn, entry))
                     .map_err(|(step, e)| fail(step, &e))?;
                 admin::journal_record(conn, &self.run, names, record)
@@ -410,12 +418,20 @@ impl Rebuild<'_> {
                 let State::Fenced(fenced) = std::mem::replace(&mut stage.state, State::Done) else {
                     unreachable!()
                 };
+                let started = Instant::now();
+                let progress = |done: u64, total: u64| {
+                    self.ctx.step(
+                        store.name,
+                        crate::progress::transfer("restoring", done, Some(total), started),
+                    )
+                };
                 let job = postgres::LoadJob {
                     entry,
                     run: &self.run,
                     names,
                     record,
                     two_phase,
+                    progress: &progress,
                 };
                 let loaded = timed(&mut phases.migrate, || postgres::load(*fenced, &job))
                     .map_err(|e| fail("restoring the dump", &e))?;

@@ -109,7 +109,13 @@ pub(super) struct LoadJob<'a> {
     pub names: &'a [&'a str],
     pub record: &'a str,
     pub two_phase: bool,
+    /// Told how many of the script's bytes psql has taken, and how many there are.
+    pub progress: &'a (dyn Fn(u64, u64) + Sync),
 }
+
+/// How much of the load script is handed to psql at a time: psql takes it as fast as the
+/// server runs it, so the bytes handed over say how far the load is.
+const LOAD_CHUNK: usize = 1 << 20;
 
 /// Starts psql for a restore: its transaction takes the rebuild lock and the fence;
 /// nothing is dropped yet. The dump is turned into SQL first, so a
@@ -260,7 +266,14 @@ pub(super) fn load(fenced: Fenced, job: &LoadJob<'_>) -> Result<Loaded, String> 
     script.extend_from_slice(format!("\\echo {LOADED}\n").as_bytes());
 
     // A failing psql stops reading; its own message says why.
-    let written = txn.write(&script).is_ok();
+    let total = script.len() as u64;
+    let written = script.chunks(LOAD_CHUNK).try_fold(0u64, |done, chunk| {
+        txn.write(chunk)?;
+        let done = done + chunk.len() as u64;
+        (job.progress)(done, total);
+        Ok::<u64, std::io::Error>(done)
+    });
+    let written = written.is_ok();
     if !written || !txn.wait_for(LOADED) {
         return Err(txn.fail());
     }

@@ -129,25 +129,50 @@ fn entries_named(conn: &mut Conn, schema: &str, name: &str) -> Result<bool, Step
 /// Recreates the attached backup's contents in the live file: tables, their rows and
 /// AUTOINCREMENT counters, then indexes, views and triggers (after the rows, so that
 /// no trigger fires on them and indexes are built once).
-pub(super) fn copy_attached(conn: &mut Conn) -> Result<(), StepError> {
-    let mut sql = String::new();
-    for e in entries(conn, SOURCE, "AND sql IS NOT NULL")? {
-        sql.push_str(&e.sql);
-        sql.push_str(";\n");
-        if e.kind == "table" {
-            let name = shared::db::quote_ident(&e.name);
-            sql.push_str(&format!(
-                "INSERT INTO main.{name} SELECT * FROM {SOURCE}.{name};\n"
-            ));
-        }
+pub(super) fn copy_attached(
+    conn: &mut Conn,
+    progress: &dyn Fn(usize, usize, &str),
+) -> Result<(), StepError> {
+    let load = |conn: &mut Conn, sql: &str| {
+        conn.batch_execute(sql)
+            .map_err(|e| ("loading the backup", e.to_string()))
+    };
+    // Every object is created first (a table's rows go in table by table, which is what
+    // the progress line counts); indexes and triggers come back with the tables' rows
+    // already in, as SQLite's own `.dump` orders them.
+    let all = entries(conn, SOURCE, "AND sql IS NOT NULL")?;
+    let tables: Vec<&str> = all
+        .iter()
+        .filter(|e| e.kind == "table")
+        .map(|e| e.name.as_str())
+        .collect();
+    let schema: String = all
+        .iter()
+        .filter(|e| e.kind == "table")
+        .map(|e| format!("{};\n", e.sql))
+        .collect();
+    load(conn, &schema)?;
+    for (i, table) in tables.iter().enumerate() {
+        progress(i + 1, tables.len(), table);
+        let name = shared::db::quote_ident(table);
+        load(
+            conn,
+            &format!("INSERT INTO main.{name} SELECT * FROM {SOURCE}.{name};"),
+        )?;
     }
+    let rest: String = all
+        .iter()
+        .filter(|e| e.kind != "table")
+        .map(|e| format!("{};\n", e.sql))
+        .collect();
+    load(conn, &rest)?;
     if entries_named(conn, SOURCE, "sqlite_sequence")? {
-        sql.push_str(&format!(
-            "INSERT INTO main.sqlite_sequence SELECT * FROM {SOURCE}.sqlite_sequence;\n"
-        ));
+        load(
+            conn,
+            &format!("INSERT INTO main.sqlite_sequence SELECT * FROM {SOURCE}.sqlite_sequence;"),
+        )?;
     }
-    conn.batch_execute(&sql)
-        .map_err(|e| ("loading the backup", e.to_string()))
+    Ok(())
 }
 
 /// Checks the loaded rows against the manifest's counts, before the commit.

@@ -1,8 +1,9 @@
 //! A backend-neutral model of a schema (tables, columns with type, nullability and default,
 //! primary keys, unique constraints, indexes with their collations, order and predicates,
 //! check constraints, foreign keys with their actions), read from a live database, and the
-//! comparison of two models that `verify`, `diff` and `squash` rest on. Bookkeeping `__*`
-//! tables are never part of a model.
+//! comparison of two models that `verify`, `diff` and `squash` rest on. Bookkeeping tables,
+//! this tool's and other migration tools' (`_prisma_migrations`, …), are never part of a
+//! model.
 //!
 //! Constraints and indexes are kept as multisets (definition → the names carrying it), so
 //! that a second, identical index or foreign key is a difference like any other; names
@@ -348,7 +349,9 @@ pub fn introspect(conn: &mut Conn) -> diesel::QueryResult<SchemaModel> {
 fn assemble(rows: CatalogRows) -> SchemaModel {
     let mut model = SchemaModel::default();
     for table in rows.tables {
-        if !is_bookkeeping(&table) {
+        // Another migration tool's history is its bookkeeping, as ours is: no part of the
+        // schema the migrations are compared with (`adopt` names it).
+        if !is_bookkeeping(&table) && crate::other_tools::history_of(&table).is_none() {
             model.tables.insert(table, TableModel::default());
         }
     }

@@ -110,6 +110,11 @@ fn sets_are_listed_and_old_ones_pruned_only_with_force_and_confirmation() {
         );
         assert_eq!(code, 3, "{refused}");
         assert_eq!(folders(&base), before);
+        let why = refused["refused"].as_str().unwrap_or_default();
+        assert!(
+            why.starts_with("refusing to prune backups of protected store(s)"),
+            "{refused}"
+        );
         let mut confirm = vec!["backups", "prune", "--keep", "1", "--force"];
         let databases: Vec<String> = sets[1]["stores"]
             .as_array()
@@ -118,6 +123,7 @@ fn sets_are_listed_and_old_ones_pruned_only_with_force_and_confirmation() {
             .map(|s| s["database"].as_str().expect("database").to_string())
             .collect();
         for d in &databases {
+            assert!(why.contains(&format!("--confirm {d}")), "{refused}");
             confirm.extend(["--confirm", d.as_str()]);
         }
         let (code, pruned) = json_of(orchestrator(pair), &confirm);

@@ -208,6 +208,7 @@ fn help_teaches_every_command() {
     for command in [
         "status",
         "migrate",
+        "adopt",
         "verify",
         "reset",
         "backup",

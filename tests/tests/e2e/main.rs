@@ -5,6 +5,7 @@
 
 mod support;
 
+mod adopt;
 mod backup_failures;
 mod backups;
 mod cli_errors;
@@ -32,6 +33,7 @@ mod squash;
 mod standby;
 mod terminal;
 mod three_stores;
+mod unmigrated;
 mod verify;
 mod waits;
 mod workspace;

@@ -282,7 +282,12 @@ fn reading_needs_no_write_access_to_the_folder() {
     chmod(dir.path(), 0o755);
     chmod(&bin, 0o755);
     chmod(&data, if root { 0o755 } else { 0o555 });
-    for args in [&["status"][..], &["verify"][..], &["diff"][..]] {
+    for args in [
+        &["status"][..],
+        &["verify"][..],
+        &["diff"][..],
+        &["reset", "--dry-run"][..],
+    ] {
         // The launch's isolation (none of the caller's configuration), on the copy.
         let isolated = orch_tests::process_in(dir.path());
         let mut reader = std::process::Command::new(&bin);

@@ -241,6 +241,38 @@ fn a_crash_between_the_two_commits_is_finished_by_the_next_run() {
                     "{reader} ({mode}) commits nothing"
                 );
             }
+            // A dry run names what a real reset would settle first, and settles nothing;
+            // while a prepared rebuild holds a store's tables it says it cannot read them.
+            let (code, plan) = json_of(orchestrator(pair), &["reset", "--dry-run", "--force"]);
+            if prepared.is_empty() {
+                assert_eq!(code, 0, "dry run ({mode}): {plan}");
+                assert!(
+                    plan["would_settle"][0]
+                        .as_str()
+                        .is_some_and(|l| l.contains("interrupted run")),
+                    "dry run ({mode}): {plan}"
+                );
+            } else {
+                assert_eq!(code, 1, "dry run ({mode}): {plan}");
+                assert!(
+                    plan["error"]["message"]
+                        .as_str()
+                        .is_some_and(|m| m.contains("until the interrupted run is settled")),
+                    "dry run ({mode}): {plan}"
+                );
+            }
+            if let Some(mixed) = &mixed {
+                assert_eq!(
+                    &snapshots(pair),
+                    mixed,
+                    "the dry run ({mode}) changes nothing"
+                );
+            }
+            assert_eq!(
+                prepared_of(pair),
+                prepared,
+                "the dry run ({mode}) commits nothing"
+            );
             // The next writing command settles: app is finished, not left with its old rows.
             let (code, status) = json_of(orchestrator(pair), &["recover"]);
             assert_eq!(code, 0, "{status}");

@@ -34,6 +34,7 @@ fn a_closed_pipe_ends_the_report_quietly_with_the_usual_exit_code() {
             (&["diff"][..], 0),
             (&["smoke"][..], 0),
             (&["migrate"][..], 0),
+            (&["adopt"][..], 0),
             (&["reset", "--dry-run"][..], 3),
             (&["--format", "json", "status"][..], 0),
             (&["completions", "bash"][..], 0),
@@ -314,6 +315,46 @@ fn progress_is_one_line_per_store_on_a_terminal_and_nothing_elsewhere() {
     );
     assert!(shown.contains("auth"), "{shown}");
     assert!(shown.contains("backup: "), "and then the report: {shown}");
+    let (code, sets) = orch_tests::json_of(orch_tests::orchestrator(&pair), &["backups", "list"]);
+    assert_eq!(code, 0, "{sets}");
+    let set = sets["sets"][0]["path"]
+        .as_str()
+        .expect("the set's folder")
+        .to_string();
+
+    // A restore shows how much of the dump the server took, and how fast; verify how
+    // many rows of each reference it checked. (Paused so that the lines are drawn.)
+    let mut restore = process(&pair);
+    restore
+        .env("ORCH_FAULT", "pause-before-commit:auth")
+        .args(["restore", &set, "--force"]);
+    let output = orch_tests::on_terminal(&restore)
+        .stdin(std::process::Stdio::null())
+        .output()
+        .expect("script");
+    let shown = String::from_utf8_lossy(&output.stdout);
+    assert_eq!(output.status.code(), Some(0), "{shown}");
+    assert!(shown.contains("restoring: "), "{shown}");
+    assert!(shown.contains("%, ") && shown.contains("/s)"), "{shown}");
+    assert!(
+        shown.contains("auth: restored"),
+        "and then the report: {shown}"
+    );
+    let mut verify = process(&pair);
+    verify
+        .env("ORCH_FAULT", "pause-mid-check:app")
+        .arg("verify");
+    let output = orch_tests::on_terminal(&verify)
+        .stdin(std::process::Stdio::null())
+        .output()
+        .expect("script");
+    let shown = String::from_utf8_lossy(&output.stdout);
+    assert_eq!(output.status.code(), Some(0), "{shown}");
+    assert!(
+        shown.contains("app.datasets.owner_id → auth.users.id: ")
+            && shown.contains("rows checked ("),
+        "{shown}"
+    );
 
     for args in [
         &["backup"][..],

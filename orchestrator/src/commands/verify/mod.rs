@@ -336,9 +336,16 @@ fn check_reference(
         Some(pair) => pair,
         None => (ctx.connect(store)?, ctx.connect(target_store)?),
     };
-    ctx.progress(format!("verify: {} → {}…", result.from, result.to));
     let started = Instant::now();
-    let checked = references::check(store.name, r, &mut source, &mut target);
+    let label = format!("{} → {}", result.from, result.to);
+    ctx.step(&label, "checking…");
+    let paused = std::sync::Once::new();
+    let progress = |rows: u64| {
+        let rate = (rows as f64 / started.elapsed().as_secs_f64().max(0.001)) as u64;
+        ctx.step(&label, format!("{rows} rows checked ({rate} rows/s)"));
+        paused.call_once(|| crate::fault::pause_at("pause-mid-check", store.name));
+    };
+    let checked = references::check_showing(store.name, r, &mut source, &mut target, &progress);
     tracing::info!(from = %result.from, to = %result.to, millis = started.elapsed().as_millis() as u64, "reference checked");
     checked.map_err(|e| match e {
         StreamError::Source { .. } => query_error(ctx, store, "streaming a reference", e),
