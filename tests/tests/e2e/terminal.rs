@@ -6,13 +6,13 @@ use orch_tests::{for_each_backend, process, TestPair};
 /// Runs the binary on the pair with `args` and stdout a pipe whose reader is already gone
 /// (`| head` that has read enough); its exit code and stderr.
 fn into_closed_pipe(pair: &TestPair, args: &[&str]) -> (Option<i32>, String) {
+    into_closed_pipe_from(process(pair), args)
+}
+
+fn into_closed_pipe_from(mut cmd: std::process::Command, args: &[&str]) -> (Option<i32>, String) {
     let (reader, writer) = std::io::pipe().expect("pipe");
     drop(reader);
-    let output = process(pair)
-        .args(args)
-        .stdout(writer)
-        .output()
-        .expect("run");
+    let output = cmd.args(args).stdout(writer).output().expect("run");
     (
         output.status.code(),
         String::from_utf8_lossy(&output.stderr).into_owned(),
@@ -47,6 +47,14 @@ fn a_closed_pipe_ends_the_report_quietly_with_the_usual_exit_code() {
             (&["lint"][..], 0),
             (&["revert", "--dry-run", "--store", "app"][..], 0),
             (&["--help"][..], 0),
+            // The writing commands, last: their reports go nowhere, their work is done.
+            (&["reset", "--force"][..], 0),
+            (
+                &["revert", "--store", "app", "--steps", "1", "--force"][..],
+                0,
+            ),
+            (&["migrate"][..], 0),
+            (&["recover"][..], 0),
         ] {
             let (code, stderr) = into_closed_pipe(pair, args);
             assert!(
@@ -61,7 +69,25 @@ fn a_closed_pipe_ends_the_report_quietly_with_the_usual_exit_code() {
                 pair.backend
             );
         }
+        let (code, sets) =
+            orch_tests::json_of(orch_tests::orchestrator(pair), &["backups", "list"]);
+        assert_eq!(code, 0, "{sets}");
+        let set = sets["sets"][0]["path"].as_str().expect("a set").to_string();
+        let (code, stderr) = into_closed_pipe(pair, &["restore", &set, "--force"]);
+        assert_eq!(code, Some(0), "restore on {}: {stderr}", pair.backend);
+        assert!(!stderr.contains("panicked"), "{stderr}");
     });
+    // The commands that write into the source tree, in a copy of the workspace.
+    let tmp = tempfile::tempdir().expect("dir");
+    let ws = crate::workspace::workspace_copy(tmp.path());
+    for args in [
+        &["generate", "--store", "app", "probe"][..],
+        &["squash", "--store", "app", "--backend", "sqlite"][..],
+    ] {
+        let (code, stderr) = into_closed_pipe_from(orch_tests::process_in(&ws), args);
+        assert_eq!(code, Some(0), "{args:?}: {stderr}");
+        assert!(!stderr.contains("panicked"), "{args:?}: {stderr}");
+    }
 }
 
 #[test]

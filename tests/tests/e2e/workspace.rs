@@ -8,7 +8,7 @@ use orch_tests::{copy_dir, json_of, orchestrator_in, pg_admin_url};
 
 /// A copy of this workspace's skeleton: the workspace manifest and both store crates'
 /// migration folders (their real histories), nothing else.
-fn workspace_copy(root: &Path) -> PathBuf {
+pub(crate) fn workspace_copy(root: &Path) -> PathBuf {
     let ws = root.join("product");
     std::fs::create_dir_all(&ws).expect("mkdir");
     std::fs::write(
