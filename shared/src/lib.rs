@@ -21,6 +21,7 @@ pub mod pg_identity;
 pub mod pg_server;
 pub mod process;
 pub mod references;
+pub mod repair;
 pub mod revert;
 mod revert_postgres;
 pub mod schema;
