@@ -10,7 +10,8 @@
 //! once pg_dump has read the store, its snapshot's transaction still open on the session
 //! holding the run's lock, so a test can end that session under the run),
 //! `pause-mid-check` (verify sleeps 3 s after the first batch of a store's reference, so
-//! a test sees its progress line).
+//! a test sees its progress line), `fail-repair` (the store's repair fails after its steps
+//! ran, before anything commits).
 //! Unset in normal use.
 
 pub const ENV: &str = "ORCH_FAULT";

@@ -68,7 +68,7 @@ pub fn inspect(
 }
 
 /// Whether destroying the store's contents needs `--confirm`.
-fn is_protected(ctx: &Context, store: &'static Store) -> bool {
+pub fn is_protected(ctx: &Context, store: &'static Store) -> bool {
     ctx.settings.protected || crate::identity::remote(ctx, store)
 }
 

@@ -6,6 +6,7 @@ pub mod cli;
 pub mod commands;
 pub mod consequences;
 pub mod context;
+pub mod cross_store;
 pub mod drift;
 pub mod exit;
 pub mod fault;
@@ -145,6 +146,7 @@ pub fn run(
         Command::Status(args) => commands::status::run(&ctx, args),
         Command::Migrate(args) => commands::migrate::run(&ctx, args),
         Command::Adopt(args) => commands::adopt::run(&ctx, args),
+        Command::Repair(args) => commands::repair::run(&ctx, args),
         Command::Verify(args) => commands::verify::run(&ctx, args),
         Command::Reset(args) => commands::reset::run(&ctx, args),
         Command::Backup(args) => commands::backup::run(&ctx, args),

@@ -422,3 +422,27 @@ pub(crate) fn rebuild(
     }
     .execute(sources)
 }
+
+/// A plan's view (a dry run): the stores under the readers' locks (so no run is at work while it
+/// reads) and what interrupted runs left, changed by nothing. A prepared rebuild that
+/// still holds a store's tables would only make the reading wait: that is refused, with
+/// how to settle it.
+pub fn read_settled(
+    ctx: &Context,
+    stores: &[&'static Store],
+    command: &str,
+) -> CliResult<(Vec<crate::lock::ReadLock>, Vec<String>)> {
+    let read = crate::lock::read_all(ctx, stores, true)?;
+    let runs = crate::recovery::for_readers(ctx)?;
+    if !runs.held.is_empty() {
+        return Err(CliError::new(
+            Exit::CheckFailed,
+            anyhow::anyhow!(
+                "{command} cannot read {} until the interrupted run is settled: {}",
+                runs.held.join(" and "),
+                SETTLE_HINT
+            ),
+        ));
+    }
+    Ok((read, runs.interrupted))
+}

@@ -40,3 +40,32 @@ pub fn expected_model(
 pub fn history_for<'a>(store: &'a Store, backend: Backend, dir: Option<&'a Path>) -> History<'a> {
     History::of(store, backend, dir)
 }
+
+/// [`expected_model`] of the store's whole embedded history, with the exact SQL of every
+/// object it makes (what a repair writes), read from the same scratch database.
+pub fn expected_with_definitions(
+    store: &Store,
+    backend: Backend,
+    server: Option<&DatabaseUrl>,
+) -> Result<(SchemaModel, shared::repair::Definitions), DbError> {
+    crate::interrupt::install();
+    let mut scratch = Scratch::create(store.name, backend, server)?;
+    let where_ = scratch.name().to_string();
+    let history = history_for(store, backend, None);
+    history::run(scratch.conn(), history, None, |_| {}).map_err(|f| DbError::Migration {
+        store: store.name.to_string(),
+        url: format!("scratch database {where_}"),
+        migration: f.migration,
+        reason: f.reason,
+    })?;
+    let read = |action: &str, e: diesel::result::Error| DbError::Query {
+        store: store.name.to_string(),
+        url: format!("scratch database {where_}"),
+        action: action.into(),
+        reason: e.to_string(),
+    };
+    let model = schema::introspect(scratch.conn()).map_err(|e| read("reading the schema", e))?;
+    let defs = shared::repair::definitions::read(scratch.conn())
+        .map_err(|e| read("reading the definitions", e))?;
+    Ok((model, defs))
+}

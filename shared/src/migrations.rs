@@ -230,7 +230,17 @@ fn create_diesel_table() -> String {
 /// of its up.sql, in one transaction: for a database another tool built whose schema was
 /// proven to be what the migrations make. Returns the migrations recorded, oldest first.
 pub fn adopt(conn: &mut Conn, store: &Store) -> Result<Vec<String>, BoxError> {
-    let backend = conn.backend();
+    let (batch, names) = adopt_sql(store, conn.backend())?;
+    crate::with_conn!(conn, |c| {
+        use diesel::connection::SimpleConnection;
+        diesel::Connection::transaction(c, |c| c.batch_execute(&batch))
+    })?;
+    Ok(names)
+}
+
+/// [`adopt`]'s SQL, for a caller that runs it inside a transaction of its own (a repair
+/// adopts the store it repaired in the same transaction); with the migrations it records.
+pub fn adopt_sql(store: &Store, backend: Backend) -> Result<(String, Vec<String>), BoxError> {
     let sql = store.migrations.sql_for(backend);
     let mut batch = format!(
         "{};\n{};\n",
@@ -250,11 +260,7 @@ pub fn adopt(conn: &mut Conn, store: &Store) -> Result<Vec<String>, BoxError> {
         batch.push_str(";\n");
         names.push(name);
     }
-    crate::with_conn!(conn, |c| {
-        use diesel::connection::SimpleConnection;
-        diesel::Connection::transaction(c, |c| c.batch_execute(&batch))
-    })?;
-    Ok(names)
+    Ok((batch, names))
 }
 
 /// Runs every pending migration, each in its own transaction (a savepoint when the caller

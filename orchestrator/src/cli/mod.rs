@@ -126,6 +126,7 @@ pub enum Command {
     Status(commands::status::StatusArgs),
     Migrate(commands::migrate::MigrateArgs),
     Adopt(commands::adopt::AdoptArgs),
+    Repair(commands::repair::RepairArgs),
     Verify(commands::verify::VerifyArgs),
     Reset(commands::reset::ResetArgs),
     Backup(commands::backup::BackupArgs),

@@ -11,6 +11,8 @@ pub mod lint;
 pub mod migrate;
 pub mod migrate_plan;
 pub mod recover;
+pub mod repair;
+mod repair_output;
 pub mod reset;
 pub mod restore;
 pub mod revert;

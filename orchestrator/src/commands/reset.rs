@@ -108,7 +108,7 @@ pub fn run(ctx: &Context, args: &ResetArgs) -> CliResult {
     // the readers' locks, as `status` does, and names what a real run would settle.
     let t = Instant::now();
     let (_locks, _read, recovered, would_settle) = if args.dry_run {
-        let (read, interrupted) = read_settled(ctx, &stores)?;
+        let (read, interrupted) = crate::recovery::read_settled(ctx, &stores, "reset --dry-run")?;
         (Vec::new(), read, Vec::new(), interrupted)
     } else {
         let (locks, recovered) =
@@ -243,29 +243,6 @@ pub fn run(ctx: &Context, args: &ResetArgs) -> CliResult {
     };
     print(ctx, &report, None);
     Ok(())
-}
-
-/// A dry run's view: the stores under the readers' locks (so no run is at work while it
-/// reads) and what interrupted runs left, changed by nothing. A prepared rebuild that
-/// still holds a store's tables would only make the reading wait: that is refused, with
-/// how to settle it.
-fn read_settled(
-    ctx: &Context,
-    stores: &[&'static shared::Store],
-) -> CliResult<(Vec<crate::lock::ReadLock>, Vec<String>)> {
-    let read = crate::lock::read_all(ctx, stores, true)?;
-    let runs = crate::recovery::for_readers(ctx)?;
-    if !runs.held.is_empty() {
-        return Err(CliError::new(
-            Exit::CheckFailed,
-            anyhow::anyhow!(
-                "reset --dry-run cannot read {} until the interrupted run is settled: {}",
-                runs.held.join(" and "),
-                crate::recovery::SETTLE_HINT
-            ),
-        ));
-    }
-    Ok((read, runs.interrupted))
 }
 
 fn shipped_names(store: &shared::Store, backend: shared::Backend) -> CliResult<Vec<String>> {

@@ -498,6 +498,20 @@ pub(super) fn failure_exit(f: StoreFailure, consequence: &str) -> CliError {
 
 type StepError = (&'static str, String);
 
+/// A connection of its own to `store`, in a transaction that holds the write fence (no
+/// write can land until it ends; SQLite: the write lock, foreign keys off): what a change
+/// in place (`repair`) works in, as a rebuild does.
+pub(crate) fn open_fenced(
+    ctx: &crate::context::Context,
+    store: &'static shared::Store,
+) -> Result<Conn, String> {
+    let opened = match ctx.url(store).map_err(|e| e.to_string())?.backend() {
+        Backend::Postgres => postgres::fence(ctx, store),
+        Backend::Sqlite => sqlite::fence(ctx, store, None),
+    };
+    opened.map_err(|(step, e)| format!("{step}: {e}"))
+}
+
 /// Drops everything in the store's schema (PostgreSQL: the schema itself, recreated with
 /// its owner, grants, comment and default privileges) inside the rebuild's transaction;
 /// the PostgreSQL object grants to re-apply once the objects are back.

@@ -17,7 +17,7 @@ use crate::pgtools::{self, PgTools};
 
 /// Opens the store's rebuild transaction on a connection of its own and takes the write
 /// fence in it. Returns the connection, inside that transaction.
-pub(super) fn fence(ctx: &Context, store: &'static Store) -> Result<Conn, StepError> {
+pub(crate) fn fence(ctx: &Context, store: &'static Store) -> Result<Conn, StepError> {
     // The run's pooled session holds the store's advisory lock, so it stays in the pool
     // until the run ends and the rebuild transaction gets a connection of its own. Were
     // it the transaction's, the lock would end with this store's commit: a waiting run

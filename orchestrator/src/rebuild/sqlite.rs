@@ -25,7 +25,7 @@ const SOURCE: &str = "orch_source";
 /// waiting up to the run's lock timeout for other processes' transactions (then "database
 /// is locked": the run is refused, exit 5). `restore_from`: a backup file attached
 /// read-only first (SQLite cannot attach inside a transaction).
-pub(super) fn fence(
+pub(crate) fn fence(
     ctx: &Context,
     store: &'static Store,
     restore_from: Option<&Path>,

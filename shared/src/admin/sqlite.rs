@@ -36,3 +36,18 @@ fn sqlite_check(conn: &mut Conn, pragma: &str) -> Result<(), String> {
         None => Err(format!("no answer from {pragma}")),
     }
 }
+
+/// The rows that break a foreign key (`PRAGMA foreign_key_check`), as `table rowid →
+/// parent`: what a change made with enforcement off must not leave behind. Empty on
+/// PostgreSQL, which never lets them in.
+pub fn foreign_key_violations(conn: &mut Conn) -> diesel::QueryResult<Vec<String>> {
+    let Conn::Sqlite(c) = conn else {
+        return Ok(Vec::new());
+    };
+    let rows: Vec<TextRow> = diesel::sql_query(
+        "SELECT \"table\" || ' row ' || COALESCE(CAST(rowid AS TEXT), '?') || ' → ' || parent AS v \
+         FROM pragma_foreign_key_check LIMIT 10",
+    )
+    .load(c)?;
+    Ok(rows.into_iter().map(|r| r.v).collect())
+}

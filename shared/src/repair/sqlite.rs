@@ -246,5 +246,14 @@ fn table_changes(
             });
         }
     }
+    // Indexes come back with a rebuilt table; named when they differ.
+    if !changes.is_empty() {
+        for (_, name) in beyond(&live.indexes, &exp.indexes) {
+            changes.push((K::UnexpectedIndex, format!("index {name} dropped")));
+        }
+        for (_, name) in beyond(&exp.indexes, &live.indexes) {
+            changes.push((K::MissingIndex, format!("index {name} created")));
+        }
+    }
     (changes, probes)
 }

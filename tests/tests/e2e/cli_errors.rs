@@ -209,6 +209,7 @@ fn help_teaches_every_command() {
         "status",
         "migrate",
         "adopt",
+        "repair",
         "verify",
         "reset",
         "backup",

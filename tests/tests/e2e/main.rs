@@ -21,6 +21,7 @@ mod migrate_to;
 mod partial_runs;
 mod protection;
 mod real_databases;
+mod repair;
 mod reset;
 mod restore_all_or_nothing;
 mod revert;

@@ -35,6 +35,8 @@ fn a_closed_pipe_ends_the_report_quietly_with_the_usual_exit_code() {
             (&["smoke"][..], 0),
             (&["migrate"][..], 0),
             (&["adopt"][..], 0),
+            (&["repair", "--dry-run"][..], 0),
+            (&["repair"][..], 0),
             (&["reset", "--dry-run"][..], 3),
             (&["--format", "json", "status"][..], 0),
             (&["completions", "bash"][..], 0),

@@ -1,0 +1,447 @@
+//! `orchestrator repair`: bring each store's schema to what its migrations make, keeping
+//! the data. The steps come from the comparison `diff` makes (see `shared::repair`); each is
+//! classed by what the rows allow; then, under the run locks and each store's write fence,
+//! the stores are changed in one transaction each, proven (the comparison finds nothing)
+//! and committed together. A store with no history of this tool's is adopted in the same
+//! transaction.
+
+use std::path::PathBuf;
+
+use clap::Args;
+use serde::Serialize;
+use shared::repair::{self, Class, Step};
+use shared::schema::{self, DifferenceKind, SchemaModel};
+use shared::{migrations, Backend, Conn, DatabaseUrl, Store};
+
+use crate::context::Context;
+use crate::exit::{CliError, CliResult, Exit};
+
+/// Bring each store's schema to what its migrations make, keeping the data.
+///
+/// Adds what is missing (tables, columns with their defaults, keys, uniques, checks,
+/// indexes, foreign keys), fixes ON DELETE actions, types and nullability where the rows
+/// allow, and drops what the migrations do not have. Each step is safe, destroys data
+/// (a column or table holding values: needs --force, backed up first) or is blocked by
+/// data (NULLs, duplicates, orphans, values the new type or a check refuses: refused,
+/// exit 3, the rows named). A table of another store (a `users` table in app) is dropped
+/// only when every row of it is in the owning store, or with --force. One transaction per
+/// store, under the write fence; the result is proven before anything commits.
+#[derive(Debug, Args)]
+#[command(
+    after_help = "Examples:\n  orchestrator repair --dry-run\n  orchestrator repair --store app --force\n  orchestrator --format json repair --dry-run"
+)]
+pub struct RepairArgs {
+    #[command(flatten)]
+    pub store: crate::commands::args::StoreArg,
+
+    #[command(flatten)]
+    pub guard: crate::commands::args::GuardArgs,
+
+    /// Print each store's steps, their SQL and class; change nothing
+    #[arg(long)]
+    pub dry_run: bool,
+
+    /// PostgreSQL server to build what the migrations make on (a scratch database, always
+    /// dropped), as a URL of any database there (default: the store's own server)
+    #[arg(long, value_name = "URL")]
+    pub shadow_url: Option<String>,
+
+    /// Where to write the backup of what --force destroys (default: backup_dir of the
+    /// profile, .data/backups)
+    #[arg(long, value_name = "DIR")]
+    pub backup_dir: Option<PathBuf>,
+}
+
+#[derive(Debug, Serialize)]
+pub(super) struct Report {
+    pub ok: bool,
+    pub dry_run: bool,
+    pub stores: Vec<StoreRepair>,
+    pub backup: Option<PathBuf>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub refused: Option<String>,
+}
+
+#[derive(Debug, Serialize)]
+pub(super) struct StoreRepair {
+    pub store: &'static str,
+    pub url: String,
+    pub steps: Vec<Step>,
+    /// The migrations recorded as applied: the store had no history of this tool's.
+    pub adopted: Vec<String>,
+    /// Whether the store had no history (it is adopted once repaired).
+    #[serde(skip)]
+    pub unrecorded: bool,
+}
+
+/// A store's open repair: its fenced transaction and what must hold after the steps.
+struct Open {
+    store: &'static Store,
+    conn: Conn,
+    expected: SchemaModel,
+}
+
+pub fn run(ctx: &Context, args: &RepairArgs) -> CliResult {
+    let stores = ctx.selected(args.store.store.as_deref())?;
+    crate::guard::check_confirm_names(&args.guard.confirm)?;
+    for store in &stores {
+        let url = ctx.url(store)?;
+        if url.is_missing_sqlite_file() {
+            return Err(CliError::new(
+                Exit::CheckFailed,
+                anyhow::anyhow!(
+                    "{} ({url}) does not exist: there is nothing to repair; `orchestrator migrate` creates it",
+                    store.name
+                ),
+            ));
+        }
+    }
+    let shadow = args
+        .shadow_url
+        .as_deref()
+        .map(DatabaseUrl::parse)
+        .transpose()?;
+    // A dry run reads under the readers' locks, as `status` does; a repair takes the
+    // run locks and settles an interrupted run first, as every writing command does.
+    let (_locks, _read) = if args.dry_run {
+        let (read, _) = crate::recovery::read_settled(ctx, &stores, "repair --dry-run")?;
+        (Vec::new(), read)
+    } else {
+        let (locks, _) = crate::recovery::lock_and_settle(ctx, args.store.store.as_deref())?;
+        (locks, Vec::new())
+    };
+
+    let mut report = Report {
+        ok: true,
+        dry_run: args.dry_run,
+        stores: Vec::new(),
+        backup: None,
+        refused: None,
+    };
+    let mut open: Vec<Open> = Vec::new();
+    for store in shared::store::dependency_order(&stores) {
+        let url = ctx.url(store)?;
+        let unrecorded = require_history_complete(ctx, store)?;
+        ctx.step(store.name, "building what the migrations make…");
+        let server = shadow.as_ref().unwrap_or(url);
+        let (expected, defs) =
+            crate::shadow::expected_with_definitions(store, url.backend(), Some(server))?;
+        ctx.step(store.name, "comparing and measuring the rows…");
+        let mut conn = crate::rebuild::open_fenced(ctx, store)
+            .map_err(|e| store_error(ctx, store, "taking the write fence", e))?;
+        let planned = plan_store(ctx, store, &mut conn, &expected, &defs, args.guard.force);
+        let steps = match planned {
+            Ok(steps) => steps,
+            Err(e) => {
+                rollback(conn);
+                open.into_iter().for_each(|o| rollback(o.conn));
+                return Err(e);
+            }
+        };
+        report.stores.push(StoreRepair {
+            store: store.name,
+            url: url.redacted().to_string(),
+            steps,
+            adopted: Vec::new(),
+            unrecorded,
+        });
+        open.push(Open {
+            store,
+            conn,
+            expected,
+        });
+    }
+
+    let verdict = judge(ctx, &report, args);
+    report.ok = verdict.is_ok();
+    report.refused = verdict.as_ref().err().map(|e| e.to_string());
+    if args.dry_run || verdict.is_err() {
+        open.into_iter().for_each(|o| rollback(o.conn));
+        super::repair_output::print(ctx, &report);
+        return verdict;
+    }
+
+    // What --force destroys is backed up first, from the fenced state: exactly what the
+    // steps change (the backup reads on the run's own sessions, which the fence allows).
+    let destroying: Vec<&'static Store> = open
+        .iter()
+        .zip(&report.stores)
+        .filter(|(_, r)| {
+            r.steps
+                .iter()
+                .any(|s| matches!(s.class, Class::DestroysData { .. }))
+        })
+        .map(|(o, _)| o.store)
+        .collect();
+    if !destroying.is_empty() {
+        let base = args
+            .backup_dir
+            .clone()
+            .unwrap_or_else(|| ctx.settings.backup_dir.clone());
+        match crate::backup::write_set(ctx, &destroying, &base) {
+            Ok(dir) => report.backup = Some(dir),
+            Err(e) => {
+                open.into_iter().for_each(|o| rollback(o.conn));
+                return Err(e);
+            }
+        }
+    }
+
+    // Every store changed and proven before any commits.
+    for (o, r) in open.iter_mut().zip(&mut report.stores) {
+        ctx.step(r.store, format!("applying {} step(s)…", r.steps.len()));
+        if let Err(e) = apply_and_prove(ctx, o, r) {
+            open.into_iter().for_each(|o| rollback(o.conn));
+            return Err(e);
+        }
+    }
+    commit_all(ctx, open, report.backup.as_deref())?;
+    super::repair_output::print(ctx, &report);
+    Ok(())
+}
+
+fn store_error(ctx: &Context, store: &Store, action: &str, e: impl std::fmt::Display) -> CliError {
+    shared::DbError::Query {
+        store: store.name.to_string(),
+        url: ctx
+            .url(store)
+            .map(|u| u.redacted().to_string())
+            .unwrap_or_default(),
+        action: action.to_string(),
+        reason: shared::db::one_line(&e.to_string()),
+    }
+    .into()
+}
+
+/// A store part way through its history cannot be held to the whole of it: `migrate`
+/// first. Returns whether the store has no history at all (it is adopted once repaired).
+fn require_history_complete(ctx: &Context, store: &'static Store) -> CliResult<bool> {
+    let mut session = ctx.session(store)?;
+    let state = migrations::state(&mut session, store)
+        .map_err(|e| store_error(ctx, store, "reading migrations", e))?;
+    if state.applied.is_empty() {
+        return Ok(true);
+    }
+    if !state.pending.is_empty() || !state.unknown.is_empty() {
+        return Err(CliError::new(
+            Exit::CheckFailed,
+            anyhow::anyhow!(
+                "{} has {} pending and {} unknown migration(s): repair holds a store to its whole history; run `orchestrator migrate` first (see `orchestrator status`); nothing was changed",
+                store.name,
+                state.pending.len(),
+                state.unknown.len()
+            ),
+        ));
+    }
+    Ok(false)
+}
+
+/// The store's steps, classed, in its fenced transaction; a table of another store is
+/// classed by whether its rows are all in that store.
+fn plan_store(
+    ctx: &Context,
+    store: &'static Store,
+    conn: &mut Conn,
+    expected: &SchemaModel,
+    defs: &repair::Definitions,
+    force: bool,
+) -> CliResult<Vec<Step>> {
+    let live =
+        schema::introspect(conn).map_err(|e| store_error(ctx, store, "reading the schema", e))?;
+    let backend = conn.backend();
+    let mut steps = repair::plan(backend, expected, defs, &live)
+        .map_err(|e| store_error(ctx, store, "planning the repair", e))?;
+    repair::classify(conn, &live, &mut steps)
+        .map_err(|e| store_error(ctx, store, "measuring the rows", e))?;
+    for step in steps
+        .iter_mut()
+        .filter(|s| s.kind == DifferenceKind::UnexpectedTable)
+    {
+        let Some(owner) = ctx
+            .stores()
+            .into_iter()
+            .find(|o| o.name != store.name && o.tables.contains(&step.table.as_str()))
+        else {
+            continue;
+        };
+        let key = live
+            .tables
+            .get(&step.table)
+            .map(|t| t.primary_key.clone())
+            .unwrap_or_default();
+        step.class = crate::cross_store::class_of_copy(ctx, conn, owner, &step.table, &key, force)
+            .map_err(|e| store_error(ctx, store, "comparing with the owning store", e))?;
+    }
+    Ok(steps)
+}
+
+/// The guard: blocked steps refuse the run whatever the flags; steps that destroy data
+/// need --force; protected stores that change need --confirm.
+fn judge(ctx: &Context, report: &Report, args: &RepairArgs) -> CliResult {
+    let blocked: Vec<String> = report
+        .stores
+        .iter()
+        .flat_map(|r| {
+            r.steps.iter().filter_map(move |s| match &s.class {
+                Class::BlockedByData { rows, sample, why } => Some(format!(
+                    "{}.{} ({}): {rows} {why}{}",
+                    r.store,
+                    s.table,
+                    s.kind,
+                    if sample.is_empty() {
+                        String::new()
+                    } else {
+                        format!(" [{}]", sample.join(", "))
+                    }
+                )),
+                _ => None,
+            })
+        })
+        .collect();
+    if !blocked.is_empty() {
+        return Err(CliError::new(
+            Exit::Refused,
+            anyhow::anyhow!(
+                "refusing to repair: rows stand in the way of {} step(s): {}; nothing was changed. Fix those rows, then repair again",
+                blocked.len(),
+                blocked.join("; ")
+            ),
+        ));
+    }
+    let destroys: Vec<String> = report
+        .stores
+        .iter()
+        .flat_map(|r| {
+            r.steps.iter().filter_map(move |s| match s.class {
+                Class::DestroysData { rows } => Some(format!(
+                    "{}.{} {} ({rows} row(s) hold values)",
+                    r.store, s.table, s.object
+                )),
+                _ => None,
+            })
+        })
+        .collect();
+    if !destroys.is_empty() && !args.guard.force {
+        return Err(CliError::new(
+            Exit::Refused,
+            anyhow::anyhow!(
+                "refusing to repair: {} step(s) destroy data: {}; nothing was changed. Add --force to back them up and drop them",
+                destroys.len(),
+                destroys.join("; ")
+            ),
+        ));
+    }
+    let targets: Vec<(&str, String, bool)> = report
+        .stores
+        .iter()
+        .filter(|r| !r.steps.is_empty())
+        .filter_map(|r| {
+            let store = ctx.store(r.store)?;
+            let url = ctx.url(store).ok()?;
+            Some((
+                r.store,
+                url.database_name(),
+                crate::guard::is_protected(ctx, store),
+            ))
+        })
+        .collect();
+    crate::guard::check_protected(
+        targets.iter().map(|(s, d, p)| (*s, d.as_str(), *p)),
+        &args.guard.confirm,
+        "repair protected store(s)",
+        "changed",
+    )
+}
+
+/// Runs the store's steps in its transaction, adopts it if it had no history, and proves
+/// the result: the comparison with the migrations finds nothing (and, on SQLite, no
+/// foreign key is broken).
+fn apply_and_prove(ctx: &Context, open: &mut Open, report: &mut StoreRepair) -> CliResult {
+    let store = open.store;
+    repair::apply(&mut open.conn, &report.steps)
+        .map_err(|e| refused_change(store, "applying the repair", e))?;
+    if crate::fault::armed("fail-repair", store.name) {
+        return Err(refused_change(
+            store,
+            "applying the repair",
+            "injected fault (ORCH_FAULT)",
+        ));
+    }
+    if open.conn.backend() == Backend::Sqlite {
+        let broken = shared::admin::foreign_key_violations(&mut open.conn)
+            .map_err(|e| store_error(ctx, store, "checking foreign keys", e))?;
+        if !broken.is_empty() {
+            return Err(refused_change(
+                store,
+                "checking foreign keys",
+                format!("rows would break foreign keys: {}", broken.join("; ")),
+            ));
+        }
+    }
+    let after = schema::introspect(&mut open.conn)
+        .map_err(|e| store_error(ctx, store, "reading the repaired schema", e))?;
+    let left = schema::compare(&open.expected, &after);
+    if !left.is_empty() {
+        let list: Vec<String> = left.iter().map(|d| d.describe(store.name)).collect();
+        return Err(refused_change(
+            store,
+            "proving the repair",
+            format!("differences remain: {}", list.join("; ")),
+        ));
+    }
+    if report.unrecorded {
+        let (sql, names) = migrations::adopt_sql(store, open.conn.backend())
+            .map_err(|e| store_error(ctx, store, "recording the migrations", e))?;
+        open.conn
+            .batch_execute(&sql)
+            .map_err(|e| store_error(ctx, store, "recording the migrations", e))?;
+        report.adopted = names;
+    }
+    Ok(())
+}
+
+fn refused_change(store: &Store, step: &str, e: impl std::fmt::Display) -> CliError {
+    CliError::new(
+        Exit::Database,
+        anyhow::anyhow!(
+            "{}: {step} failed: {e}; every store was rolled back, nothing was changed",
+            store.name
+        ),
+    )
+}
+
+/// Commits the stores in dependency order. Should a later commit fail, the stores that
+/// committed stay repaired (each is consistent on its own) and the error says which.
+fn commit_all(ctx: &Context, open: Vec<Open>, backup: Option<&std::path::Path>) -> CliResult {
+    let mut committed: Vec<&str> = Vec::new();
+    let mut rest = open.into_iter();
+    while let Some(mut o) = rest.next() {
+        ctx.step(o.store.name, "committing…");
+        if let Err(e) = o.conn.batch_execute("COMMIT") {
+            rest.for_each(|o| rollback(o.conn));
+            return Err(CliError::new(
+                Exit::Database,
+                anyhow::anyhow!(
+                    "{}: COMMIT failed: {}; {} rolled back{}{}",
+                    o.store.name,
+                    shared::db::one_line(&e.to_string()),
+                    o.store.name,
+                    if committed.is_empty() {
+                        String::new()
+                    } else {
+                        format!("; already repaired and committed: {}", committed.join(", "))
+                    },
+                    backup
+                        .map(|d| format!("; the backup is {}", d.display()))
+                        .unwrap_or_default()
+                ),
+            ));
+        }
+        committed.push(o.store.name);
+    }
+    Ok(())
+}
+
+fn rollback(mut conn: Conn) {
+    let _ = conn.batch_execute("ROLLBACK");
+}
