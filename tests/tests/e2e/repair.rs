@@ -297,3 +297,166 @@ fn the_second_store_failing_halfway_leaves_both_as_they_were() {
         orchestrator(pair).arg("repair").assert().success();
     });
 }
+
+/// The kinds the drift tests do not make (they repair theirs: see `drift`): a missing
+/// table, an extra column holding values, a changed default, a dropped primary key, an
+/// extra unique and an extra check, on one store holding rows.
+#[test]
+fn a_missing_table_an_extra_column_a_default_a_key_a_unique_and_a_check_are_repaired() {
+    for_each_backend("repair_kinds", |pair| {
+        orchestrator(pair).arg("migrate").assert().success();
+        orch_tests::seed::contract_rows(pair);
+        let mut app = pair.app.connect();
+        exec(&mut app, "DROP TABLE processing_jobs");
+        exec(
+            &mut app,
+            "ALTER TABLE datasets ADD COLUMN legacy TEXT DEFAULT 'kept?'",
+        );
+        match pair.backend {
+            Backend::Postgres => exec(
+                &mut app,
+                "ALTER TABLE documents ALTER COLUMN filename SET DEFAULT 'unnamed';
+                 ALTER TABLE documents DROP CONSTRAINT documents_pkey;
+                 ALTER TABLE datasets ADD CONSTRAINT datasets_name_key UNIQUE (name);
+                 ALTER TABLE documents ADD CONSTRAINT filename_len CHECK (length(filename) > 0);",
+            ),
+            Backend::Sqlite => {
+                rewrite_sqlite_table(&mut app, "documents", |sql| {
+                    sql.replacen(
+                        "filename     TEXT NOT NULL",
+                        "filename     TEXT NOT NULL DEFAULT 'unnamed' CHECK (length(filename) > 0)",
+                        1,
+                    )
+                    .replacen(
+                        "id           TEXT PRIMARY KEY NOT NULL",
+                        "id           TEXT NOT NULL",
+                        1,
+                    )
+                });
+                rewrite_sqlite_table(&mut app, "datasets", |sql| {
+                    sql.replacen(
+                        "name        TEXT NOT NULL",
+                        "name        TEXT NOT NULL UNIQUE",
+                        1,
+                    )
+                });
+            }
+        }
+        let (_, diff) = json_of(orchestrator(pair), &["diff", "--store", "app"]);
+        let kinds: Vec<&str> = diff["stores"][0]["differences"]
+            .as_array()
+            .expect("differences")
+            .iter()
+            .filter_map(|d| d["kind"].as_str())
+            .collect();
+        for kind in [
+            "missing_table",
+            "unexpected_column",
+            "column_default",
+            "primary_key",
+            "unexpected_unique",
+            "unexpected_check",
+        ] {
+            assert!(kinds.contains(&kind), "{kind} not drifted: {kinds:?}");
+        }
+        let before = crate::drift::column_values(&mut app);
+
+        // The extra column holds values: refused without --force, named.
+        let output = orchestrator(pair)
+            .args(["repair", "--store", "app"])
+            .output()
+            .expect("run");
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert_eq!(output.status.code(), Some(3), "{stderr}");
+        assert!(
+            stderr.contains("destroy data") && stderr.contains("legacy"),
+            "{stderr}"
+        );
+
+        let (code, report) = json_of(orchestrator(pair), &["repair", "--store", "app", "--force"]);
+        assert_eq!(code, 0, "{report}");
+        assert!(report["backup"].is_string(), "{report}");
+        let (code, diff) = json_of(orchestrator(pair), &["diff"]);
+        assert_eq!(code, 0, "{diff}");
+        let (code, verified) = json_of(orchestrator(pair), &["verify"]);
+        assert_eq!(code, 0, "{verified}");
+        let after = crate::drift::column_values(&mut pair.app.connect());
+        for (column, values) in &before {
+            if let Some(kept) = after.get(column) {
+                assert_eq!(kept, values, "{column:?}");
+            }
+        }
+        assert!(!after.contains_key(&("datasets".to_string(), "legacy".to_string())));
+    });
+}
+
+/// Duplicates under a unique, a value a check refuses and a foreign key value with no
+/// parent: each step is blocked, its rows named, and nothing changes, even with --force.
+#[test]
+fn duplicates_a_refused_check_and_orphans_block_their_steps_naming_the_rows() {
+    for_each_backend("repair_blocked_kinds", |pair| {
+        orchestrator(pair).arg("migrate").assert().success();
+        orch_tests::seed::contract_rows(pair);
+        let mut auth = pair.auth.connect();
+        match pair.backend {
+            Backend::Postgres => exec(
+                &mut auth,
+                "ALTER TABLE users DROP CONSTRAINT users_email_key;
+                 ALTER TABLE user_credits DROP CONSTRAINT user_credits_credits_check;
+                 ALTER TABLE sessions DROP CONSTRAINT sessions_user_id_fkey;",
+            ),
+            Backend::Sqlite => {
+                rewrite_sqlite_table(&mut auth, "users", |sql| {
+                    sql.replacen(
+                        "email          TEXT NOT NULL UNIQUE",
+                        "email          TEXT NOT NULL",
+                        1,
+                    )
+                });
+                rewrite_sqlite_table(&mut auth, "user_credits", |sql| {
+                    sql.replacen(" CHECK (credits >= 0)", "", 1)
+                });
+                rewrite_sqlite_table(&mut auth, "sessions", |sql| {
+                    sql.replacen(" REFERENCES users (id) ON DELETE CASCADE", "", 1)
+                });
+            }
+        }
+        exec(
+            &mut auth,
+            "UPDATE users SET email = 'same@x';
+             UPDATE user_credits SET credits = -1 WHERE credits = 50;
+             INSERT INTO sessions (id, user_id, token, expires_at)
+                VALUES ('s-orphan', 'nobody', 't', '2030-01-01 00:00:00');",
+        );
+        let before = orch_tests::checksums::snapshots(pair);
+        let (code, report) = json_of(
+            orchestrator(pair),
+            &["repair", "--store", "auth", "--force"],
+        );
+        assert_eq!(code, 3, "{report}");
+        let steps = report["stores"][0]["steps"].as_array().expect("steps");
+        let blocked = |table: &str| {
+            steps
+                .iter()
+                .find(|s| s["table"] == table && s["class"] == "blocked_by_data")
+                .unwrap_or_else(|| panic!("{table} is not blocked: {report}"))
+                .clone()
+        };
+        let users = blocked("users");
+        assert_eq!(users["rows"], 3, "every user shares the email: {users}");
+        assert_eq!(users["sample"].as_array().map(Vec::len), Some(3), "{users}");
+        let credits = blocked("user_credits");
+        assert_eq!(credits["rows"], 1, "{credits}");
+        let sessions = blocked("sessions");
+        assert_eq!(
+            sessions["sample"],
+            serde_json::json!(["id=s-orphan"]),
+            "{sessions}"
+        );
+        assert_eq!(
+            orch_tests::checksums::snapshots(pair),
+            before,
+            "nothing changed"
+        );
+    });
+}

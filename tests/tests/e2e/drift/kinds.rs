@@ -7,8 +7,8 @@ use orch_tests::{exec, for_each_backend, TestPair};
 use shared::Backend;
 
 use super::{
-    assert_named_by_verify_and_diff, edit_line, migrated, rebuild_sqlite_table, store, verify,
-    verify_differences, Expect,
+    assert_named_by_verify_and_diff, assert_repaired, edit_line, migrated, rebuild_sqlite_table,
+    store, verify, verify_differences, Expect,
 };
 
 /// The name of a column as the compiled code's `diesel::table!` declares it: a column
@@ -58,6 +58,7 @@ fn a_dropped_column_the_code_reads_is_named_in_auth() {
             serde_json::json!([]),
             "{report}"
         );
+        assert_repaired(pair, "auth");
     });
 }
 
@@ -81,6 +82,7 @@ fn a_dropped_column_the_code_reads_is_named_in_app() {
         assert_eq!(found["object"], name, "{found}");
         let expected = found["expected"].as_str().unwrap_or_default();
         assert!(expected.starts_with("text NOT NULL"), "{found}");
+        assert_repaired(pair, "app");
     });
 }
 
@@ -109,6 +111,7 @@ fn a_dropped_unique_is_named() {
                 "{found}"
             );
         }
+        assert_repaired(pair, "auth");
     });
 }
 
@@ -135,6 +138,7 @@ fn a_dropped_check_is_named() {
         )[0];
         let object = found["object"].as_str().unwrap_or_default();
         assert!(object.contains(">=") && object.contains('0'), "{found}");
+        assert_repaired(pair, "auth");
     });
 }
 
@@ -161,6 +165,7 @@ fn a_changed_type_is_named() {
         )[0];
         assert_eq!(found["expected"], "bigint", "{found}");
         assert_eq!(found["found"], "text", "{found}");
+        assert_repaired(pair, "app");
     });
 }
 
@@ -187,6 +192,7 @@ fn a_changed_nullability_is_named() {
         )[0];
         assert_eq!(found["expected"], "NOT NULL", "{found}");
         assert_eq!(found["found"], "NULL", "{found}");
+        assert_repaired(pair, "auth");
     });
 }
 
@@ -234,6 +240,7 @@ fn a_duplicate_foreign_key_is_named_though_the_contract_sees_none() {
         let auth = store(&report, "auth");
         assert_eq!(auth["foreign_keys"]["mismatched"], serde_json::json!([]));
         assert_eq!(verify_differences(&report, "auth").len(), 1, "{report}");
+        assert_repaired(pair, "auth");
     });
 }
 
@@ -262,6 +269,7 @@ fn a_duplicate_index_is_named() {
         );
         let advice = found["advice"].as_str().unwrap_or_default();
         assert!(advice.contains("sessions_user_id_idx"), "{found}");
+        assert_repaired(pair, "auth");
     });
 }
 
@@ -302,5 +310,6 @@ fn a_dropped_foreign_key_is_listed_by_the_schema_check_but_counted_once() {
         assert_eq!(out.status.code(), Some(1));
         let stdout = String::from_utf8_lossy(&out.stdout);
         assert!(stdout.contains("1 problem(s) found"), "{stdout}");
+        assert_repaired(pair, "auth");
     });
 }
