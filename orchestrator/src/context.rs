@@ -284,6 +284,26 @@ impl Context {
         self.progress.line(line.as_ref());
     }
 
+    /// A statement on `store` failed while doing `action`: the error that names the store,
+    /// its redacted URL and the reason in one line.
+    pub fn query_error(
+        &self,
+        store: &Store,
+        action: &str,
+        e: impl std::fmt::Display,
+    ) -> crate::exit::CliError {
+        shared::DbError::Query {
+            store: store.name.to_string(),
+            url: self
+                .url(store)
+                .map(|u| u.redacted().to_string())
+                .unwrap_or_default(),
+            action: action.to_string(),
+            reason: shared::db::one_line(&e.to_string()),
+        }
+        .into()
+    }
+
     /// `store`'s progress line now says `message` (one line per store, updated in place).
     pub fn step(&self, store: &str, message: impl Into<String>) {
         self.progress.step(store, message.into());

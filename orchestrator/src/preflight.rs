@@ -100,7 +100,7 @@ pub fn check(ctx: &Context, plan: &Plan) -> CliResult<()> {
                         capacity,
                     })
                 })
-                .map_err(|e| query_error(ctx, store, "reading connection limits", e))
+                .map_err(|e| ctx.query_error(store, "reading connection limits", e))
         })
         .collect::<CliResult<Vec<_>>>()?
         .into_iter()
@@ -249,7 +249,7 @@ fn probes(
         None
     } else {
         shared_server_sessions(session, side, store)
-            .map_err(|e| query_error(ctx, store, "probing for a connection pooler", e))?
+            .map_err(|e| ctx.query_error(store, "probing for a connection pooler", e))?
     };
     if let Some(evidence) = pooled {
         return Err(CliError::usage(format!(
@@ -269,7 +269,7 @@ fn probes(
     };
     let bound = ctx.settings.lock_timeout.max(Duration::from_secs(1));
     if let Some(why) = missing_sync_standby(&seen.capacity.sync, run, pg, bound)
-        .map_err(|e| query_error(ctx, store, "checking synchronous replication", e))?
+        .map_err(|e| ctx.query_error(store, "checking synchronous replication", e))?
     {
         return Err(CliError::new(
             Exit::Database,
@@ -387,25 +387,6 @@ fn missing_sync_standby(
             bound.as_secs()
         )
     }))
-}
-
-/// A failed query of a check, named with the store and its URL (password hidden).
-pub(crate) fn query_error(
-    ctx: &Context,
-    store: &Store,
-    action: &str,
-    e: impl std::fmt::Display,
-) -> CliError {
-    shared::DbError::Query {
-        store: store.name.to_string(),
-        url: ctx
-            .url(store)
-            .map(|u| u.redacted().to_string())
-            .unwrap_or_default(),
-        action: action.to_string(),
-        reason: shared::db::one_line(&e.to_string()),
-    }
-    .into()
 }
 
 #[cfg(test)]

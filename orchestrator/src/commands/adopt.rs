@@ -7,7 +7,7 @@
 use clap::Args;
 use serde::Serialize;
 use shared::schema::{self, Difference};
-use shared::{migrations, DbError, Store};
+use shared::{migrations, Store};
 
 use crate::context::Context;
 use crate::exit::{CliError, CliResult, Exit};
@@ -101,7 +101,7 @@ pub fn run(ctx: &Context, args: &AdoptArgs) -> CliResult {
                 ctx.step(store.name, "recording the migrations as applied…");
                 let mut session = ctx.session(store)?;
                 adoption.migrations = migrations::adopt(&mut session, store).map_err(|e| {
-                    query_error(ctx, store, "recording the migrations as applied", e)
+                    ctx.query_error(store, "recording the migrations as applied", e)
                 })?;
                 adoption.outcome = Outcome::Adopted;
             }
@@ -136,31 +136,18 @@ pub fn run(ctx: &Context, args: &AdoptArgs) -> CliResult {
     ))
 }
 
-fn query_error(ctx: &Context, store: &Store, action: &str, e: impl std::fmt::Display) -> CliError {
-    DbError::Query {
-        store: store.name.to_string(),
-        url: ctx
-            .url(store)
-            .map(|u| u.redacted().to_string())
-            .unwrap_or_default(),
-        action: action.to_string(),
-        reason: shared::db::one_line(&e.to_string()),
-    }
-    .into()
-}
-
 /// What adopting `store` would do, read without writing.
 fn judge(ctx: &Context, store: &'static Store) -> CliResult<StoreAdoption> {
     let url = ctx.url(store)?;
     let mut session = ctx.session(store)?;
     let conn: &mut shared::Conn = &mut session;
     let state = migrations::state(conn, store)
-        .map_err(|e| query_error(ctx, store, "reading migrations", e))?;
+        .map_err(|e| ctx.query_error(store, "reading migrations", e))?;
     // The model leaves other tools' history tables out; they are named from the list.
     let live =
-        schema::introspect(conn).map_err(|e| query_error(ctx, store, "reading the schema", e))?;
+        schema::introspect(conn).map_err(|e| ctx.query_error(store, "reading the schema", e))?;
     let other_tools: Vec<(String, &'static str)> = shared::catalog::tables(conn)
-        .map_err(|e| query_error(ctx, store, "listing tables", e))?
+        .map_err(|e| ctx.query_error(store, "listing tables", e))?
         .into_iter()
         .filter_map(|t| shared::other_tools::history_of(&t).map(|tool| (t, tool)))
         .collect();
@@ -182,7 +169,7 @@ fn judge(ctx: &Context, store: &'static Store) -> CliResult<StoreAdoption> {
         return Ok(adoption);
     }
     let expected = shared::expected::full(store, url.backend())
-        .map_err(|e| query_error(ctx, store, "building what the migrations make", e))?;
+        .map_err(|e| ctx.query_error(store, "building what the migrations make", e))?;
     adoption.differences = schema::compare(&expected, &live);
     if !adoption.differences.is_empty() {
         adoption.outcome = Outcome::Differs;

@@ -128,7 +128,7 @@ pub fn run(ctx: &Context, args: &RepairArgs) -> CliResult {
             crate::shadow::expected_with_definitions(store, url.backend(), Some(server))?;
         ctx.step(store.name, "comparing and measuring the rows…");
         let mut conn = crate::rebuild::open_fenced(ctx, store)
-            .map_err(|e| store_error(ctx, store, "taking the write fence", e))?;
+            .map_err(|e| ctx.query_error(store, "taking the write fence", e))?;
         let planned = plan_store(ctx, store, &mut conn, &expected, &defs, args.guard.force);
         let steps = match planned {
             Ok(steps) => steps,
@@ -200,25 +200,12 @@ pub fn run(ctx: &Context, args: &RepairArgs) -> CliResult {
     Ok(())
 }
 
-fn store_error(ctx: &Context, store: &Store, action: &str, e: impl std::fmt::Display) -> CliError {
-    shared::DbError::Query {
-        store: store.name.to_string(),
-        url: ctx
-            .url(store)
-            .map(|u| u.redacted().to_string())
-            .unwrap_or_default(),
-        action: action.to_string(),
-        reason: shared::db::one_line(&e.to_string()),
-    }
-    .into()
-}
-
 /// A store part way through its history cannot be held to the whole of it: `migrate`
 /// first. Returns whether the store has no history at all (it is adopted once repaired).
 fn require_history_complete(ctx: &Context, store: &'static Store) -> CliResult<bool> {
     let mut session = ctx.session(store)?;
     let state = migrations::state(&mut session, store)
-        .map_err(|e| store_error(ctx, store, "reading migrations", e))?;
+        .map_err(|e| ctx.query_error(store, "reading migrations", e))?;
     if state.applied.is_empty() {
         return Ok(true);
     }
@@ -247,12 +234,12 @@ fn plan_store(
     force: bool,
 ) -> CliResult<Vec<Step>> {
     let live =
-        schema::introspect(conn).map_err(|e| store_error(ctx, store, "reading the schema", e))?;
+        schema::introspect(conn).map_err(|e| ctx.query_error(store, "reading the schema", e))?;
     let backend = conn.backend();
     let mut steps = repair::plan(backend, expected, defs, &live)
-        .map_err(|e| store_error(ctx, store, "planning the repair", e))?;
+        .map_err(|e| ctx.query_error(store, "planning the repair", e))?;
     repair::classify(conn, &live, &mut steps)
-        .map_err(|e| store_error(ctx, store, "measuring the rows", e))?;
+        .map_err(|e| ctx.query_error(store, "measuring the rows", e))?;
     for step in steps
         .iter_mut()
         .filter(|s| s.kind == DifferenceKind::UnexpectedTable)
@@ -270,7 +257,7 @@ fn plan_store(
             .map(|t| t.primary_key.clone())
             .unwrap_or_default();
         step.class = crate::cross_store::class_of_copy(ctx, conn, owner, &step.table, &key, force)
-            .map_err(|e| store_error(ctx, store, "comparing with the owning store", e))?;
+            .map_err(|e| ctx.query_error(store, "comparing with the owning store", e))?;
     }
     Ok(steps)
 }
@@ -369,7 +356,7 @@ fn apply_and_prove(ctx: &Context, open: &mut Open, report: &mut StoreRepair) -> 
     }
     if open.conn.backend() == Backend::Sqlite {
         let broken = shared::admin::foreign_key_violations(&mut open.conn)
-            .map_err(|e| store_error(ctx, store, "checking foreign keys", e))?;
+            .map_err(|e| ctx.query_error(store, "checking foreign keys", e))?;
         if !broken.is_empty() {
             return Err(refused_change(
                 store,
@@ -379,7 +366,7 @@ fn apply_and_prove(ctx: &Context, open: &mut Open, report: &mut StoreRepair) -> 
         }
     }
     let after = schema::introspect(&mut open.conn)
-        .map_err(|e| store_error(ctx, store, "reading the repaired schema", e))?;
+        .map_err(|e| ctx.query_error(store, "reading the repaired schema", e))?;
     let left = schema::compare(&open.expected, &after);
     if !left.is_empty() {
         let list: Vec<String> = left.iter().map(|d| d.describe(store.name)).collect();
@@ -391,10 +378,10 @@ fn apply_and_prove(ctx: &Context, open: &mut Open, report: &mut StoreRepair) -> 
     }
     if report.unrecorded {
         let (sql, names) = migrations::adopt_sql(store, open.conn.backend())
-            .map_err(|e| store_error(ctx, store, "recording the migrations", e))?;
+            .map_err(|e| ctx.query_error(store, "recording the migrations", e))?;
         open.conn
             .batch_execute(&sql)
-            .map_err(|e| store_error(ctx, store, "recording the migrations", e))?;
+            .map_err(|e| ctx.query_error(store, "recording the migrations", e))?;
         report.adopted = names;
     }
     Ok(())

@@ -18,7 +18,6 @@ use shared::Conn;
 use super::Evidence;
 use crate::context::{Context, Session};
 use crate::exit::{CliError, CliResult, Exit};
-use crate::preflight::query_error;
 
 /// What one PostgreSQL store's server said.
 pub(super) struct Surveyed {
@@ -93,9 +92,8 @@ pub(super) fn survey(
             .map(|(_, key)| *key)
             .collect();
         slot.seen = Some(
-            pg_identity::seen_and_release(pg, &others, Some(slot.key)).map_err(|e| {
-                query_error(ctx, slot.store, "looking for the other stores' marks", e)
-            }),
+            pg_identity::seen_and_release(pg, &others, Some(slot.key))
+                .map_err(|e| ctx.query_error(slot.store, "looking for the other stores' marks", e)),
         );
     });
     let mut surveyed = Vec::new();
@@ -132,7 +130,7 @@ fn first_look(
         )));
     };
     let (replica, marked) = pg_identity::recovery_and_mark(pg, key)
-        .map_err(|e| query_error(ctx, store, "asking the server whether it is a standby", e))?;
+        .map_err(|e| ctx.query_error(store, "asking the server whether it is a standby", e))?;
     if key.is_some() && !marked {
         // A random 63-bit key already held: nothing to compare with, so no verdict.
         tracing::warn!(
@@ -141,7 +139,7 @@ fn first_look(
         );
     }
     let evidence = super::read_evidence(session, store, &ctx.stores())
-        .map_err(|e| query_error(ctx, store, "listing tables and migrations", e))?;
+        .map_err(|e| ctx.query_error(store, "listing tables and migrations", e))?;
     Ok((replica, evidence, marked))
 }
 

@@ -152,6 +152,46 @@ pub(crate) fn beyond<'a, K: Ord>(of: &'a Named<K>, than: &'a Named<K>) -> Vec<(&
     out
 }
 
+/// The indexes of `table` that `live` has too many of (dropped by their own names) and
+/// lacks (created as the migrations' database writes them), on either backend.
+fn index_steps(
+    table: &str,
+    exp: &crate::schema::TableModel,
+    live: &crate::schema::TableModel,
+    defs: &Definitions,
+) -> Result<Vec<Step>, String> {
+    let mut steps = Vec::new();
+    for (_, name) in beyond(&live.indexes, &exp.indexes) {
+        steps.push(Step::new(
+            table,
+            DifferenceKind::UnexpectedIndex,
+            name,
+            order::DROP_CONSTRAINT,
+            vec![format!("DROP INDEX {}", crate::db::quote_ident(name))],
+        ));
+    }
+    for (ix, name) in beyond(&exp.indexes, &live.indexes) {
+        let (_, sql) = defs
+            .indexes
+            .get(name)
+            .ok_or_else(|| format!("no definition of index {name}"))?;
+        let mut step = Step::new(
+            table,
+            DifferenceKind::MissingIndex,
+            name,
+            order::ADD_CONSTRAINT,
+            vec![sql.clone()],
+        );
+        if ix.unique && ix.predicate.is_none() {
+            step = step.probing(Probe::Duplicates(
+                ix.columns.iter().map(|c| c.expr.clone()).collect(),
+            ));
+        }
+        steps.push(step);
+    }
+    Ok(steps)
+}
+
 /// Runs `steps` on `conn`, inside the caller's transaction, one statement at a time so
 /// that a failure names the step.
 pub fn apply(conn: &mut Conn, steps: &[Step]) -> Result<(), String> {

@@ -84,34 +84,7 @@ pub(super) fn plan(
             continue;
         }
         // Indexes alone: dropped and created in place.
-        for (_, name) in beyond(&found.indexes, &exp.indexes) {
-            steps.push(Step::new(
-                table,
-                K::UnexpectedIndex,
-                name,
-                order::DROP_CONSTRAINT,
-                vec![format!("DROP INDEX {}", q(name))],
-            ));
-        }
-        for (ix, name) in beyond(&exp.indexes, &found.indexes) {
-            let (_, sql) = defs
-                .indexes
-                .get(name)
-                .ok_or_else(|| format!("no definition of index {name}"))?;
-            let mut step = Step::new(
-                table,
-                K::MissingIndex,
-                name,
-                order::ADD_CONSTRAINT,
-                vec![sql.clone()],
-            );
-            if ix.unique && ix.predicate.is_none() {
-                step = step.probing(Probe::Duplicates(
-                    ix.columns.iter().map(|c| c.expr.clone()).collect(),
-                ));
-            }
-            steps.push(step);
-        }
+        steps.extend(super::index_steps(table, exp, found, defs)?);
     }
     for table in live.tables.keys() {
         if !expected.tables.contains_key(table) {

@@ -14,7 +14,7 @@ use shared::contract::{self, ForeignKeyCheck, TableCheck};
 use shared::migrations;
 use shared::references::{self, ReferenceCheck, StreamError};
 use shared::store::Store;
-use shared::{catalog, Conn, CrossReference, DbError};
+use shared::{catalog, Conn, CrossReference};
 
 use crate::context::Context;
 use crate::drift::{self, Drift};
@@ -129,20 +129,6 @@ impl VerifyReport {
     }
 }
 
-fn query_error(ctx: &Context, store: &Store, action: &str, e: impl std::fmt::Display) -> CliError {
-    let url = ctx
-        .url(store)
-        .map(|u| u.redacted().to_string())
-        .unwrap_or_default();
-    DbError::Query {
-        store: store.name.to_string(),
-        url,
-        action: action.to_string(),
-        reason: shared::db::one_line(&e.to_string()),
-    }
-    .into()
-}
-
 /// Connects to a store and, when it is one the command covers, checks its schema and
 /// migrations.
 fn open_and_check(
@@ -154,31 +140,26 @@ fn open_and_check(
     let mut conn = ctx.session(store)?.detach();
     if !check {
         let tables =
-            catalog::tables(&mut conn).map_err(|e| query_error(ctx, store, "listing tables", e))?;
+            catalog::tables(&mut conn).map_err(|e| ctx.query_error(store, "listing tables", e))?;
         return Ok((conn, None, tables));
     }
     let started = Instant::now();
     // One reading of the catalog serves the contract's checks, the whole schema's and the
     // code's.
     let live = shared::schema::introspect(&mut conn)
-        .map_err(|e| query_error(ctx, store, "reading the schema", e))?;
+        .map_err(|e| ctx.query_error(store, "reading the schema", e))?;
     let tables: Vec<String> = live.tables.keys().cloned().collect();
     let contract = contract::compare(store, &tables, &live.live_foreign_keys());
     let state = migrations::state(&mut conn, store)
-        .map_err(|e| query_error(ctx, store, "reading migrations", e))?;
+        .map_err(|e| ctx.query_error(store, "reading migrations", e))?;
     let schema = drift::check(store, conn.backend(), &state, &live)
-        .map_err(|e| query_error(ctx, store, "comparing the schema", e))?;
+        .map_err(|e| ctx.query_error(store, "comparing the schema", e))?;
     // What the compiled code reads, once the store has a schema at all.
     let code = if state.applied.is_empty() {
         Vec::new()
     } else {
         let tables = code_schema::parse(store.code_schema).map_err(|e| {
-            query_error(
-                ctx,
-                store,
-                "reading the schema.rs the code is built from",
-                e,
-            )
+            ctx.query_error(store, "reading the schema.rs the code is built from", e)
         })?;
         code_schema::check(store.name, &tables, &live)
     };
@@ -348,9 +329,9 @@ fn check_reference(
     let checked = references::check_showing(store.name, r, &mut source, &mut target, &progress);
     tracing::info!(from = %result.from, to = %result.to, millis = started.elapsed().as_millis() as u64, "reference checked");
     checked.map_err(|e| match e {
-        StreamError::Source { .. } => query_error(ctx, store, "streaming a reference", e),
+        StreamError::Source { .. } => ctx.query_error(store, "streaming a reference", e),
         StreamError::Target { .. } | StreamError::Panicked => {
-            query_error(ctx, target_store, "streaming a reference", e)
+            ctx.query_error(target_store, "streaming a reference", e)
         }
     })
 }
