@@ -43,11 +43,24 @@ pub fn history_for<'a>(store: &'a Store, backend: Backend, dir: Option<&'a Path>
 
 /// [`expected_model`] of the store's whole embedded history, with the exact SQL of every
 /// object it makes (what a repair writes), read from the same scratch database.
+/// A scratch database being dropped on a thread of its own (dropping a database waits for
+/// the server's checkpoint): the command goes on meanwhile and waits for it when this is
+/// dropped, so no scratch database outlives the run.
+pub struct Dropping(Option<std::thread::JoinHandle<()>>);
+
+impl Drop for Dropping {
+    fn drop(&mut self) {
+        if let Some(handle) = self.0.take() {
+            let _ = handle.join();
+        }
+    }
+}
+
 pub fn expected_with_definitions(
     store: &Store,
     backend: Backend,
     server: Option<&DatabaseUrl>,
-) -> Result<(SchemaModel, shared::repair::Definitions), DbError> {
+) -> Result<(SchemaModel, shared::repair::Definitions, Dropping), DbError> {
     crate::interrupt::install();
     let mut scratch = Scratch::create(store.name, backend, server)?;
     let where_ = scratch.name().to_string();
@@ -67,5 +80,6 @@ pub fn expected_with_definitions(
     let model = schema::introspect(scratch.conn()).map_err(|e| read("reading the schema", e))?;
     let defs = shared::repair::definitions::read(scratch.conn())
         .map_err(|e| read("reading the definitions", e))?;
-    Ok((model, defs))
+    let dropping = Dropping(Some(std::thread::spawn(move || drop(scratch))));
+    Ok((model, defs, dropping))
 }

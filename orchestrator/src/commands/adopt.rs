@@ -159,9 +159,10 @@ fn judge(ctx: &Context, store: &'static Store) -> CliResult<StoreAdoption> {
         differences: Vec::new(),
         other_tools,
     };
-    if !state.applied.is_empty() {
+    // Any record at all is this tool's history, an old one a squash replaced included.
+    if !state.applied.is_empty() || !state.unknown.is_empty() {
         adoption.outcome = Outcome::AlreadyManaged;
-        adoption.migrations = state.applied;
+        adoption.migrations = [state.applied, state.unknown].concat();
         return Ok(adoption);
     }
     if live.tables.is_empty() {

@@ -236,7 +236,8 @@ fn refuse_unrecorded_tables(
     conn: &mut Conn,
     state: &migrations::MigrationState,
 ) -> CliResult {
-    if !state.applied.is_empty() {
+    // Any record at all (an old history a squash replaced is `unknown`) is this tool's.
+    if !state.applied.is_empty() || !state.unknown.is_empty() {
         return Ok(());
     }
     let tables = shared::catalog::tables(conn).map_err(|e| DbError::Query {

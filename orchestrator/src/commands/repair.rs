@@ -119,17 +119,51 @@ pub fn run(ctx: &Context, args: &RepairArgs) -> CliResult {
         refused: None,
     };
     let mut open: Vec<Open> = Vec::new();
-    for store in shared::store::dependency_order(&stores) {
-        let url = ctx.url(store)?;
-        let unrecorded = require_history_complete(ctx, store)?;
+    let ordered = shared::store::dependency_order(&stores);
+    let unrecorded: Vec<bool> = ordered
+        .iter()
+        .map(|store| require_history_complete(ctx, store))
+        .collect::<CliResult<_>>()?;
+    // What the migrations make, for every store at once (each in a scratch database).
+    let built = crate::context::all_at_once(&ordered, "repair", |store| {
         ctx.step(store.name, "building what the migrations make…");
+        let url = ctx.url(store)?;
         let server = shadow.as_ref().unwrap_or(url);
-        let (expected, defs) =
-            crate::shadow::expected_with_definitions(store, url.backend(), Some(server))?;
+        Ok(crate::shadow::expected_with_definitions(
+            store,
+            url.backend(),
+            Some(server),
+        )?)
+    })?;
+    // The scratch databases are dropped while the repair goes on; waited for at the end.
+    let mut _dropping = Vec::new();
+    for ((store, unrecorded), (expected, defs, dropping)) in
+        ordered.iter().copied().zip(unrecorded).zip(built)
+    {
+        _dropping.push(dropping);
+        let url = ctx.url(store)?;
         ctx.step(store.name, "comparing and measuring the rows…");
-        let mut conn = crate::rebuild::open_fenced(ctx, store)
-            .map_err(|e| ctx.query_error(store, "taking the write fence", e))?;
+        // A dry run measures in a transaction it rolls back, and fences nothing: the
+        // application's writers never wait on a plan.
+        let opened = if args.dry_run {
+            open_for_plan(ctx, store)
+        } else {
+            crate::rebuild::open_fenced(ctx, store)
+        };
+        let mut conn = match opened {
+            Ok(conn) => conn,
+            Err(e) => {
+                open.into_iter().for_each(|o| rollback(o.conn));
+                return Err(ctx.query_error(store, "opening the repair's transaction", e));
+            }
+        };
+        let started = std::time::Instant::now();
         let planned = plan_store(ctx, store, &mut conn, &expected, &defs, args.guard.force);
+        tracing::info!(
+            store = store.name,
+            millis = started.elapsed().as_millis() as u64,
+            "repair planned and measured"
+        );
         let steps = match planned {
             Ok(steps) => steps,
             Err(e) => {
@@ -190,7 +224,14 @@ pub fn run(ctx: &Context, args: &RepairArgs) -> CliResult {
     // Every store changed and proven before any commits.
     for (o, r) in open.iter_mut().zip(&mut report.stores) {
         ctx.step(r.store, format!("applying {} step(s)…", r.steps.len()));
-        if let Err(e) = apply_and_prove(ctx, o, r) {
+        let started = std::time::Instant::now();
+        let applied = apply_and_prove(ctx, o, r);
+        tracing::info!(
+            store = r.store,
+            millis = started.elapsed().as_millis() as u64,
+            "repair applied and proven"
+        );
+        if let Err(e) = applied {
             open.into_iter().for_each(|o| rollback(o.conn));
             return Err(e);
         }
@@ -206,7 +247,7 @@ fn require_history_complete(ctx: &Context, store: &'static Store) -> CliResult<b
     let mut session = ctx.session(store)?;
     let state = migrations::state(&mut session, store)
         .map_err(|e| ctx.query_error(store, "reading migrations", e))?;
-    if state.applied.is_empty() {
+    if state.applied.is_empty() && state.unknown.is_empty() {
         return Ok(true);
     }
     if !state.pending.is_empty() || !state.unknown.is_empty() {
@@ -427,6 +468,13 @@ fn commit_all(ctx: &Context, open: Vec<Open>, backup: Option<&std::path::Path>) 
         committed.push(o.store.name);
     }
     Ok(())
+}
+
+/// A connection of its own in a transaction that only measures (and is rolled back).
+fn open_for_plan(ctx: &Context, store: &'static Store) -> Result<Conn, String> {
+    let mut conn = ctx.connect(store).map_err(|e| e.to_string())?;
+    conn.batch_execute("BEGIN").map_err(|e| e.to_string())?;
+    Ok(conn)
 }
 
 fn rollback(mut conn: Conn) {
