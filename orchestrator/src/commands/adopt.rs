@@ -67,18 +67,7 @@ struct StoreAdoption {
 pub fn run(ctx: &Context, args: &AdoptArgs) -> CliResult {
     let stores = ctx.selected(args.store.store.as_deref())?;
     // A SQLite file that does not exist holds nothing to adopt; opening it would create it.
-    for store in &stores {
-        let url = ctx.url(store)?;
-        if url.is_missing_sqlite_file() {
-            return Err(CliError::new(
-                Exit::CheckFailed,
-                anyhow::anyhow!(
-                    "{} ({url}) does not exist: there is nothing to adopt; `orchestrator migrate` creates it",
-                    store.name
-                ),
-            ));
-        }
-    }
+    crate::commands::unmigrated::require_existing(ctx, &stores, "adopt")?;
     let (_locks, _) = crate::recovery::lock_and_settle(ctx, args.store.store.as_deref())?;
 
     // Every store is judged before any is written: one that differs records nothing

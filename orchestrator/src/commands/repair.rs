@@ -84,18 +84,7 @@ struct Open {
 pub fn run(ctx: &Context, args: &RepairArgs) -> CliResult {
     let stores = ctx.selected(args.store.store.as_deref())?;
     crate::guard::check_confirm_names(&args.guard.confirm)?;
-    for store in &stores {
-        let url = ctx.url(store)?;
-        if url.is_missing_sqlite_file() {
-            return Err(CliError::new(
-                Exit::CheckFailed,
-                anyhow::anyhow!(
-                    "{} ({url}) does not exist: there is nothing to repair; `orchestrator migrate` creates it",
-                    store.name
-                ),
-            ));
-        }
-    }
+    crate::commands::unmigrated::require_existing(ctx, &stores, "repair")?;
     let shadow = args
         .shadow_url
         .as_deref()

@@ -74,3 +74,22 @@ fn require(ctx: &Context, stores: &[&'static Store], command: &str, files_only: 
         ),
     ))
 }
+
+/// Exit 1 when a selected store is a SQLite file that does not exist: a command that works
+/// on what a database holds (`adopt`, `repair`) has nothing to do there, and opening the
+/// file would create it.
+pub fn require_existing(ctx: &Context, stores: &[&'static Store], command: &str) -> CliResult {
+    for store in stores {
+        let url = ctx.url(store)?;
+        if url.is_missing_sqlite_file() {
+            return Err(CliError::new(
+                Exit::CheckFailed,
+                anyhow::anyhow!(
+                    "{} ({url}) does not exist: there is nothing to {command}; `orchestrator migrate` creates it",
+                    store.name
+                ),
+            ));
+        }
+    }
+    Ok(())
+}

@@ -128,6 +128,21 @@ pub fn plan(
         Backend::Postgres => postgres::plan(expected, definitions, live)?,
         Backend::Sqlite => sqlite::plan(expected, definitions, live)?,
     };
+    // What the migrations do not make goes last, by its name, on either backend.
+    for table in live.tables.keys() {
+        if !expected.tables.contains_key(table) {
+            steps.push(
+                Step::new(
+                    table,
+                    DifferenceKind::UnexpectedTable,
+                    table,
+                    order::DROP_TABLE,
+                    vec![format!("DROP TABLE {}", crate::db::quote_ident(table))],
+                )
+                .probing(Probe::TableRows),
+            );
+        }
+    }
     steps.sort_by_key(|s| s.order);
     Ok(steps)
 }

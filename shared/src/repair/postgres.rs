@@ -37,20 +37,6 @@ pub(super) fn plan(
         };
         table_steps(table, exp, found, defs, &mut steps)?;
     }
-    for table in live.tables.keys() {
-        if !expected.tables.contains_key(table) {
-            steps.push(
-                Step::new(
-                    table,
-                    K::UnexpectedTable,
-                    table,
-                    order::DROP_TABLE,
-                    vec![format!("DROP TABLE {}", q(table))],
-                )
-                .probing(Probe::TableRows),
-            );
-        }
-    }
     Ok(steps)
 }
 

@@ -86,20 +86,6 @@ pub(super) fn plan(
         // Indexes alone: dropped and created in place.
         steps.extend(super::index_steps(table, exp, found, defs)?);
     }
-    for table in live.tables.keys() {
-        if !expected.tables.contains_key(table) {
-            steps.push(
-                Step::new(
-                    table,
-                    K::UnexpectedTable,
-                    table,
-                    order::DROP_TABLE,
-                    vec![format!("DROP TABLE {}", q(table))],
-                )
-                .probing(Probe::TableRows),
-            );
-        }
-    }
     Ok(steps)
 }
 
