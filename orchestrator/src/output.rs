@@ -187,6 +187,14 @@ pub fn table(headers: &[&str], rows: &[Vec<String>]) -> String {
         .join("\n")
 }
 
+/// Each difference of `store` from its migrations on a line of its own, indented under the
+/// store's line (`diff`, `adopt`).
+pub fn say_differences(store: &str, differences: &[shared::schema::Difference]) {
+    for d in differences {
+        crate::say!("  {}", paint(&d.describe(store), Tone::Bad));
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

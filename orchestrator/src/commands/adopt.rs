@@ -201,12 +201,7 @@ fn print(ctx: &Context, report: &AdoptReport) -> CliResult {
                     s.differences.len(),
                     s.url
                 );
-                for d in &s.differences {
-                    crate::say!(
-                        "  {}",
-                        output::paint(&d.describe(s.store), output::Tone::Bad)
-                    );
-                }
+                output::say_differences(s.store, &s.differences);
             }
         }
         for (table, tool) in &s.other_tools {

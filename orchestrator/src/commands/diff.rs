@@ -124,12 +124,7 @@ pub fn run(ctx: &Context, args: &DiffArgs) -> CliResult {
                     s.differences.len(),
                     s.url
                 );
-                for d in &s.differences {
-                    crate::say!(
-                        "  {}",
-                        output::paint(&d.describe(s.store), output::Tone::Bad)
-                    );
-                }
+                output::say_differences(s.store, &s.differences);
             }
         }
     }
