@@ -172,10 +172,6 @@ pub fn check_confirm_names(confirms: &[String]) -> CliResult {
     }
 }
 
-/// Refuses (exit 3) unless every store may be wiped; `verb` names the command.
-/// In order: protected stores need `--confirm`; contents the role cannot count are never
-/// guessed at; objects in other schemas that depend on the store need
-/// `--drop-dependents`; data needs `--force`.
 /// Refuses when a protected target's database name is not among `confirm`. Each target
 /// is `(what, database, protected)`; the refusal names every unconfirmed one once, and the
 /// flags that would confirm them. Serves every destructive command, and `backups prune`
@@ -216,6 +212,10 @@ pub fn check_protected<'a>(
     ))
 }
 
+/// Refuses (exit 3) unless every store may be wiped; `verb` names the command.
+/// In order: protected stores need `--confirm`; contents the role cannot count are never
+/// guessed at; objects in other schemas that depend on the store need
+/// `--drop-dependents`; data needs `--force`.
 pub fn check(contents: &[Contents], permission: &Permission, verb: &str) -> CliResult {
     check_confirm_names(&permission.confirm)?;
     let refuse = |why: String| {

@@ -9,6 +9,37 @@ use shared::schema::{self, SchemaModel};
 use shared::scratch::Scratch;
 use shared::{Backend, DatabaseUrl, DbError, Store};
 
+/// A scratch database of `backend` (PostgreSQL: on `server`) with `history` run in it, up
+/// to `up_to`; and how errors name it.
+fn built(
+    store: &Store,
+    backend: Backend,
+    server: Option<&DatabaseUrl>,
+    history: History<'_>,
+    up_to: Option<&str>,
+) -> Result<(Scratch, String), DbError> {
+    // Ctrl-C drops the scratch database (see `interrupt`).
+    crate::interrupt::install();
+    let mut scratch = Scratch::create(store.name, backend, server)?;
+    let where_ = format!("scratch database {}", scratch.name());
+    history::run(scratch.conn(), history, up_to, |_| {}).map_err(|f| DbError::Migration {
+        store: store.name.to_string(),
+        url: where_.clone(),
+        migration: f.migration,
+        reason: f.reason,
+    })?;
+    Ok((scratch, where_))
+}
+
+fn read_error(store: &Store, where_: &str, action: &str, e: diesel::result::Error) -> DbError {
+    DbError::Query {
+        store: store.name.to_string(),
+        url: where_.to_string(),
+        action: action.into(),
+        reason: e.to_string(),
+    }
+}
+
 /// Builds `history` (up to `up_to`) in a scratch database of `backend` and returns its
 /// model. PostgreSQL scratch databases are created on `server`.
 pub fn expected_model(
@@ -18,22 +49,9 @@ pub fn expected_model(
     history: History<'_>,
     up_to: Option<&str>,
 ) -> Result<SchemaModel, DbError> {
-    // Ctrl-C drops the scratch database (see `interrupt`).
-    crate::interrupt::install();
-    let mut scratch = Scratch::create(store.name, backend, server)?;
-    let where_ = scratch.name().to_string();
-    history::run(scratch.conn(), history, up_to, |_| {}).map_err(|f| DbError::Migration {
-        store: store.name.to_string(),
-        url: format!("scratch database {where_}"),
-        migration: f.migration,
-        reason: f.reason,
-    })?;
-    schema::introspect(scratch.conn()).map_err(|e| DbError::Query {
-        store: store.name.to_string(),
-        url: format!("scratch database {where_}"),
-        action: "reading the schema".into(),
-        reason: e.to_string(),
-    })
+    let (mut scratch, where_) = built(store, backend, server, history, up_to)?;
+    schema::introspect(scratch.conn())
+        .map_err(|e| read_error(store, &where_, "reading the schema", e))
 }
 
 /// The history a command works on: the store's embedded one, or a folder's.
@@ -41,8 +59,6 @@ pub fn history_for<'a>(store: &'a Store, backend: Backend, dir: Option<&'a Path>
     History::of(store, backend, dir)
 }
 
-/// [`expected_model`] of the store's whole embedded history, with the exact SQL of every
-/// object it makes (what a repair writes), read from the same scratch database.
 /// A scratch database being dropped on a thread of its own (dropping a database waits for
 /// the server's checkpoint): the command goes on meanwhile and waits for it when this is
 /// dropped, so no scratch database outlives the run.
@@ -56,30 +72,20 @@ impl Drop for Dropping {
     }
 }
 
+/// [`expected_model`] of the store's whole embedded history, with the exact SQL of every
+/// object it makes (what a repair writes), read from the same scratch database, which is
+/// then dropped while the caller goes on.
 pub fn expected_with_definitions(
     store: &Store,
     backend: Backend,
     server: Option<&DatabaseUrl>,
 ) -> Result<(SchemaModel, shared::repair::Definitions, Dropping), DbError> {
-    crate::interrupt::install();
-    let mut scratch = Scratch::create(store.name, backend, server)?;
-    let where_ = scratch.name().to_string();
     let history = history_for(store, backend, None);
-    history::run(scratch.conn(), history, None, |_| {}).map_err(|f| DbError::Migration {
-        store: store.name.to_string(),
-        url: format!("scratch database {where_}"),
-        migration: f.migration,
-        reason: f.reason,
-    })?;
-    let read = |action: &str, e: diesel::result::Error| DbError::Query {
-        store: store.name.to_string(),
-        url: format!("scratch database {where_}"),
-        action: action.into(),
-        reason: e.to_string(),
-    };
-    let model = schema::introspect(scratch.conn()).map_err(|e| read("reading the schema", e))?;
+    let (mut scratch, where_) = built(store, backend, server, history, None)?;
+    let model = schema::introspect(scratch.conn())
+        .map_err(|e| read_error(store, &where_, "reading the schema", e))?;
     let defs = shared::repair::definitions::read(scratch.conn())
-        .map_err(|e| read("reading the definitions", e))?;
+        .map_err(|e| read_error(store, &where_, "reading the definitions", e))?;
     let dropping = Dropping(Some(std::thread::spawn(move || drop(scratch))));
     Ok((model, defs, dropping))
 }

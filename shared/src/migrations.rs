@@ -40,6 +40,13 @@ impl MigrationState {
             && self.unchecked.is_empty())
     }
 
+    /// Whether the database records no migration of this tool's at all: neither one this
+    /// build ships nor an older one (a history a squash replaced is `unknown`, and still
+    /// this tool's). Such a database was built by another tool, or never migrated.
+    pub fn records_nothing(&self) -> bool {
+        self.applied.is_empty() && self.unknown.is_empty()
+    }
+
     /// The store's version: the newest applied migration this build ships.
     pub fn current(&self) -> Option<&str> {
         self.applied.last().map(String::as_str)

@@ -132,9 +132,6 @@ fn judge(ctx: &Context, store: &'static Store) -> CliResult<StoreAdoption> {
     let conn: &mut shared::Conn = &mut session;
     let state = migrations::state(conn, store)
         .map_err(|e| ctx.query_error(store, "reading migrations", e))?;
-    // The model leaves other tools' history tables out; they are named from the list.
-    let live =
-        schema::introspect(conn).map_err(|e| ctx.query_error(store, "reading the schema", e))?;
     let other_tools: Vec<(String, &'static str)> = shared::catalog::tables(conn)
         .map_err(|e| ctx.query_error(store, "listing tables", e))?
         .into_iter()
@@ -148,12 +145,14 @@ fn judge(ctx: &Context, store: &'static Store) -> CliResult<StoreAdoption> {
         differences: Vec::new(),
         other_tools,
     };
-    // Any record at all is this tool's history, an old one a squash replaced included.
-    if !state.applied.is_empty() || !state.unknown.is_empty() {
+    if !state.records_nothing() {
         adoption.outcome = Outcome::AlreadyManaged;
         adoption.migrations = [state.applied, state.unknown].concat();
         return Ok(adoption);
     }
+    // The model leaves other tools' history tables out; they are named from the list.
+    let live =
+        schema::introspect(conn).map_err(|e| ctx.query_error(store, "reading the schema", e))?;
     if live.tables.is_empty() {
         adoption.outcome = Outcome::Empty;
         return Ok(adoption);

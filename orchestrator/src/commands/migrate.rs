@@ -236,19 +236,11 @@ fn refuse_unrecorded_tables(
     conn: &mut Conn,
     state: &migrations::MigrationState,
 ) -> CliResult {
-    // Any record at all (an old history a squash replaced is `unknown`) is this tool's.
-    if !state.applied.is_empty() || !state.unknown.is_empty() {
+    if !state.records_nothing() {
         return Ok(());
     }
-    let tables = shared::catalog::tables(conn).map_err(|e| DbError::Query {
-        store: store.name.to_string(),
-        url: ctx
-            .url(store)
-            .map(|u| u.redacted().to_string())
-            .unwrap_or_default(),
-        action: "listing tables".into(),
-        reason: e.to_string(),
-    })?;
+    let tables =
+        shared::catalog::tables(conn).map_err(|e| ctx.query_error(store, "listing tables", e))?;
     let ours: Vec<&str> = store
         .tables
         .iter()

@@ -75,10 +75,21 @@ pub(super) struct StoreRepair {
 }
 
 /// A store's open repair: its fenced transaction and what must hold after the steps.
+/// Rolled back when dropped uncommitted, so that every way out of a run but the commit
+/// leaves the stores as they were.
 struct Open {
     store: &'static Store,
     conn: Conn,
     expected: SchemaModel,
+    committed: bool,
+}
+
+impl Drop for Open {
+    fn drop(&mut self) {
+        if !self.committed {
+            let _ = self.conn.batch_execute("ROLLBACK");
+        }
+    }
 }
 
 pub fn run(ctx: &Context, args: &RepairArgs) -> CliResult {
@@ -107,6 +118,9 @@ pub fn run(ctx: &Context, args: &RepairArgs) -> CliResult {
         backup: None,
         refused: None,
     };
+    // The scratch databases are dropped while the repair goes on, and waited for at the
+    // end, after the stores' transactions (declared later, so dropped first) have ended.
+    let mut _dropping = Vec::new();
     let mut open: Vec<Open> = Vec::new();
     let ordered = shared::store::dependency_order(&stores);
     let unrecorded: Vec<bool> = ordered
@@ -124,8 +138,6 @@ pub fn run(ctx: &Context, args: &RepairArgs) -> CliResult {
             Some(server),
         )?)
     })?;
-    // The scratch databases are dropped while the repair goes on; waited for at the end.
-    let mut _dropping = Vec::new();
     for ((store, unrecorded), (expected, defs, dropping)) in
         ordered.iter().copied().zip(unrecorded).zip(built)
     {
@@ -139,28 +151,28 @@ pub fn run(ctx: &Context, args: &RepairArgs) -> CliResult {
         } else {
             crate::rebuild::open_fenced(ctx, store)
         };
-        let mut conn = match opened {
-            Ok(conn) => conn,
-            Err(e) => {
-                open.into_iter().for_each(|o| rollback(o.conn));
-                return Err(ctx.query_error(store, "opening the repair's transaction", e));
-            }
+        let conn =
+            opened.map_err(|e| ctx.query_error(store, "opening the repair's transaction", e))?;
+        let mut this = Open {
+            store,
+            conn,
+            expected,
+            committed: false,
         };
         let started = std::time::Instant::now();
-        let planned = plan_store(ctx, store, &mut conn, &expected, &defs, args.guard.force);
+        let steps = plan_store(
+            ctx,
+            store,
+            &mut this.conn,
+            &this.expected,
+            &defs,
+            args.guard.force,
+        )?;
         tracing::info!(
             store = store.name,
             millis = started.elapsed().as_millis() as u64,
             "repair planned and measured"
         );
-        let steps = match planned {
-            Ok(steps) => steps,
-            Err(e) => {
-                rollback(conn);
-                open.into_iter().for_each(|o| rollback(o.conn));
-                return Err(e);
-            }
-        };
         report.stores.push(StoreRepair {
             store: store.name,
             url: url.redacted().to_string(),
@@ -168,18 +180,14 @@ pub fn run(ctx: &Context, args: &RepairArgs) -> CliResult {
             adopted: Vec::new(),
             unrecorded,
         });
-        open.push(Open {
-            store,
-            conn,
-            expected,
-        });
+        open.push(this);
     }
 
     let verdict = judge(ctx, &report, args);
     report.ok = verdict.is_ok();
     report.refused = verdict.as_ref().err().map(|e| e.to_string());
     if args.dry_run || verdict.is_err() {
-        open.into_iter().for_each(|o| rollback(o.conn));
+        drop(open);
         super::repair_output::print(ctx, &report);
         return verdict;
     }
@@ -201,13 +209,7 @@ pub fn run(ctx: &Context, args: &RepairArgs) -> CliResult {
             .backup_dir
             .clone()
             .unwrap_or_else(|| ctx.settings.backup_dir.clone());
-        match crate::backup::write_set(ctx, &destroying, &base) {
-            Ok(dir) => report.backup = Some(dir),
-            Err(e) => {
-                open.into_iter().for_each(|o| rollback(o.conn));
-                return Err(e);
-            }
-        }
+        report.backup = Some(crate::backup::write_set(ctx, &destroying, &base)?);
     }
 
     // Every store changed and proven before any commits.
@@ -220,10 +222,7 @@ pub fn run(ctx: &Context, args: &RepairArgs) -> CliResult {
             millis = started.elapsed().as_millis() as u64,
             "repair applied and proven"
         );
-        if let Err(e) = applied {
-            open.into_iter().for_each(|o| rollback(o.conn));
-            return Err(e);
-        }
+        applied?;
     }
     commit_all(ctx, open, report.backup.as_deref())?;
     super::repair_output::print(ctx, &report);
@@ -236,7 +235,7 @@ fn require_history_complete(ctx: &Context, store: &'static Store) -> CliResult<b
     let mut session = ctx.session(store)?;
     let state = migrations::state(&mut session, store)
         .map_err(|e| ctx.query_error(store, "reading migrations", e))?;
-    if state.applied.is_empty() && state.unknown.is_empty() {
+    if state.records_nothing() {
         return Ok(true);
     }
     if !state.pending.is_empty() || !state.unknown.is_empty() {
@@ -431,11 +430,10 @@ fn refused_change(store: &Store, step: &str, e: impl std::fmt::Display) -> CliEr
 /// committed stay repaired (each is consistent on its own) and the error says which.
 fn commit_all(ctx: &Context, open: Vec<Open>, backup: Option<&std::path::Path>) -> CliResult {
     let mut committed: Vec<&str> = Vec::new();
-    let mut rest = open.into_iter();
-    while let Some(mut o) = rest.next() {
+    // The stores not yet committed when one fails are rolled back as they are dropped.
+    for mut o in open {
         ctx.step(o.store.name, "committing…");
         if let Err(e) = o.conn.batch_execute("COMMIT") {
-            rest.for_each(|o| rollback(o.conn));
             return Err(CliError::new(
                 Exit::Database,
                 anyhow::anyhow!(
@@ -454,6 +452,7 @@ fn commit_all(ctx: &Context, open: Vec<Open>, backup: Option<&std::path::Path>) 
                 ),
             ));
         }
+        o.committed = true;
         committed.push(o.store.name);
     }
     Ok(())
@@ -464,8 +463,4 @@ fn open_for_plan(ctx: &Context, store: &'static Store) -> Result<Conn, String> {
     let mut conn = ctx.connect(store).map_err(|e| e.to_string())?;
     conn.batch_execute("BEGIN").map_err(|e| e.to_string())?;
     Ok(conn)
-}
-
-fn rollback(mut conn: Conn) {
-    let _ = conn.batch_execute("ROLLBACK");
 }

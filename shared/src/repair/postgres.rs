@@ -242,19 +242,8 @@ fn constraint_steps(
     // difference, `foreign_key_action`, as `diff` reports it.
     let extra_fks = beyond(&live.foreign_keys, &exp.foreign_keys);
     let missing_fks = beyond(&exp.foreign_keys, &live.foreign_keys);
-    let same_target = |a: &crate::schema::ForeignKeyModel, b: &crate::schema::ForeignKeyModel| {
-        (
-            a.column.as_str(),
-            a.ref_table.as_str(),
-            a.ref_column.as_str(),
-        ) == (
-            b.column.as_str(),
-            b.ref_table.as_str(),
-            b.ref_column.as_str(),
-        )
-    };
     for (fk, name) in &extra_fks {
-        let action = missing_fks.iter().any(|(m, _)| same_target(m, fk));
+        let action = missing_fks.iter().any(|(m, _)| m.target() == fk.target());
         let kind = if action {
             K::ForeignKeyAction
         } else {
@@ -263,7 +252,7 @@ fn constraint_steps(
         steps.push(drop_constraint(kind, name, order::DROP_FOREIGN_KEY));
     }
     for (fk, name) in &missing_fks {
-        let action = extra_fks.iter().any(|(x, _)| same_target(x, fk));
+        let action = extra_fks.iter().any(|(x, _)| x.target() == fk.target());
         let kind = if action {
             K::ForeignKeyAction
         } else {

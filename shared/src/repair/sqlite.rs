@@ -170,11 +170,8 @@ fn table_changes(
     }
     let extra = beyond(&live.foreign_keys, &exp.foreign_keys);
     let missing = beyond(&exp.foreign_keys, &live.foreign_keys);
-    let same = |a: &crate::schema::ForeignKeyModel, b: &crate::schema::ForeignKeyModel| {
-        a.column == b.column && a.ref_table == b.ref_table && a.ref_column == b.ref_column
-    };
     for (fk, _) in &extra {
-        if !missing.iter().any(|(m, _)| same(m, fk)) {
+        if !missing.iter().any(|(m, _)| m.target() == fk.target()) {
             changes.push((
                 K::UnexpectedForeignKey,
                 format!(
@@ -185,7 +182,7 @@ fn table_changes(
         }
     }
     for (fk, _) in &missing {
-        if extra.iter().any(|(x, _)| same(x, fk)) {
+        if extra.iter().any(|(x, _)| x.target() == fk.target()) {
             changes.push((
                 K::ForeignKeyAction,
                 format!("ON DELETE {} for {}", fk.on_delete, fk.column),

@@ -309,8 +309,6 @@ fn compare_table(table: &str, exp: &TableModel, live: &TableModel, out: &mut Vec
 /// Foreign keys: one whose action alone changed is named as such; the others are missing
 /// or unexpected (a second copy of one included).
 fn compare_foreign_keys(table: &str, exp: &TableModel, live: &TableModel, sink: &mut Sink<'_>) {
-    let target =
-        |f: &ForeignKeyModel| (f.column.clone(), f.ref_table.clone(), f.ref_column.clone());
     let label =
         |f: &ForeignKeyModel| format!("{table}.{} → {}.{}", f.column, f.ref_table, f.ref_column);
     let missing = excess(&exp.foreign_keys, &live.foreign_keys);
@@ -318,11 +316,9 @@ fn compare_foreign_keys(table: &str, exp: &TableModel, live: &TableModel, sink: 
     // Pairs of a missing and an extra key to the same target: the action changed.
     let mut changed: BTreeMap<usize, usize> = BTreeMap::new();
     for (i, m) in missing.iter().enumerate() {
-        if let Some(j) = extra
-            .iter()
-            .enumerate()
-            .position(|(j, x)| !changed.values().any(|v| *v == j) && target(x.key) == target(m.key))
-        {
+        if let Some(j) = extra.iter().enumerate().position(|(j, x)| {
+            !changed.values().any(|v| *v == j) && x.key.target() == m.key.target()
+        }) {
             changed.insert(i, j);
         }
     }

@@ -56,6 +56,14 @@ pub struct ForeignKeyModel {
     pub on_delete: OnDelete,
 }
 
+impl ForeignKeyModel {
+    /// What the key joins, `(column, ref_table, ref_column)`: two keys with the same target
+    /// and another ON DELETE are one key whose action changed.
+    pub fn target(&self) -> (&str, &str, &str) {
+        (&self.column, &self.ref_table, &self.ref_column)
+    }
+}
+
 /// One key column of an index.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
 pub struct IndexColumn {
