@@ -27,9 +27,17 @@ struct Value {
 
 /// Classes every step by probing `conn`'s rows (`live` is the model read from it), inside
 /// the caller's transaction (each probe takes a savepoint of it): the repair's own, so
-/// that the rows measured are the rows changed.
+/// that the rows measured are the rows changed. On PostgreSQL the rest of that transaction
+/// runs with `row_security` off.
 pub fn classify(conn: &mut Conn, live: &SchemaModel, steps: &mut [Step]) -> Result<(), String> {
     let postgres = matches!(conn, Conn::Postgres(_));
+    if postgres {
+        // Every row counts, whatever row-level security would show this role: a probe a
+        // policy would filter fails instead (and the step is blocked, saying why), as
+        // the guard's inventory and revert count (see `revert_postgres`).
+        crate::revert_postgres::count_every_row(conn)
+            .map_err(|e| format!("turning row security off: {e}"))?;
+    }
     let casts = steps
         .iter()
         .any(|s| s.probes.iter().any(|p| matches!(p, Probe::Cast { .. })));
