@@ -33,6 +33,24 @@ fn keys(conn: &mut Conn, table: &str, key: &[String]) -> diesel::QueryResult<Vec
     Ok(values)
 }
 
+/// The owner's keys of `table`, none when it has no such table.
+fn owner_keys(
+    ctx: &Context,
+    owner: &'static Store,
+    table: &str,
+    key: &[String],
+) -> Result<Vec<String>, String> {
+    let mut owner_conn = ctx.session(owner).map_err(|e| e.to_string())?;
+    let owned = shared::catalog::tables(&mut owner_conn)
+        .map_err(|e| e.to_string())?
+        .iter()
+        .any(|t| t == table);
+    if !owned {
+        return Ok(Vec::new());
+    }
+    keys(&mut owner_conn, table, key).map_err(|e| e.to_string())
+}
+
 /// The class of dropping the copy of `owner`'s `table` that `conn` holds: safe when every
 /// row is in the owner (by the copy's primary key `key`); otherwise blocked, the rows that
 /// exist only in the copy named, or (`force`) destroying them.
@@ -50,20 +68,19 @@ pub fn class_of_copy(
             owner.name
         ));
     }
-    let here = keys(conn, table, key).map_err(|e| e.to_string())?;
+    // Both sides are read at once, each on its own connection.
+    let (here, there) = std::thread::scope(|scope| {
+        let there = scope.spawn(|| owner_keys(ctx, owner, table, key));
+        let here = keys(conn, table, key).map_err(|e| e.to_string());
+        let there = there
+            .join()
+            .unwrap_or_else(|_| Err("the owning store's reader panicked".into()));
+        (here, there)
+    });
+    let (here, there) = (here?, there?);
     if here.is_empty() {
         return Ok(Class::Safe);
     }
-    let mut owner_conn = ctx.session(owner).map_err(|e| e.to_string())?;
-    let owned = shared::catalog::tables(&mut owner_conn)
-        .map_err(|e| e.to_string())?
-        .iter()
-        .any(|t| t == table);
-    let there = if owned {
-        keys(&mut owner_conn, table, key).map_err(|e| e.to_string())?
-    } else {
-        Vec::new()
-    };
     let (only_here, sample) = shared::references::merge_orphans(
         here.iter(),
         there.iter(),

@@ -89,3 +89,60 @@ pub fn expected_with_definitions(
     let dropping = Dropping(Some(std::thread::spawn(move || drop(scratch))));
     Ok((model, defs, dropping))
 }
+
+/// Where a repair's model and SQL came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum DefinitionsFrom {
+    /// Recorded with this build (`migrations/postgres.definitions.json` and the model).
+    Recorded,
+    /// The migrations, replayed in a scratch database.
+    Replayed,
+}
+
+/// What a repair of `store` writes and proves against. A PostgreSQL store uses the model
+/// and definitions recorded with this build when they were made from its very history on
+/// a server of the same major version (see `shared::repair::recorded`): building a
+/// scratch database costs the server a `CREATE DATABASE` and a `DROP DATABASE`. Otherwise,
+/// or with `replay`, the migrations are replayed in a scratch database (on `server` when
+/// given), dropped while the repair goes on.
+pub fn repair_expectation(
+    ctx: &crate::context::Context,
+    store: &'static Store,
+    server: Option<&DatabaseUrl>,
+    replay: bool,
+) -> crate::exit::CliResult<(
+    SchemaModel,
+    shared::repair::Definitions,
+    Option<Dropping>,
+    DefinitionsFrom,
+)> {
+    let url = ctx.url(store)?;
+    if url.backend() == Backend::Postgres && !replay {
+        let mut session = ctx.session(store)?;
+        let major = shared::admin::server_major(&mut session)
+            .map_err(|e| ctx.query_error(store, "reading the server's version", e))?;
+        let migrations = &store.migrations;
+        match shared::repair::recorded::usable(
+            migrations.postgres_definitions,
+            migrations.postgres_sql,
+            major,
+        ) {
+            Ok(defs) => {
+                let model = shared::expected::recorded_postgres(store).map_err(|e| {
+                    crate::exit::CliError::new(crate::exit::Exit::Usage, anyhow::anyhow!(e))
+                })?;
+                return Ok((model, defs, None, DefinitionsFrom::Recorded));
+            }
+            Err(why) => tracing::info!(
+                store = store.name,
+                why = %why,
+                "replaying the migrations in a scratch database"
+            ),
+        }
+    }
+    ctx.step(store.name, "building what the migrations make…");
+    let (model, defs, dropping) =
+        expected_with_definitions(store, url.backend(), Some(server.unwrap_or(url)))?;
+    Ok((model, defs, Some(dropping), DefinitionsFrom::Replayed))
+}

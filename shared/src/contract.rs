@@ -178,6 +178,7 @@ mod tests {
             postgres_model: "",
             postgres_squash: None,
             sqlite_squash: None,
+            postgres_definitions: None,
         },
         migrations_dir: "",
         tables: &["users", "teams"],

@@ -12,12 +12,33 @@ use crate::schema::{self, logical_view, Difference, SchemaModel};
 use crate::scratch::Scratch;
 use crate::url::{Backend, DatabaseUrl};
 
-/// Two histories to compare, and the recorded model of the PostgreSQL one.
+/// Two histories to compare, and the recorded model and definitions of the PostgreSQL
+/// one.
 pub struct Histories<'a> {
     pub store: &'a str,
     pub postgres: History<'a>,
     pub sqlite: History<'a>,
     pub recorded: Result<SchemaModel, String>,
+    /// `postgres.definitions.json`'s text, when there is one.
+    pub definitions: Option<String>,
+    /// The fingerprint of the PostgreSQL history (see `repair::recorded`).
+    pub fingerprint: String,
+}
+
+impl<'a> Histories<'a> {
+    /// The store's histories, model and definitions as this build embeds them.
+    pub fn embedded(store: &'a crate::store::Store) -> Histories<'a> {
+        Histories {
+            store: store.name,
+            postgres: History::of(store, Backend::Postgres, None),
+            sqlite: History::of(store, Backend::Sqlite, None),
+            recorded: crate::expected::recorded_postgres(store),
+            definitions: store.migrations.postgres_definitions.map(str::to_string),
+            fingerprint: crate::repair::recorded::history_fingerprint(
+                store.migrations.postgres_sql,
+            ),
+        }
+    }
 }
 
 /// Where the two histories part.
@@ -170,6 +191,9 @@ pub fn check(h: &Histories<'_>, server: Option<&DatabaseUrl>) -> Result<HistoryR
         last_pg = Some(model);
     }
 
+    if let Some(scratch) = pg.as_mut() {
+        report.recorded.extend(check_definitions(h, scratch)?);
+    }
     match (&h.recorded, last_pg) {
         (Err(e), _) => report.recorded.push(e.clone()),
         (Ok(recorded), Some(made)) => {
@@ -201,21 +225,80 @@ pub fn check(h: &Histories<'_>, server: Option<&DatabaseUrl>) -> Result<HistoryR
     Ok(report)
 }
 
-/// The model the PostgreSQL history makes, replayed in a scratch database on `server`
-/// (what `--write` records).
-pub fn postgres_model(
+/// Whether the recorded definitions are what the PostgreSQL history, just replayed in
+/// `scratch`, makes; problem lines otherwise. A record read on another major version is
+/// not compared (each version spells definitions its own way; repair does not use it
+/// there either).
+fn check_definitions(h: &Histories<'_>, scratch: &mut Scratch) -> Result<Vec<String>, String> {
+    use crate::repair::recorded::{Recorded, RECORDED_DEFINITIONS};
+    let again = "`orchestrator lint --write` records them again";
+    let Some(text) = &h.definitions else {
+        return Ok(vec![format!(
+            "no recorded definitions ({RECORDED_DEFINITIONS}): repair builds a scratch database \
+             every time; `orchestrator lint --write` records them"
+        )]);
+    };
+    let recorded = match Recorded::from_json(text) {
+        Ok(r) => r,
+        Err(e) => {
+            return Ok(vec![format!(
+                "{RECORDED_DEFINITIONS} cannot be read ({e}); {again}"
+            )])
+        }
+    };
+    let made = read_record(h.store, scratch, &h.fingerprint)?;
+    if recorded.server_major != made.server_major {
+        return Ok(Vec::new());
+    }
+    if recorded.history != made.history {
+        return Ok(vec![format!(
+            "the recorded definitions ({RECORDED_DEFINITIONS}) were made by another PostgreSQL \
+             history; {again}"
+        )]);
+    }
+    if recorded != made {
+        return Ok(vec![format!(
+            "the recorded definitions ({RECORDED_DEFINITIONS}) are not the SQL the PostgreSQL \
+             history makes; {again}"
+        )]);
+    }
+    Ok(Vec::new())
+}
+
+/// The definitions in `scratch`, with its server's major version, as a record.
+fn read_record(
     store: &str,
-    history: History<'_>,
+    scratch: &mut Scratch,
+    fingerprint: &str,
+) -> Result<crate::repair::recorded::Recorded, String> {
+    let defs = crate::repair::definitions::read(scratch.conn())
+        .map_err(|e| format!("{store}: reading the scratch definitions: {e}"))?;
+    let major = crate::admin::server_major(scratch.conn())
+        .map_err(|e| format!("{store}: reading the server's version: {e}"))?;
+    Ok(crate::repair::recorded::Recorded::with_fingerprint(
+        &defs,
+        major,
+        fingerprint.to_string(),
+    ))
+}
+
+/// The model and the definitions the PostgreSQL history makes, replayed in a scratch
+/// database on `server` (what `--write` records).
+pub fn postgres_record(
+    h: &Histories<'_>,
     server: &DatabaseUrl,
-) -> Result<SchemaModel, String> {
+) -> Result<(SchemaModel, crate::repair::recorded::Recorded), String> {
+    let store = h.store;
     let mut scratch = Scratch::create(store, Backend::Postgres, Some(server))
         .map_err(|e| format!("{store}: a scratch database for the PostgreSQL history: {e}"))?;
-    crate::history::run(scratch.conn(), history, None, |_| {}).map_err(|f| {
+    crate::history::run(scratch.conn(), h.postgres, None, |_| {}).map_err(|f| {
         format!(
             "{store}: PostgreSQL migration {}: {}",
             f.migration, f.reason
         )
     })?;
-    schema::introspect(scratch.conn())
-        .map_err(|e| format!("{store}: reading the scratch schema: {e}"))
+    let model = schema::introspect(scratch.conn())
+        .map_err(|e| format!("{store}: reading the scratch schema: {e}"))?;
+    let record = read_record(store, &mut scratch, &h.fingerprint)?;
+    Ok((model, record))
 }

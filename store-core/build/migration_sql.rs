@@ -5,7 +5,7 @@
 
 /// Writes `$OUT_DIR/migration_sql.rs` with `POSTGRES_SQL` and `SQLITE_SQL`, each a slice
 /// of `store_core::store::MigrationSql`, oldest first, and `POSTGRES_SQUASH` and
-/// `SQLITE_SQUASH`, each backend's squash record.
+/// `SQLITE_SQUASH`, each backend's squash record, and `POSTGRES_DEFINITIONS`.
 fn write_migration_sql() -> std::io::Result<()> {
     let manifest = std::path::PathBuf::from(std::env::var("CARGO_MANIFEST_DIR").map_err(std::io::Error::other)?);
     let out = std::path::PathBuf::from(std::env::var("OUT_DIR").map_err(std::io::Error::other)?);
@@ -52,5 +52,17 @@ fn write_migration_sql() -> std::io::Result<()> {
              pub const {squash_constant}: Option<&str> = {value};\n"
         ));
     }
+    // The exact SQL the PostgreSQL history makes, recorded by `orchestrator lint --write`
+    // (see `shared::repair::recorded`): a repair writes it without a scratch database.
+    let definitions = manifest.join("migrations").join("postgres.definitions.json");
+    let value = if definitions.is_file() {
+        format!("Some(include_str!({:?}))", definitions.display().to_string())
+    } else {
+        "None".to_string()
+    };
+    code.push_str(&format!(
+        "/// The PostgreSQL history's recorded definitions, if they were recorded.\n\
+         pub const POSTGRES_DEFINITIONS: Option<&str> = {value};\n"
+    ));
     std::fs::write(out.join("migration_sql.rs"), code)
 }

@@ -102,6 +102,10 @@ pub struct Migrations {
     /// history was squashed, embedded at build time.
     pub postgres_squash: Option<&'static str>,
     pub sqlite_squash: Option<&'static str>,
+    /// The exact SQL of what the PostgreSQL history makes
+    /// (`migrations/postgres.definitions.json`, see `shared::repair::recorded`), when it
+    /// was recorded: what `repair` writes without a scratch database.
+    pub postgres_definitions: Option<&'static str>,
 }
 
 impl Migrations {
@@ -151,6 +155,7 @@ macro_rules! store_migrations {
             )),
             postgres_squash: migration_sql::POSTGRES_SQUASH,
             sqlite_squash: migration_sql::SQLITE_SQUASH,
+            postgres_definitions: migration_sql::POSTGRES_DEFINITIONS,
         }
     }};
 }
@@ -240,6 +245,7 @@ mod tests {
                 postgres_model: "",
                 postgres_squash: None,
                 sqlite_squash: None,
+                postgres_definitions: None,
             },
             migrations_dir: "",
             tables: &[],

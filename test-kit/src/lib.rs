@@ -397,19 +397,14 @@ pub fn exec(conn: &mut Conn, sql: &str) {
 /// Proves `store`'s two migration histories are one (see `shared::lint`): the same
 /// versions, the same logical schema after every version (PostgreSQL replayed on the
 /// test server when it is reachable, and always when it is required), and a recorded
-/// PostgreSQL model that is what the PostgreSQL history makes. Panics naming each
+/// PostgreSQL model and definitions that are what the PostgreSQL history makes. Panics naming each
 /// difference.
 pub fn assert_histories_agree(store: &shared::store::Store) {
     let test = format!("{}_histories", store.name);
     let server = pg_admin(&test).map(|_| {
         DatabaseUrl::parse(&pg_admin_url()).unwrap_or_else(|e| panic!("ORCH_TEST_PG_URL: {e}"))
     });
-    let histories = shared::lint::Histories {
-        store: store.name,
-        postgres: shared::history::History::of(store, Backend::Postgres, None),
-        sqlite: shared::history::History::of(store, Backend::Sqlite, None),
-        recorded: shared::expected::recorded_postgres(store),
-    };
+    let histories = shared::lint::Histories::embedded(store);
     let report = shared::lint::check(&histories, server.as_ref())
         .unwrap_or_else(|e| panic!("{}: checking the histories: {e}", store.name));
     assert!(
@@ -417,7 +412,7 @@ pub fn assert_histories_agree(store: &shared::store::Store) {
         "the {} store's migration histories differ:\n  {}\n\
          Keep migrations/postgres and migrations/sqlite in step (same versions, same tables, \
          columns, keys and indexes); after changing a PostgreSQL migration run \
-         `orchestrator lint --write --postgres-url URL` to record its model.",
+         `orchestrator lint --write --postgres-url URL` to record its model and definitions.",
         store.name,
         report.problems().join("\n  ")
     );

@@ -28,9 +28,10 @@ use crate::preflight::Plan;
 /// - `smoke`: the pooled session plus the connection its rolled-back checklist runs on;
 ///   it commits nothing (an interrupted run is reported, not settled);
 /// - `repair`: the pooled session (which also reads the owning store of a table found in
-///   the wrong one), the transaction holding the write fence, and on the same server the
-///   scratch database's connection and the one creating it, one store at a time; plus
-///   pg_dump when `--force` backs up what it drops;
+///   the wrong one), the transaction holding the write fence (the probe's connection),
+///   and, when the recorded definitions cannot be used, on the same server the scratch
+///   database's connection and the one creating it; plus pg_dump when `--force` backs up
+///   what it drops;
 /// - `recover`: as `restore` at most: settling may back a store up and rebuild it from a
 ///   backup set.
 ///
@@ -53,7 +54,7 @@ pub fn plan(ctx: &Context, command: &Command) -> CliResult<Option<Plan>> {
         Command::Migrate(args) => ("migrate", each(all(), 1), !args.dry_run, false),
         Command::Revert(args) => ("revert", each(all(), 2), !args.dry_run, false),
         Command::Adopt(_) => ("adopt", each(all(), 1), true, false),
-        Command::Repair(args) => ("repair", each(all(), 4), !args.dry_run, false),
+        Command::Repair(args) => ("repair", each(all(), 4), !args.dry_run, true),
         Command::Diff(args) => (
             "diff",
             each(ctx.selected(args.store.store.as_deref())?, 2),

@@ -41,8 +41,9 @@ pub struct LintArgs {
     #[arg(long, value_name = "URL")]
     pub postgres_url: Option<String>,
 
-    /// Record the PostgreSQL history's model again, from a replay on the server, in
-    /// migrations/postgres.schema.json (after changing a PostgreSQL migration)
+    /// Record the PostgreSQL history's model and exact definitions again, from a replay on
+    /// the server, in migrations/postgres.schema.json and postgres.definitions.json (after
+    /// changing a PostgreSQL migration)
     #[arg(long)]
     pub write: bool,
 
@@ -92,29 +93,21 @@ fn histories<'a>(
     pg_dir: &'a Option<PathBuf>,
     lite_dir: &'a Option<PathBuf>,
 ) -> Histories<'a> {
-    let recorded = match dir {
-        Some(dir) => std::fs::read_to_string(expected::recorded_path(dir))
-            .map_err(|e| {
-                format!(
-                    "cannot read {}: {e}",
-                    expected::recorded_path(dir).display()
-                )
-            })
-            .and_then(|text| {
-                shared::schema::SchemaModel::from_json(&text).map_err(|e| e.to_string())
-            }),
-        None => expected::recorded_postgres(store),
+    let mut histories = Histories::embedded(store);
+    let (Some(dir), Some(pg_dir), Some(lite_dir)) = (dir, pg_dir, lite_dir) else {
+        return histories;
     };
-    Histories {
-        store: store.name,
-        postgres: pg_dir
-            .as_deref()
-            .map_or_else(|| History::of(store, Backend::Postgres, None), History::Dir),
-        sqlite: lite_dir
-            .as_deref()
-            .map_or_else(|| History::of(store, Backend::Sqlite, None), History::Dir),
-        recorded,
-    }
+    let recorded = expected::recorded_path(dir);
+    histories.recorded = std::fs::read_to_string(&recorded)
+        .map_err(|e| format!("cannot read {}: {e}", recorded.display()))
+        .and_then(|text| shared::schema::SchemaModel::from_json(&text).map_err(|e| e.to_string()));
+    histories.postgres = History::Dir(pg_dir);
+    histories.sqlite = History::Dir(lite_dir);
+    histories.definitions =
+        std::fs::read_to_string(dir.join(shared::repair::recorded::RECORDED_DEFINITIONS)).ok();
+    // An unreadable folder is reported by the replay itself.
+    histories.fingerprint = shared::repair::recorded::dir_fingerprint(pg_dir).unwrap_or_default();
+    histories
 }
 
 pub fn run(ctx: &Context, args: &LintArgs) -> CliResult {
@@ -140,7 +133,7 @@ pub fn run(ctx: &Context, args: &LintArgs) -> CliResult {
                 )));
             };
             ctx.progress(format!("{}: replaying the PostgreSQL history…", store.name));
-            let model = lint::postgres_model(store.name, histories.postgres, server)
+            let (model, definitions) = lint::postgres_record(&histories, server)
                 .map_err(|e| CliError::new(Exit::Database, anyhow::anyhow!(e)))?;
             let target = match dir {
                 Some(dir) => dir.to_path_buf(),
@@ -150,14 +143,22 @@ pub fn run(ctx: &Context, args: &LintArgs) -> CliResult {
                     store,
                 )?,
             };
-            let path = expected::recorded_path(&target);
-            std::fs::write(&path, model.to_json()).map_err(|e| {
-                CliError::new(
-                    Exit::Usage,
-                    anyhow::anyhow!("cannot write {}: {e}", path.display()),
-                )
-            })?;
-            report.written.push(path.display().to_string());
+            let files = [
+                (expected::recorded_path(&target), model.to_json()),
+                (
+                    target.join(shared::repair::recorded::RECORDED_DEFINITIONS),
+                    definitions.to_json(),
+                ),
+            ];
+            for (path, text) in files {
+                std::fs::write(&path, text).map_err(|e| {
+                    CliError::new(
+                        Exit::Usage,
+                        anyhow::anyhow!("cannot write {}: {e}", path.display()),
+                    )
+                })?;
+                report.written.push(path.display().to_string());
+            }
             continue;
         }
         ctx.progress(format!("{}: replaying both histories…", store.name));
@@ -184,7 +185,7 @@ pub fn run(ctx: &Context, args: &LintArgs) -> CliResult {
 
 fn print_text(report: &LintReport) {
     for path in &report.written {
-        crate::say!("recorded {path} (it is built into the binary: rebuild for verify to use it)");
+        crate::say!("recorded {path} (it is built into the binary: rebuild for verify and repair to use it)");
     }
     for s in &report.stores {
         if s.ok() {

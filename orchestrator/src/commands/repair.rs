@@ -41,10 +41,18 @@ pub struct RepairArgs {
     #[arg(long)]
     pub dry_run: bool,
 
-    /// PostgreSQL server to build what the migrations make on (a scratch database, always
-    /// dropped), as a URL of any database there (default: the store's own server)
+    /// PostgreSQL server to build what the migrations make on, when a scratch database is
+    /// needed (always dropped), as a URL of any database there (default: the store's own
+    /// server)
     #[arg(long, value_name = "URL")]
     pub shadow_url: Option<String>,
+
+    /// Replay the migrations in a scratch database to learn their exact SQL, even where
+    /// the definitions recorded with this build (migrations/postgres.definitions.json)
+    /// could be used: PostgreSQL stores use the record when it was made from this very
+    /// history on a server of the same major version
+    #[arg(long)]
+    pub replay: bool,
 
     /// Where to write the backup of what --force destroys (default: backup_dir of the
     /// profile, .data/backups)
@@ -72,6 +80,8 @@ pub(super) struct StoreRepair {
     /// Whether the store had no history (it is adopted once repaired).
     #[serde(skip)]
     pub unrecorded: bool,
+    /// Where the model and the SQL came from.
+    pub definitions: crate::shadow::DefinitionsFrom,
 }
 
 /// A store's open repair: its fenced transaction and what must hold after the steps.
@@ -121,31 +131,19 @@ pub fn run(ctx: &Context, args: &RepairArgs) -> CliResult {
     // The scratch databases are dropped while the repair goes on, and waited for at the
     // end, after the stores' transactions (declared later, so dropped first) have ended.
     let mut _dropping = Vec::new();
-    let mut open: Vec<Open> = Vec::new();
     let ordered = shared::store::dependency_order(&stores);
     let unrecorded: Vec<bool> = ordered
         .iter()
         .map(|store| require_history_complete(ctx, store))
         .collect::<CliResult<_>>()?;
-    // What the migrations make, for every store at once (each in a scratch database).
-    let built = crate::context::all_at_once(&ordered, "repair", |store| {
-        ctx.step(store.name, "building what the migrations make…");
-        let url = ctx.url(store)?;
-        let server = shadow.as_ref().unwrap_or(url);
-        Ok(crate::shadow::expected_with_definitions(
-            store,
-            url.backend(),
-            Some(server),
-        )?)
-    })?;
-    for ((store, unrecorded), (expected, defs, dropping)) in
-        ordered.iter().copied().zip(unrecorded).zip(built)
-    {
-        _dropping.push(dropping);
-        let url = ctx.url(store)?;
-        ctx.step(store.name, "comparing and measuring the rows…");
-        // A dry run measures in a transaction it rolls back, and fences nothing: the
-        // application's writers never wait on a plan.
+    // Every store at once: what its migrations make (recorded with this build, or
+    // replayed in a scratch database) and its transaction, fenced unless this is a dry
+    // run (which measures in a transaction it rolls back: the application's writers never
+    // wait on a plan). Every fence is up before any store is planned, so that a table of
+    // another store is compared with an owner no writer can change any more.
+    let prepared = crate::context::all_at_once(&ordered, "repair", |store| {
+        let (expected, defs, dropping, definitions) =
+            crate::shadow::repair_expectation(ctx, store, shadow.as_ref(), args.replay)?;
         let opened = if args.dry_run {
             open_for_plan(ctx, store)
         } else {
@@ -153,34 +151,50 @@ pub fn run(ctx: &Context, args: &RepairArgs) -> CliResult {
         };
         let conn =
             opened.map_err(|e| ctx.query_error(store, "opening the repair's transaction", e))?;
-        let mut this = Open {
+        let open = Open {
             store,
             conn,
             expected,
             committed: false,
         };
-        let started = std::time::Instant::now();
-        let steps = plan_store(
-            ctx,
-            store,
-            &mut this.conn,
-            &this.expected,
-            &defs,
-            args.guard.force,
-        )?;
-        tracing::info!(
-            store = store.name,
-            millis = started.elapsed().as_millis() as u64,
-            "repair planned and measured"
-        );
+        Ok((open, defs, dropping, definitions))
+    })?;
+    let planned =
+        crate::context::in_parallel(prepared, |(mut open, defs, dropping, definitions)| {
+            let store = open.store;
+            ctx.step(store.name, "comparing and measuring the rows…");
+            let started = std::time::Instant::now();
+            let steps = plan_store(
+                ctx,
+                store,
+                &mut open.conn,
+                &open.expected,
+                &defs,
+                args.guard.force,
+            );
+            tracing::info!(
+                store = store.name,
+                millis = started.elapsed().as_millis() as u64,
+                "repair planned and measured"
+            );
+            (open, steps, dropping, definitions)
+        });
+    let mut open: Vec<Open> = Vec::new();
+    for (planned, unrecorded) in planned.into_iter().zip(unrecorded) {
+        let Some((this, steps, dropping, definitions)) = planned else {
+            return Err(worker_panicked());
+        };
+        _dropping.push(dropping);
+        let store = this.store;
+        open.push(this);
         report.stores.push(StoreRepair {
             store: store.name,
-            url: url.redacted().to_string(),
-            steps,
+            url: ctx.url(store)?.redacted().to_string(),
+            steps: steps?,
             adopted: Vec::new(),
             unrecorded,
+            definitions,
         });
-        open.push(this);
     }
 
     let verdict = judge(ctx, &report, args);
@@ -212,17 +226,21 @@ pub fn run(ctx: &Context, args: &RepairArgs) -> CliResult {
         report.backup = Some(crate::backup::write_set(ctx, &destroying, &base)?);
     }
 
-    // Every store changed and proven before any commits.
-    for (o, r) in open.iter_mut().zip(&mut report.stores) {
-        ctx.step(r.store, format!("applying {} step(s)…", r.steps.len()));
-        let started = std::time::Instant::now();
-        let applied = apply_and_prove(ctx, o, r);
-        tracing::info!(
-            store = r.store,
-            millis = started.elapsed().as_millis() as u64,
-            "repair applied and proven"
-        );
-        applied?;
+    // Every store changed and proven, all at once, before any commits.
+    let applied =
+        crate::context::in_parallel(open.iter_mut().zip(report.stores.iter_mut()), |(o, r)| {
+            ctx.step(r.store, format!("applying {} step(s)…", r.steps.len()));
+            let started = std::time::Instant::now();
+            let applied = apply_and_prove(ctx, o, r);
+            tracing::info!(
+                store = r.store,
+                millis = started.elapsed().as_millis() as u64,
+                "repair applied and proven"
+            );
+            applied
+        });
+    for result in applied {
+        result.unwrap_or_else(|| Err(worker_panicked()))?;
     }
     commit_all(ctx, open, report.backup.as_deref())?;
     super::repair_output::print(ctx, &report);
@@ -414,6 +432,15 @@ fn apply_and_prove(ctx: &Context, open: &mut Open, report: &mut StoreRepair) -> 
         report.adopted = names;
     }
     Ok(())
+}
+
+fn worker_panicked() -> CliError {
+    CliError::new(
+        Exit::Database,
+        anyhow::anyhow!(
+            "a repair worker panicked; every store was rolled back, nothing was changed"
+        ),
+    )
 }
 
 fn refused_change(store: &Store, step: &str, e: impl std::fmt::Display) -> CliError {

@@ -99,6 +99,8 @@ struct Staged {
     folder: String,
     map: SquashMap,
     old_folders: Vec<String>,
+    /// PostgreSQL: the baseline's definitions and the server's major version.
+    definitions: Option<(shared::repair::Definitions, u32)>,
 }
 
 fn squash_error(action: String) -> CliError {
@@ -179,6 +181,7 @@ pub fn run(ctx: &Context, args: &SquashArgs) -> CliResult {
     let plan = swap_plan(&staged, &migrations_dir, &archive_root, &staging)?;
     squash_journal::commit(&migrations_dir, &plan).map_err(CliError::usage)?;
     squash_journal::apply(&migrations_dir, &plan).map_err(CliError::usage)?;
+    record_definitions(&migrations_dir, &staged)?;
     let report = SquashReport {
         ok: true,
         store: store.name,
@@ -304,6 +307,12 @@ fn stage(
         }
     })?;
     let baseline_model = introspect(store, &mut proof, &where_)?;
+    // What a repair writes, read from the baseline's own database: recorded beside the
+    // squashed history once it is in place (see `record_definitions`).
+    let definitions = match backend {
+        Backend::Postgres => Some(read_definitions(store, &mut proof, &where_)?),
+        Backend::Sqlite => None,
+    };
     let differences = schema::compare(&history_model, &baseline_model);
     if !differences.is_empty() {
         let list: Vec<String> = differences.iter().map(|d| d.describe(store.name)).collect();
@@ -342,7 +351,46 @@ fn stage(
         folder,
         map,
         old_folders,
+        definitions,
     })
+}
+
+fn read_definitions(
+    store: &Store,
+    proof: &mut Scratch,
+    where_: &str,
+) -> CliResult<(shared::repair::Definitions, u32)> {
+    let failed = |action: &str, e: diesel::result::Error| {
+        CliError::from(DbError::Query {
+            store: store.name.into(),
+            url: where_.to_string(),
+            action: action.into(),
+            reason: e.to_string(),
+        })
+    };
+    let defs = shared::repair::definitions::read(proof.conn())
+        .map_err(|e| failed("reading the definitions", e))?;
+    let major = shared::admin::server_major(proof.conn())
+        .map_err(|e| failed("reading the server's version", e))?;
+    Ok((defs, major))
+}
+
+/// Records the squashed PostgreSQL history's definitions (what `lint --write` would),
+/// once the history is in place: a crash before this leaves the old record, which no
+/// longer matches the history and is therefore not used (a repair replays instead).
+fn record_definitions(migrations_dir: &Path, staged: &[Staged]) -> CliResult {
+    use shared::repair::recorded::{dir_fingerprint, Recorded, RECORDED_DEFINITIONS};
+    for s in staged {
+        let Some((defs, major)) = &s.definitions else {
+            continue;
+        };
+        let fingerprint = dir_fingerprint(&history::backend_dir(migrations_dir, s.backend))
+            .map_err(CliError::usage)?;
+        let path = migrations_dir.join(RECORDED_DEFINITIONS);
+        let text = Recorded::with_fingerprint(defs, *major, fingerprint).to_json();
+        std::fs::write(&path, text).map_err(|e| io("cannot write", &path, e))?;
+    }
+    Ok(())
 }
 
 fn introspect(store: &Store, scratch: &mut Scratch, where_: &str) -> CliResult<SchemaModel> {

@@ -19,7 +19,7 @@ pub struct ColumnSql {
 }
 
 /// Everything a repair may need to create, by name.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Definitions {
     /// SQLite: each table's `CREATE TABLE` as written. PostgreSQL: the columns, primary
     /// key, unique and check constraints (foreign keys and indexes come apart).

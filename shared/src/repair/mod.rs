@@ -12,6 +12,7 @@
 pub mod definitions;
 mod postgres;
 mod probe;
+pub mod recorded;
 mod sqlite;
 
 use serde::Serialize;

@@ -163,6 +163,25 @@ fn the_original_drift_is_repaired_in_one_command_keeping_every_row() {
             "{plan}"
         );
         assert_eq!(kept(pair), before, "a dry run changes nothing");
+        // PostgreSQL writes the definitions recorded with the build (no scratch database);
+        // replaying the migrations in one must give the very same SQL.
+        let (code, replayed) = json_of(orchestrator(pair), &["repair", "--dry-run", "--replay"]);
+        assert_eq!(code, 0, "{replayed}");
+        let recorded = match pair.backend {
+            Backend::Postgres => "recorded",
+            Backend::Sqlite => "replayed",
+        };
+        for i in 0..2 {
+            assert_eq!(plan["stores"][i]["definitions"], recorded, "{plan}");
+            assert_eq!(
+                replayed["stores"][i]["definitions"], "replayed",
+                "{replayed}"
+            );
+            assert_eq!(
+                plan["stores"][i]["steps"], replayed["stores"][i]["steps"],
+                "the recorded definitions say what the migrations make"
+            );
+        }
 
         let (code, report) = json_of(orchestrator(pair), &["repair"]);
         assert_eq!(code, 0, "{report}");

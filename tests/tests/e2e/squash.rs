@@ -84,6 +84,9 @@ fn squash_case(source: &Path, test: &str) {
             "the baseline sorts after every archived migration"
         );
         assert!(migrations.join(backend).join("squash.json").is_file());
+        if pair.backend == shared::Backend::Postgres {
+            assert_definitions_recorded_for_the_baseline(source, &migrations);
+        }
 
         // A fresh database built from the baseline has the old history's schema.
         let fresh = test_db(pair.backend, test, "fresh", pair.path()).expect("db");
@@ -151,6 +154,34 @@ fn squash_case(source: &Path, test: &str) {
             "nothing recorded on the drifted database"
         );
     });
+}
+
+/// A PostgreSQL squash records the baseline's definitions (what a repair writes) for the
+/// new history; where the history had a record, the SQL is the same as before.
+fn assert_definitions_recorded_for_the_baseline(source: &Path, migrations: &Path) {
+    use shared::repair::recorded::{dir_fingerprint, Recorded, RECORDED_DEFINITIONS};
+    let read = |path: PathBuf| {
+        let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{path:?}: {e}"));
+        Recorded::from_json(&text).unwrap_or_else(|e| panic!("{path:?}: {e}"))
+    };
+    let now = read(migrations.join(RECORDED_DEFINITIONS));
+    let fingerprint = dir_fingerprint(&migrations.join("postgres")).expect("fingerprint");
+    assert_eq!(
+        now.history, fingerprint,
+        "recorded for the squashed history"
+    );
+    if source.join(RECORDED_DEFINITIONS).is_file() {
+        let before = read(source.join(RECORDED_DEFINITIONS));
+        assert_ne!(before.history, now.history);
+        assert_eq!(
+            Recorded {
+                history: now.history.clone(),
+                ..before
+            },
+            now,
+            "the baseline makes the SQL the old history made"
+        );
+    }
 }
 
 #[test]

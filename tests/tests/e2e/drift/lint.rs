@@ -8,6 +8,7 @@ use std::path::Path;
 
 use orch_tests::{copy_dir, for_each_backend, json_of, orchestrator, pg_admin_url, TestPair};
 use serde_json::{json, Value};
+use shared::repair::recorded::{dir_fingerprint, Recorded, RECORDED_DEFINITIONS};
 use shared::Backend;
 
 const LOCALE: &str = "2030-01-01-000001_locale";
@@ -67,6 +68,11 @@ fn recorded_users_column(dir: &Path, column: &str) -> Value {
     model["tables"]["users"]["columns"][column].clone()
 }
 
+fn recorded_definitions(dir: &Path) -> Recorded {
+    let text = std::fs::read_to_string(dir.join(RECORDED_DEFINITIONS)).expect("read");
+    Recorded::from_json(&text).expect("definitions JSON")
+}
+
 /// Brings the recorded model up to date with the copied PostgreSQL history after
 /// `users.locale TEXT NOT NULL DEFAULT 'en'` was added to it: on PostgreSQL by
 /// `lint --write` on the server (which is then checked), on SQLite, where lint has no
@@ -76,7 +82,27 @@ fn record_locale(pair: &TestPair, dir: &Path) {
         Backend::Postgres => {
             let (code, report) = lint_dir(pair, dir, &["--write"]);
             assert_eq!(code, 0, "{report}");
-            assert_eq!(report["written"].as_array().map(Vec::len), Some(1));
+            // The model and the definitions a repair writes.
+            assert_eq!(report["written"].as_array().map(Vec::len), Some(2));
+            let defs = recorded_definitions(dir);
+            assert_eq!(
+                defs.history,
+                dir_fingerprint(&dir.join("postgres")).expect("fingerprint"),
+                "recorded for the history as it is now"
+            );
+            let locale = defs
+                .columns
+                .iter()
+                .find(|c| c.table == "users" && c.column == "locale")
+                .expect("users.locale recorded");
+            assert_eq!(
+                (
+                    locale.sql_type.as_str(),
+                    locale.default.as_deref(),
+                    locale.not_null
+                ),
+                ("text", Some("'en'::text"), true)
+            );
         }
         Backend::Sqlite => edit_recorded(dir, |model| {
             model["tables"]["users"]["columns"]["locale"] =
@@ -242,5 +268,59 @@ fn a_recorded_model_that_lacks_a_column_is_refused() {
                 );
             }
         }
+    });
+}
+
+#[test]
+fn recorded_definitions_that_are_stale_wrong_or_missing_are_named() {
+    for_each_backend("drift_lint_definitions", |pair| {
+        // Only a server can say what SQL the PostgreSQL history makes.
+        if pair.backend != Backend::Postgres {
+            return;
+        }
+        let dir = auth_history_copy(pair);
+        let path = dir.join(RECORDED_DEFINITIONS);
+        let good = std::fs::read_to_string(&path).expect("read");
+        let problems = |report: &Value| -> String { report["stores"][0]["recorded"].to_string() };
+
+        let mut wrong = recorded_definitions(&dir);
+        let email = wrong
+            .columns
+            .iter_mut()
+            .find(|c| c.table == "users" && c.column == "email")
+            .expect("users.email");
+        email.sql_type = "character varying(20)".into();
+        std::fs::write(&path, wrong.to_json()).expect("write");
+        let (code, report) = lint_dir(pair, &dir, &[]);
+        assert_eq!(code, 1, "{report}");
+        assert!(
+            problems(&report).contains("not the SQL the PostgreSQL history makes"),
+            "{report}"
+        );
+
+        let mut stale = Recorded::from_json(&good).expect("JSON");
+        stale.history = "0".repeat(64);
+        std::fs::write(&path, stale.to_json()).expect("write");
+        let (code, report) = lint_dir(pair, &dir, &[]);
+        assert_eq!(code, 1, "{report}");
+        assert!(
+            problems(&report).contains("made by another PostgreSQL history"),
+            "{report}"
+        );
+
+        std::fs::remove_file(&path).expect("rm");
+        let (code, report) = lint_dir(pair, &dir, &[]);
+        assert_eq!(code, 1, "{report}");
+        assert!(
+            problems(&report).contains("no recorded definitions"),
+            "{report}"
+        );
+
+        // --write records them again, and lint agrees.
+        let (code, report) = lint_dir(pair, &dir, &["--write"]);
+        assert_eq!(code, 0, "{report}");
+        assert_eq!(std::fs::read_to_string(&path).expect("read"), good);
+        let (code, report) = lint_dir(pair, &dir, &[]);
+        assert_eq!(code, 0, "{report}");
     });
 }
