@@ -303,6 +303,10 @@ fn plan_store(
             .get(&step.table)
             .map(|t| t.primary_key.clone())
             .unwrap_or_default();
+        // What depends on the copy blocks dropping it, whatever its rows.
+        if matches!(step.class, Class::BlockedByDependents { .. }) {
+            continue;
+        }
         step.class = crate::cross_store::class_of_copy(ctx, conn, owner, &step.table, &key, force)
             .map_err(|e| ctx.query_error(store, "comparing with the owning store", e))?;
     }
@@ -339,6 +343,33 @@ fn judge(ctx: &Context, report: &Report, args: &RepairArgs) -> CliResult {
                 "refusing to repair: rows stand in the way of {} step(s): {}; nothing was changed. Fix those rows, then repair again",
                 blocked.len(),
                 blocked.join("; ")
+            ),
+        ));
+    }
+    let depended_on: Vec<String> = report
+        .stores
+        .iter()
+        .flat_map(|r| {
+            r.steps.iter().filter_map(move |s| match &s.class {
+                Class::BlockedByDependents { objects } => Some(format!(
+                    "{}.{} ({} {}): {}",
+                    r.store,
+                    s.table,
+                    s.kind,
+                    s.object,
+                    objects.join(", ")
+                )),
+                _ => None,
+            })
+        })
+        .collect();
+    if !depended_on.is_empty() {
+        return Err(CliError::new(
+            Exit::Refused,
+            anyhow::anyhow!(
+                "refusing to repair: objects outside the repair depend on what {} step(s) change or drop: {}; nothing was changed. Drop or change those objects (and put them back afterwards), then repair again",
+                depended_on.len(),
+                depended_on.join("; ")
             ),
         ));
     }
@@ -409,6 +440,20 @@ fn apply_and_prove(ctx: &Context, open: &mut Open, report: &mut StoreRepair) -> 
                 store,
                 "checking foreign keys",
                 format!("rows would break foreign keys: {}", broken.join("; ")),
+            ));
+        }
+        // SQLite checks no view when a table is rebuilt or dropped: one that no longer
+        // reads stops the repair, as PostgreSQL's own check does there.
+        let views = shared::admin::broken_views(&mut open.conn)
+            .map_err(|e| ctx.query_error(store, "checking views", e))?;
+        if !views.is_empty() {
+            return Err(refused_change(
+                store,
+                "checking views",
+                format!(
+                    "the repair would break what depends on it: {}; drop or change those views, then repair again",
+                    views.join("; ")
+                ),
             ));
         }
     }

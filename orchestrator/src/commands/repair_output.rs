@@ -25,6 +25,13 @@ fn class_text(class: &Class) -> (String, Tone) {
             ),
             Tone::Bad,
         ),
+        Class::BlockedByDependents { objects } => (
+            format!(
+                "blocked by what depends on it outside the repair: {}",
+                objects.join(", ")
+            ),
+            Tone::Bad,
+        ),
     }
 }
 

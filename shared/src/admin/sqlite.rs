@@ -3,7 +3,7 @@
 use diesel::RunQueryDsl;
 
 use super::TextRow;
-use crate::db::{quote_literal, Conn};
+use crate::db::{quote_ident, quote_literal, Conn};
 
 /// Writes a consistent copy of a SQLite database to `path` (which must not exist).
 pub fn vacuum_into(conn: &mut Conn, path: &std::path::Path) -> diesel::QueryResult<()> {
@@ -50,4 +50,25 @@ pub fn foreign_key_violations(conn: &mut Conn) -> diesel::QueryResult<Vec<String
     )
     .load(c)?;
     Ok(rows.into_iter().map(|r| r.v).collect())
+}
+
+/// The views that no longer read (a column or table they name is gone), each with
+/// SQLite's reason: a table rebuilt or dropped with `legacy_alter_table` on leaves views
+/// unchecked, and they would fail only when the application next reads them. Empty on
+/// PostgreSQL, which refuses such a change.
+pub fn broken_views(conn: &mut Conn) -> diesel::QueryResult<Vec<String>> {
+    let Conn::Sqlite(c) = conn else {
+        return Ok(Vec::new());
+    };
+    let views: Vec<TextRow> =
+        diesel::sql_query("SELECT name AS v FROM sqlite_schema WHERE type = 'view' ORDER BY name")
+            .load(c)?;
+    let mut broken = Vec::new();
+    for view in views {
+        let probe = format!("SELECT * FROM {} LIMIT 0", quote_ident(&view.v));
+        if let Err(e) = diesel::connection::SimpleConnection::batch_execute(c, &probe) {
+            broken.push(format!("view {} ({e})", view.v));
+        }
+    }
+    Ok(broken)
 }

@@ -10,6 +10,7 @@
 //! anything runs (`probe.rs`).
 
 pub mod definitions;
+mod dependents;
 mod postgres;
 mod probe;
 pub mod recorded;
@@ -39,6 +40,10 @@ pub enum Class {
         sample: Vec<String>,
         why: String,
     },
+    /// Objects outside the repair's reach that depend on what the step changes or drops
+    /// (a view, a policy, a foreign key from a table the store does not know): the step
+    /// would fail on them, or (CASCADE) destroy them. Refused, each named.
+    BlockedByDependents { objects: Vec<String> },
 }
 
 /// What must be measured of the rows before a step runs.
@@ -64,6 +69,9 @@ pub enum Probe {
     Check(String),
     /// Values that do not convert to a column's new type (PostgreSQL).
     Cast { column: String, sql_type: String },
+    /// Objects outside the repair that depend on the column (or, `None`, the table) the
+    /// step changes or drops (PostgreSQL).
+    Dependents(Option<String>),
 }
 
 /// One step of a repair: what it changes, its SQL, and (once probed) its class.
@@ -140,7 +148,8 @@ pub fn plan(
                     order::DROP_TABLE,
                     vec![format!("DROP TABLE {}", crate::db::quote_ident(table))],
                 )
-                .probing(Probe::TableRows),
+                .probing(Probe::TableRows)
+                .probing(Probe::Dependents(None)),
             );
         }
     }

@@ -84,7 +84,8 @@ fn table_steps(
                 .probing(Probe::Cast {
                     column: col.clone(),
                     sql_type: def.sql_type.clone(),
-                }),
+                })
+                .probing(Probe::Dependents(Some(col.clone()))),
             );
         }
         if e.nullable != f.nullable {
@@ -132,7 +133,8 @@ fn table_steps(
                     order::DROP_COLUMN,
                     vec![alter(format!("DROP COLUMN {}", q(col)))],
                 )
-                .probing(Probe::ColumnValues(col.clone())),
+                .probing(Probe::ColumnValues(col.clone()))
+                .probing(Probe::Dependents(Some(col.clone()))),
             );
         }
     }

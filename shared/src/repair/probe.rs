@@ -73,6 +73,15 @@ pub fn classify(conn: &mut Conn, live: &SchemaModel, steps: &mut [Step]) -> Resu
 /// Blocked beats destroying, which beats safe; rows add up within a class.
 fn worse(a: Class, b: Class) -> Class {
     match (a, b) {
+        (
+            Class::BlockedByDependents { mut objects },
+            Class::BlockedByDependents { objects: more },
+        ) => {
+            objects.extend(more);
+            Class::BlockedByDependents { objects }
+        }
+        (blocked @ Class::BlockedByDependents { .. }, _)
+        | (_, blocked @ Class::BlockedByDependents { .. }) => blocked,
         (Class::BlockedByData { rows, sample, why }, Class::BlockedByData { rows: r2, .. }) => {
             Class::BlockedByData {
                 rows: rows.max(r2),
@@ -182,6 +191,16 @@ fn measure(
     live: &SchemaModel,
     probe: &Probe,
 ) -> Result<Class, String> {
+    if let (Probe::Dependents(column), Conn::Postgres(pg)) = (probe, &mut *conn) {
+        let known: Vec<String> = live.tables.keys().cloned().collect();
+        let objects = super::dependents::blocking(pg, table, column.as_deref(), &known)
+            .map_err(|e| format!("reading what depends on {table}: {e}"))?;
+        return Ok(if objects.is_empty() {
+            Class::Safe
+        } else {
+            Class::BlockedByDependents { objects }
+        });
+    }
     let Some((cond, blocked_why)) = condition(conn, table, model, live, probe) else {
         return Ok(Class::Safe);
     };

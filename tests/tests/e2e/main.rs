@@ -22,6 +22,7 @@ mod partial_runs;
 mod protection;
 mod real_databases;
 mod repair;
+mod repair_real;
 mod reset;
 mod restore_all_or_nothing;
 mod revert;

@@ -5,76 +5,10 @@
 //! security. What a reset would destroy is named, guarded, backed up, and restore brings
 //! every table of every schema back.
 
+use crate::support::role::{as_role, Role};
 use orch_tests::checksums::Checksums;
-use orch_tests::{exec, json_of, TestDb, TestPair};
+use orch_tests::{exec, json_of, TestPair};
 use shared::Backend;
-
-/// A login role of the test's own. Dropped at the end, before the pair's databases:
-/// what it owns goes back to the test's superuser, what it was granted is revoked.
-struct Role {
-    name: String,
-    databases: Vec<shared::DatabaseUrl>,
-}
-
-impl Role {
-    fn new(pair: &TestPair, label: &str) -> Role {
-        let name = format!("orch_{label}_{}", std::process::id());
-        exec(
-            &mut pair.auth.connect(),
-            &format!("DROP ROLE IF EXISTS {name}; CREATE ROLE {name} LOGIN;"),
-        );
-        Role {
-            name,
-            databases: vec![pair.auth.url.clone(), pair.app.url.clone()],
-        }
-    }
-
-    /// `db`'s URL, logging in as this role.
-    fn url(&self, db: &TestDb) -> String {
-        db.url_string().replacen(
-            "postgres://postgres@",
-            &format!("postgres://{}@", self.name),
-            1,
-        )
-    }
-
-    /// Makes the role own `db` and its public schema, as a database created for an
-    /// application usually is.
-    fn own(&self, db: &TestDb) {
-        let name = db.url.database_name();
-        exec(
-            &mut db.connect(),
-            &format!(
-                "ALTER DATABASE \"{name}\" OWNER TO {r}; ALTER SCHEMA public OWNER TO {r};",
-                r = self.name
-            ),
-        );
-    }
-}
-
-impl Drop for Role {
-    fn drop(&mut self) {
-        let mut last = None;
-        for url in &self.databases {
-            if let Ok(mut conn) = shared::Conn::establish("test", url) {
-                let _ = conn.batch_execute(&format!(
-                    "REASSIGN OWNED BY {r} TO CURRENT_USER; DROP OWNED BY {r};",
-                    r = self.name
-                ));
-                last = Some(conn);
-            }
-        }
-        if let Some(mut conn) = last {
-            let _ = conn.batch_execute(&format!("DROP ROLE IF EXISTS {}", self.name));
-        }
-    }
-}
-
-/// The binary on the pair's databases as `role`.
-fn as_role(pair: &TestPair, role: &Role) -> assert_cmd::Command {
-    let (auth, app) = (role.url(&pair.auth), role.url(&pair.app));
-    orch_tests::orchestrator_on(pair.path(), &[("auth", &auth), ("app", &app)])
-}
 
 /// Checksums of every table in every schema, this tool's run journal aside (a restore
 /// leaves it, emptied).

@@ -46,7 +46,7 @@ fn rewrite_sqlite_table(conn: &mut Conn, table: &str, edit: impl Fn(&str) -> Str
 /// The original drift, on a migrated pair holding rows: a `users` table in app (its rows
 /// all in auth), a missing column, a wrong ON DELETE, an extra foreign key, a changed
 /// type, a dropped index.
-fn drift(pair: &TestPair) {
+pub(crate) fn drift(pair: &TestPair) {
     let mut app = pair.app.connect();
     let mut auth = pair.auth.connect();
     exec(

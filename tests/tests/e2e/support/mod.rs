@@ -5,6 +5,7 @@
 #![allow(dead_code, reason = "each test area uses part of this module")]
 
 pub mod pgbouncer;
+pub mod role;
 
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
