@@ -8,6 +8,7 @@ pub use test_kit::*;
 pub mod checksums;
 mod launch;
 pub mod seed;
+pub mod writer;
 
 pub use launch::{
     as_user, billing_build_in, launch, on_terminal, orchestrator, orchestrator_billing,

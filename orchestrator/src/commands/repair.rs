@@ -313,29 +313,34 @@ fn plan_store(
     Ok(steps)
 }
 
-/// The guard: blocked steps refuse the run whatever the flags; steps that destroy data
-/// need --force; protected stores that change need --confirm.
-fn judge(ctx: &Context, report: &Report, args: &RepairArgs) -> CliResult {
-    let blocked: Vec<String> = report
+/// `store.table (kind object): why` for each step whose class `why` describes.
+fn blocked_steps(report: &Report, why: impl Fn(&Class) -> Option<String>) -> Vec<String> {
+    report
         .stores
         .iter()
         .flat_map(|r| {
-            r.steps.iter().filter_map(move |s| match &s.class {
-                Class::BlockedByData { rows, sample, why } => Some(format!(
-                    "{}.{} ({}): {rows} {why}{}",
-                    r.store,
-                    s.table,
-                    s.kind,
-                    if sample.is_empty() {
-                        String::new()
-                    } else {
-                        format!(" [{}]", sample.join(", "))
-                    }
-                )),
-                _ => None,
+            r.steps.iter().filter_map(|s| {
+                why(&s.class)
+                    .map(|why| format!("{}.{} ({} {}): {why}", r.store, s.table, s.kind, s.object))
             })
         })
-        .collect();
+        .collect()
+}
+
+/// The guard: blocked steps refuse the run whatever the flags; steps that destroy data
+/// need --force; protected stores that change need --confirm.
+fn judge(ctx: &Context, report: &Report, args: &RepairArgs) -> CliResult {
+    let blocked = blocked_steps(report, |class| match class {
+        Class::BlockedByData { rows, sample, why } => Some(format!(
+            "{rows} {why}{}",
+            if sample.is_empty() {
+                String::new()
+            } else {
+                format!(" [{}]", sample.join(", "))
+            }
+        )),
+        _ => None,
+    });
     if !blocked.is_empty() {
         return Err(CliError::new(
             Exit::Refused,
@@ -346,23 +351,10 @@ fn judge(ctx: &Context, report: &Report, args: &RepairArgs) -> CliResult {
             ),
         ));
     }
-    let depended_on: Vec<String> = report
-        .stores
-        .iter()
-        .flat_map(|r| {
-            r.steps.iter().filter_map(move |s| match &s.class {
-                Class::BlockedByDependents { objects } => Some(format!(
-                    "{}.{} ({} {}): {}",
-                    r.store,
-                    s.table,
-                    s.kind,
-                    s.object,
-                    objects.join(", ")
-                )),
-                _ => None,
-            })
-        })
-        .collect();
+    let depended_on = blocked_steps(report, |class| match class {
+        Class::BlockedByDependents { objects } => Some(objects.join(", ")),
+        _ => None,
+    });
     if !depended_on.is_empty() {
         return Err(CliError::new(
             Exit::Refused,

@@ -34,38 +34,6 @@ fn connect_as(role: &Role, db: &orch_tests::TestDb) -> Conn {
     Conn::establish("test", &url).unwrap_or_else(|e| panic!("as {}: {e}", role.name))
 }
 
-/// Inserts a dataset every 10 ms until told to stop; the ids whose commit returned. A
-/// failed insert (waiting out the repair's fence) is retried on a new connection.
-fn writer(
-    url: DatabaseUrl,
-    owner: String,
-    stop: Arc<AtomicBool>,
-) -> std::thread::JoinHandle<Vec<String>> {
-    std::thread::spawn(move || {
-        let mut committed = Vec::new();
-        let mut conn: Option<Conn> = None;
-        let mut n = 0u64;
-        while !stop.load(Ordering::SeqCst) {
-            if conn.is_none() {
-                conn = Conn::establish("writer", &url).ok();
-            }
-            if let Some(c) = conn.as_mut() {
-                let id = format!("w{n}");
-                n += 1;
-                let sql = format!(
-                    "INSERT INTO datasets (id, owner_id, name) VALUES ('{id}', '{owner}', 'written')"
-                );
-                match c.batch_execute(&sql) {
-                    Ok(()) => committed.push(id),
-                    Err(_) => conn = None,
-                }
-            }
-            std::thread::sleep(Duration::from_millis(10));
-        }
-        committed
-    })
-}
-
 /// What a team keeps beside the app store's tables, created by the owning role.
 const APP_EXTRAS: &str = "
     CREATE EXTENSION IF NOT EXISTS citext;
@@ -109,7 +77,15 @@ fn a_repair_of_a_real_shaped_database_keeps_what_it_does_not_own_and_every_commi
     let notes_before = text_of(&mut app_owner, notes);
 
     let stop = Arc::new(AtomicBool::new(false));
-    let handle = writer(pair.app.url.clone(), seeded.users[0].clone(), stop.clone());
+    let owner_id = seeded.users[0].clone();
+    let handle = orch_tests::writer::spawn(
+        pair.app.url.clone(),
+        stop.clone(),
+        "w".into(),
+        move |id| {
+            format!("INSERT INTO datasets (id, owner_id, name) VALUES ('{id}', '{owner_id}', 'written')")
+        },
+    );
     std::thread::sleep(Duration::from_millis(100));
     let (code, report) = json_of(as_role(&pair, &owner), &["repair"]);
     std::thread::sleep(Duration::from_millis(100));

@@ -23,37 +23,17 @@ fn env_or(name: &str, default: u64) -> u64 {
         .unwrap_or(default)
 }
 
-/// Inserts a row every 10 ms until told to stop; returns the ids whose commit returned.
-/// A failed insert (waiting out the reset, or on a table the reset replaced) is retried
-/// on a new connection; it was not committed.
+/// The writer of these trials: a verification every 10 ms (see `orch_tests::writer`).
 fn writer(
     url: DatabaseUrl,
     stop: Arc<AtomicBool>,
     tag: String,
 ) -> std::thread::JoinHandle<Vec<String>> {
-    std::thread::spawn(move || {
-        let mut committed = Vec::new();
-        let mut conn: Option<Conn> = None;
-        let mut n = 0u64;
-        while !stop.load(Ordering::SeqCst) {
-            if conn.is_none() {
-                conn = Conn::establish("writer", &url).ok();
-            }
-            if let Some(c) = conn.as_mut() {
-                let id = format!("{tag}{n}z");
-                n += 1;
-                let sql = format!(
-                    "INSERT INTO verifications (id, identifier, value, expires_at) \
-                     VALUES ('{id}', 'writer', 'v', CURRENT_TIMESTAMP)"
-                );
-                match c.batch_execute(&sql) {
-                    Ok(()) => committed.push(id),
-                    Err(_) => conn = None,
-                }
-            }
-            std::thread::sleep(Duration::from_millis(10));
-        }
-        committed
+    orch_tests::writer::spawn(url, stop, tag, |id| {
+        format!(
+            "INSERT INTO verifications (id, identifier, value, expires_at) \
+             VALUES ('{id}', 'writer', 'v', CURRENT_TIMESTAMP)"
+        )
     })
 }
 
