@@ -100,12 +100,49 @@ pub enum DefinitionsFrom {
     Replayed,
 }
 
-/// What a repair of `store` writes and proves against. A PostgreSQL store uses the model
-/// and definitions recorded with this build when they were made from its very history on
-/// a server of the same major version (see `shared::repair::recorded`): building a
-/// scratch database costs the server a `CREATE DATABASE` and a `DROP DATABASE`. Otherwise,
-/// or with `replay`, the migrations are replayed in a scratch database (on `server` when
-/// given), dropped while the repair goes on.
+/// The model and definitions recorded with this build for `store`'s PostgreSQL history,
+/// when they may stand for it on the store's server: made from this very history on a
+/// server of the same major version (see `shared::repair::recorded`). `None` for a SQLite
+/// store, or (logged) when the record cannot be used; then the migrations are replayed in
+/// a scratch database, which costs the server a `CREATE DATABASE` and a `DROP DATABASE`
+/// and needs a role allowed to create databases.
+pub fn recorded(
+    ctx: &crate::context::Context,
+    store: &'static Store,
+) -> crate::exit::CliResult<Option<(SchemaModel, shared::repair::Definitions)>> {
+    if ctx.url(store)?.backend() != Backend::Postgres {
+        return Ok(None);
+    }
+    let mut session = ctx.session(store)?;
+    let major = shared::admin::server_major(&mut session)
+        .map_err(|e| ctx.query_error(store, "reading the server's version", e))?;
+    let migrations = &store.migrations;
+    match shared::repair::recorded::usable(
+        migrations.postgres_definitions,
+        migrations.postgres_sql,
+        major,
+    ) {
+        Ok(defs) => {
+            let model = shared::expected::recorded_postgres(store).map_err(|e| {
+                crate::exit::CliError::new(crate::exit::Exit::Usage, anyhow::anyhow!(e))
+            })?;
+            Ok(Some((model, defs)))
+        }
+        Err(why) => {
+            tracing::info!(
+                store = store.name,
+                why = %why,
+                "replaying the migrations in a scratch database"
+            );
+            Ok(None)
+        }
+    }
+}
+
+/// What a repair of `store` writes and proves against: what was [`recorded`] with this
+/// build when it may be used (and `replay` is not asked); otherwise the migrations
+/// replayed in a scratch database (on `server` when given), dropped while the repair goes
+/// on.
 pub fn repair_expectation(
     ctx: &crate::context::Context,
     store: &'static Store,
@@ -117,30 +154,12 @@ pub fn repair_expectation(
     Option<Dropping>,
     DefinitionsFrom,
 )> {
-    let url = ctx.url(store)?;
-    if url.backend() == Backend::Postgres && !replay {
-        let mut session = ctx.session(store)?;
-        let major = shared::admin::server_major(&mut session)
-            .map_err(|e| ctx.query_error(store, "reading the server's version", e))?;
-        let migrations = &store.migrations;
-        match shared::repair::recorded::usable(
-            migrations.postgres_definitions,
-            migrations.postgres_sql,
-            major,
-        ) {
-            Ok(defs) => {
-                let model = shared::expected::recorded_postgres(store).map_err(|e| {
-                    crate::exit::CliError::new(crate::exit::Exit::Usage, anyhow::anyhow!(e))
-                })?;
-                return Ok((model, defs, None, DefinitionsFrom::Recorded));
-            }
-            Err(why) => tracing::info!(
-                store = store.name,
-                why = %why,
-                "replaying the migrations in a scratch database"
-            ),
+    if !replay {
+        if let Some((model, defs)) = recorded(ctx, store)? {
+            return Ok((model, defs, None, DefinitionsFrom::Recorded));
         }
     }
+    let url = ctx.url(store)?;
     ctx.step(store.name, "building what the migrations make…");
     let (model, defs, dropping) =
         expected_with_definitions(store, url.backend(), Some(server.unwrap_or(url)))?;

@@ -1,5 +1,6 @@
-//! `orchestrator diff`: the live schema against what the store's migrations produce,
-//! built in a scratch database that is always dropped afterwards.
+//! `orchestrator diff`: the live schema against what the store's migrations produce:
+//! recorded with this build (PostgreSQL, when the record may stand for the history on
+//! this server), or built in a scratch database that is always dropped afterwards.
 
 use std::path::PathBuf;
 
@@ -26,10 +27,17 @@ pub struct DiffArgs {
     #[command(flatten)]
     pub store: crate::commands::args::StoreArg,
 
-    /// PostgreSQL server to build the scratch database on, given as a URL of any database
-    /// there (default: the store's own server). The scratch database is always dropped.
+    /// PostgreSQL server to build the scratch database on, when one is needed, given as a
+    /// URL of any database there (default: the store's own server). The scratch database
+    /// is always dropped.
     #[arg(long, value_name = "URL")]
     pub shadow_url: Option<String>,
+
+    /// Replay the migrations in a scratch database even where the model recorded with
+    /// this build could be used (PostgreSQL uses the record when it was made from this
+    /// very history on a server of the same major version)
+    #[arg(long)]
+    pub replay: bool,
 
     /// Read the history from DIR/<backend>/ instead of the store's embedded migrations
     /// (needs --store; for fixtures and squash checks)
@@ -83,13 +91,24 @@ pub fn run(ctx: &Context, args: &DiffArgs) -> CliResult {
         if let Some(dir) = &dir {
             history::check_dir(dir).map_err(CliError::usage)?;
         }
-        ctx.progress(format!(
-            "{}: building what the migrations produce…",
-            store.name
-        ));
-        let history = crate::shadow::history_for(store, backend, dir.as_deref());
-        let server = shadow.as_ref().unwrap_or(url);
-        let expected = crate::shadow::expected_model(store, backend, Some(server), history, None)?;
+        // The model recorded with this build when it may stand for the embedded history
+        // on this server; else the migrations replayed in a scratch database.
+        let recorded = match (&dir, args.replay) {
+            (None, false) => crate::shadow::recorded(ctx, store)?.map(|(model, _)| model),
+            _ => None,
+        };
+        let expected = match recorded {
+            Some(model) => model,
+            None => {
+                ctx.progress(format!(
+                    "{}: building what the migrations produce…",
+                    store.name
+                ));
+                let history = crate::shadow::history_for(store, backend, dir.as_deref());
+                let server = shadow.as_ref().unwrap_or(url);
+                crate::shadow::expected_model(store, backend, Some(server), history, None)?
+            }
+        };
         let mut conn = ctx.connect(store)?;
         let found = schema::introspect(&mut conn).map_err(|e| DbError::Query {
             store: store.name.to_string(),
