@@ -55,46 +55,28 @@ struct Seen {
     store: &'static Store,
     need: u32,
     capacity: pg_server::Capacity,
-    /// The probe's second connection, when it could be opened: counted as ours in every
-    /// limit (it was open when the counts were read), handed to the probe.
-    side: std::sync::Mutex<Option<Conn>>,
 }
 
 /// Runs every check of `plan` on its PostgreSQL stores. A store that cannot be reached
 /// is left to the command, which reports it its own way.
 pub fn check(ctx: &Context, plan: &Plan) -> CliResult<()> {
     let started = std::time::Instant::now();
+    crate::identity::check(
+        ctx,
+        &crate::identity::Needs {
+            command: plan.command,
+            stores: plan.stores.iter().map(|(s, _)| *s).collect(),
+            writes: plan.writes,
+            guards: plan.guards,
+            history_from_dir: plan.history_from_dir,
+        },
+    )?;
     let servers: Vec<(&'static Store, u32)> = plan
         .stores
         .iter()
         .copied()
         .filter(|(s, _)| ctx.url(s).is_ok_and(|u| u.sqlite_path().is_none()))
         .collect();
-    // The probe's second connection to each server is opened while the identity check
-    // runs on the first: a handshake (TLS included) is the largest single cost of a short
-    // command, and the two need not wait for one another.
-    let (identity, sides) = std::thread::scope(|scope| {
-        let opening: Vec<_> = servers
-            .iter()
-            .map(|&(store, _)| scope.spawn(move || ctx.connect(store).ok()))
-            .collect();
-        let identity = crate::identity::check(
-            ctx,
-            &crate::identity::Needs {
-                command: plan.command,
-                stores: plan.stores.iter().map(|(s, _)| *s).collect(),
-                writes: plan.writes,
-                guards: plan.guards,
-                history_from_dir: plan.history_from_dir,
-            },
-        );
-        let sides: Vec<Option<Conn>> = opening
-            .into_iter()
-            .map(|h| h.join().ok().flatten())
-            .collect();
-        (identity, sides)
-    });
-    identity?;
     if servers.is_empty() {
         return Ok(());
     }
@@ -102,11 +84,6 @@ pub fn check(ctx: &Context, plan: &Plan) -> CliResult<()> {
     let opened = all_at_once(&servers, "preflight", |&(store, need)| {
         Ok(ctx.session(store).ok().map(|s| (store, need, s)))
     })?;
-    let mut sides: Vec<(&'static Store, Conn)> = servers
-        .iter()
-        .zip(sides)
-        .filter_map(|(&(store, _), side)| side.map(|c| (store, c)))
-        .collect();
     let seen: Vec<Seen> = opened
         .into_iter()
         .flatten()
@@ -114,10 +91,6 @@ pub fn check(ctx: &Context, plan: &Plan) -> CliResult<()> {
             let Conn::Postgres(pg) = &mut *session else {
                 return Ok(None);
             };
-            let side = sides
-                .iter()
-                .position(|(s, _)| s.name == store.name)
-                .map(|i| sides.swap_remove(i).1);
             pg_server::capacity(pg)
                 .map(|capacity| {
                     ctx.note_server(store.name, |f| f.two_phase = Some(capacity.two_phase));
@@ -125,7 +98,6 @@ pub fn check(ctx: &Context, plan: &Plan) -> CliResult<()> {
                         store,
                         need: need.max(PROBE_CONNECTIONS),
                         capacity,
-                        side: std::sync::Mutex::new(side),
                     })
                 })
                 .map_err(|e| ctx.query_error(store, "reading connection limits", e))
@@ -145,10 +117,6 @@ pub fn check(ctx: &Context, plan: &Plan) -> CliResult<()> {
 }
 
 impl Seen {
-    fn has_side(&self) -> i64 {
-        i64::from(self.side.lock().is_ok_and(|side| side.is_some()))
-    }
-
     /// The names of the limits this store's connections count against.
     fn capacity_scopes(&self) -> [String; 3] {
         let c = &self.capacity;
@@ -199,7 +167,7 @@ fn check_capacity(ctx: &Context, plan: &Plan, seen: &[Seen]) -> CliResult<()> {
             });
             scope.need += s.need;
             scope.left = scope.left.min(left);
-            scope.ours += 1 + s.has_side();
+            scope.ours += 1;
         }
     }
     for (name, scope) in scopes {
@@ -232,7 +200,7 @@ fn check_capacity(ctx: &Context, plan: &Plan, seen: &[Seen]) -> CliResult<()> {
 fn probe_store(ctx: &Context, plan: &Plan, seen: &Seen) -> CliResult<()> {
     let store = seen.store;
     let mut session = ctx.session(store)?;
-    let Some(mut side) = seen.side.lock().ok().and_then(|mut side| side.take()) else {
+    let Ok(mut side) = ctx.connect(store) else {
         return Ok(());
     };
     let direct = direct_to_server(ctx.url(store)?, &seen.capacity.server);
