@@ -142,10 +142,29 @@ fn read_postgres(c: &mut diesel::PgConnection) -> diesel::QueryResult<Definition
         );
         defs.create_table.insert(table, sql);
     }
+    // pg_get_indexdef names the table with its schema; the repair runs in the store's
+    // own schema (its search path), whichever the migrations' database used.
+    let schema: Named = diesel::sql_query(
+        "SELECT ''::text AS t, ''::text AS name, quote_ident(current_schema())::text AS def",
+    )
+    .get_result(c)?;
     for ix in indexes {
-        defs.indexes.insert(ix.name, (ix.t, ix.def));
+        let def = unqualified(&ix.def, &schema.def);
+        defs.indexes.insert(ix.name, (ix.t, def));
     }
     Ok(defs)
+}
+
+/// `CREATE INDEX … ON [ONLY] schema.table …` with the table named without its schema
+/// (`schema` as PostgreSQL quotes it).
+fn unqualified(def: &str, schema: &str) -> String {
+    for on in [" ON ONLY ", " ON "] {
+        let qualified = format!("{on}{schema}.");
+        if let Some(at) = def.find(&qualified) {
+            return format!("{}{on}{}", &def[..at], &def[at + qualified.len()..]);
+        }
+    }
+    def.to_string()
 }
 
 /// `text NOT NULL DEFAULT 'x'`: a column's declaration after its name.
@@ -176,4 +195,28 @@ fn read_sqlite(c: &mut diesel::SqliteConnection) -> diesel::QueryResult<Definiti
         }
     }
     Ok(defs)
+}
+
+#[cfg(test)]
+mod unqualified_tests {
+    use super::unqualified;
+
+    #[test]
+    fn an_index_definition_loses_its_schema_and_nothing_else() {
+        assert_eq!(
+            unqualified("CREATE INDEX a_idx ON public.a USING btree (id)", "public"),
+            "CREATE INDEX a_idx ON a USING btree (id)"
+        );
+        assert_eq!(
+            unqualified(
+                "CREATE UNIQUE INDEX \"x y\" ON ONLY \"Tenant\".p USING btree (k)",
+                "\"Tenant\""
+            ),
+            "CREATE UNIQUE INDEX \"x y\" ON ONLY p USING btree (k)"
+        );
+        assert_eq!(
+            unqualified("CREATE INDEX a_idx ON other.a USING btree (id)", "public"),
+            "CREATE INDEX a_idx ON other.a USING btree (id)"
+        );
+    }
 }

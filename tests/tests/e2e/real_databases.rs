@@ -512,4 +512,30 @@ fn each_store_works_in_its_own_schema_whatever_the_roles_search_path() {
         public_after, public_before,
         "public is not the store's any more: untouched"
     );
+
+    // repair works in the store's schema too: an index the migrations make, dropped
+    // there, is made again there (its recorded SQL names no schema).
+    exec(
+        &mut pair.auth.connect(),
+        "DROP INDEX tenant_a.sessions_user_id_idx",
+    );
+    let (code, report) = json_of(
+        orch_tests::orchestrator(&pair),
+        &["repair", "--store", "auth"],
+    );
+    assert_eq!(code, 0, "{report}");
+    assert_eq!(report["stores"][0]["definitions"], "recorded", "{report}");
+    let (code, diff) = json_of(
+        orch_tests::orchestrator(&pair),
+        &["diff", "--store", "auth"],
+    );
+    assert_eq!(code, 0, "{diff}");
+    let public_after_repair = checksums(&mut pair.auth.connect())
+        .into_iter()
+        .filter(|(t, _)| t.starts_with("public."))
+        .collect::<Vec<_>>();
+    assert_eq!(
+        public_after_repair, public_before,
+        "public untouched by the repair"
+    );
 }
