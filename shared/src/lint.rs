@@ -191,9 +191,7 @@ pub fn check(h: &Histories<'_>, server: Option<&DatabaseUrl>) -> Result<HistoryR
         last_pg = Some(model);
     }
 
-    if let Some(scratch) = pg.as_mut() {
-        report.recorded.extend(check_definitions(h, scratch)?);
-    }
+    report.recorded.extend(check_definitions(h, pg.as_mut())?);
     match (&h.recorded, last_pg) {
         (Err(e), _) => report.recorded.push(e.clone()),
         (Ok(recorded), Some(made)) => {
@@ -225,11 +223,15 @@ pub fn check(h: &Histories<'_>, server: Option<&DatabaseUrl>) -> Result<HistoryR
     Ok(report)
 }
 
-/// Whether the recorded definitions are what the PostgreSQL history, just replayed in
-/// `scratch`, makes; problem lines otherwise. A record read on another major version is
-/// not compared (each version spells definitions its own way; repair does not use it
-/// there either).
-fn check_definitions(h: &Histories<'_>, scratch: &mut Scratch) -> Result<Vec<String>, String> {
+/// Whether the recorded definitions are what the PostgreSQL history makes; problem lines
+/// otherwise. Without a server, only that there is one, made from this history; with one
+/// (`scratch`, the history just replayed in it), that it says the SQL the history makes
+/// there. A record read on another major version is not compared (each version spells
+/// definitions its own way; repair does not use it there either).
+fn check_definitions(
+    h: &Histories<'_>,
+    scratch: Option<&mut Scratch>,
+) -> Result<Vec<String>, String> {
     use crate::repair::recorded::{Recorded, RECORDED_DEFINITIONS};
     let again = "`orchestrator lint --write` records them again";
     let Some(text) = &h.definitions else {
@@ -246,17 +248,17 @@ fn check_definitions(h: &Histories<'_>, scratch: &mut Scratch) -> Result<Vec<Str
             )])
         }
     };
-    let made = read_record(h.store, scratch, &h.fingerprint)?;
-    if recorded.server_major != made.server_major {
-        return Ok(Vec::new());
-    }
-    if recorded.history != made.history {
+    if recorded.history != h.fingerprint {
         return Ok(vec![format!(
             "the recorded definitions ({RECORDED_DEFINITIONS}) were made by another PostgreSQL \
              history; {again}"
         )]);
     }
-    if recorded != made {
+    let Some(scratch) = scratch else {
+        return Ok(Vec::new());
+    };
+    let made = read_record(h.store, scratch, &h.fingerprint)?;
+    if recorded.server_major == made.server_major && recorded != made {
         return Ok(vec![format!(
             "the recorded definitions ({RECORDED_DEFINITIONS}) are not the SQL the PostgreSQL \
              history makes; {again}"

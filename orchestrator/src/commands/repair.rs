@@ -239,8 +239,18 @@ pub fn run(ctx: &Context, args: &RepairArgs) -> CliResult {
             );
             applied
         });
+    // The first store's error is the run's; every other one is logged, not lost.
+    let mut first = None;
     for result in applied {
-        result.unwrap_or_else(|| Err(worker_panicked()))?;
+        if let Err(e) = result.unwrap_or_else(|| Err(worker_panicked())) {
+            match first {
+                None => first = Some(e),
+                Some(_) => tracing::error!(error = %e, "another store failed too"),
+            }
+        }
+    }
+    if let Some(e) = first {
+        return Err(e);
     }
     commit_all(ctx, open, report.backup.as_deref())?;
     super::repair_output::print(ctx, &report);
@@ -330,7 +340,7 @@ fn blocked_steps(report: &Report, why: impl Fn(&Class) -> Option<String>) -> Vec
 /// The guard: blocked steps refuse the run whatever the flags; steps that destroy data
 /// need --force; protected stores that change need --confirm.
 fn judge(ctx: &Context, report: &Report, args: &RepairArgs) -> CliResult {
-    let blocked = blocked_steps(report, |class| match class {
+    let rows = blocked_steps(report, |class| match class {
         Class::BlockedByData { rows, sample, why } => Some(format!(
             "{rows} {why}{}",
             if sample.is_empty() {
@@ -341,27 +351,36 @@ fn judge(ctx: &Context, report: &Report, args: &RepairArgs) -> CliResult {
         )),
         _ => None,
     });
-    if !blocked.is_empty() {
-        return Err(CliError::new(
-            Exit::Refused,
-            anyhow::anyhow!(
-                "refusing to repair: rows stand in the way of {} step(s): {}; nothing was changed. Fix those rows, then repair again",
-                blocked.len(),
-                blocked.join("; ")
-            ),
-        ));
-    }
     let depended_on = blocked_steps(report, |class| match class {
         Class::BlockedByDependents { objects } => Some(objects.join(", ")),
         _ => None,
     });
-    if !depended_on.is_empty() {
+    if !rows.is_empty() || !depended_on.is_empty() {
+        let mut why = Vec::new();
+        if !rows.is_empty() {
+            why.push(format!(
+                "rows stand in the way of {} step(s): {}",
+                rows.len(),
+                rows.join("; ")
+            ));
+        }
+        if !depended_on.is_empty() {
+            why.push(format!(
+                "objects outside the repair depend on what {} step(s) change or drop: {}",
+                depended_on.len(),
+                depended_on.join("; ")
+            ));
+        }
+        let fix = match (rows.is_empty(), depended_on.is_empty()) {
+            (false, true) => "Fix those rows",
+            (true, false) => "Drop or change those objects (and put them back afterwards)",
+            _ => "Fix those rows, drop or change those objects (and put them back afterwards)",
+        };
         return Err(CliError::new(
             Exit::Refused,
             anyhow::anyhow!(
-                "refusing to repair: objects outside the repair depend on what {} step(s) change or drop: {}; nothing was changed. Drop or change those objects (and put them back afterwards), then repair again",
-                depended_on.len(),
-                depended_on.join("; ")
+                "refusing to repair: {}; nothing was changed. {fix}, then repair again",
+                why.join("; and ")
             ),
         ));
     }
@@ -415,6 +434,9 @@ fn judge(ctx: &Context, report: &Report, args: &RepairArgs) -> CliResult {
 /// foreign key is broken).
 fn apply_and_prove(ctx: &Context, open: &mut Open, report: &mut StoreRepair) -> CliResult {
     let store = open.store;
+    // Views the application already cannot read are not the repair's doing.
+    let broken_before = shared::admin::broken_views(&mut open.conn)
+        .map_err(|e| ctx.query_error(store, "checking views", e))?;
     repair::apply(&mut open.conn, &report.steps)
         .map_err(|e| refused_change(store, "applying the repair", e))?;
     if crate::fault::armed("fail-repair", store.name) {
@@ -436,8 +458,9 @@ fn apply_and_prove(ctx: &Context, open: &mut Open, report: &mut StoreRepair) -> 
         }
         // SQLite checks no view when a table is rebuilt or dropped: one that no longer
         // reads stops the repair, as PostgreSQL's own check does there.
-        let views = shared::admin::broken_views(&mut open.conn)
+        let mut views = shared::admin::broken_views(&mut open.conn)
             .map_err(|e| ctx.query_error(store, "checking views", e))?;
+        views.retain(|v| !broken_before.contains(v));
         if !views.is_empty() {
             return Err(refused_change(
                 store,

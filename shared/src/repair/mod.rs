@@ -69,9 +69,24 @@ pub enum Probe {
     Check(String),
     /// Values that do not convert to a column's new type (PostgreSQL).
     Cast { column: String, sql_type: String },
-    /// Objects outside the repair that depend on the column (or, `None`, the table) the
-    /// step changes or drops (PostgreSQL).
-    Dependents(Option<String>),
+    /// Objects outside the repair that depend on what the step changes or drops
+    /// (PostgreSQL).
+    Dependents(Depended),
+}
+
+/// What a step changes or drops, for [`Probe::Dependents`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Depended {
+    /// The table, dropped.
+    Table,
+    /// A column, altered or (`drops`) dropped.
+    Column { name: String, drops: bool },
+    /// An index, dropped.
+    Index(String),
+    /// A unique constraint (its index), dropped.
+    Constraint(String),
+    /// The table's primary key (its index), replaced.
+    PrimaryKey,
 }
 
 /// One step of a repair: what it changes, its SQL, and (once probed) its class.
@@ -149,7 +164,7 @@ pub fn plan(
                     vec![format!("DROP TABLE {}", crate::db::quote_ident(table))],
                 )
                 .probing(Probe::TableRows)
-                .probing(Probe::Dependents(None)),
+                .probing(Probe::Dependents(Depended::Table)),
             );
         }
     }
@@ -187,13 +202,16 @@ fn index_steps(
 ) -> Result<Vec<Step>, String> {
     let mut steps = Vec::new();
     for (_, name) in beyond(&live.indexes, &exp.indexes) {
-        steps.push(Step::new(
-            table,
-            DifferenceKind::UnexpectedIndex,
-            name,
-            order::DROP_CONSTRAINT,
-            vec![format!("DROP INDEX {}", crate::db::quote_ident(name))],
-        ));
+        steps.push(
+            Step::new(
+                table,
+                DifferenceKind::UnexpectedIndex,
+                name,
+                order::DROP_CONSTRAINT,
+                vec![format!("DROP INDEX {}", crate::db::quote_ident(name))],
+            )
+            .probing(Probe::Dependents(Depended::Index(name.to_string()))),
+        );
     }
     for (ix, name) in beyond(&exp.indexes, &live.indexes) {
         let (_, sql) = defs

@@ -2,7 +2,7 @@
 //! `DROP INDEX`, each written as the migrations' database spells it.
 
 use super::definitions::{column_clause, Definitions};
-use super::{beyond, order, Probe, Step};
+use super::{beyond, order, Depended, Probe, Step};
 use crate::db::{quote_ident as q, quote_literal};
 use crate::schema::{DifferenceKind as K, SchemaModel, TableModel};
 
@@ -85,7 +85,10 @@ fn table_steps(
                     column: col.clone(),
                     sql_type: def.sql_type.clone(),
                 })
-                .probing(Probe::Dependents(Some(col.clone()))),
+                .probing(Probe::Dependents(Depended::Column {
+                    name: col.clone(),
+                    drops: false,
+                })),
             );
         }
         if e.nullable != f.nullable {
@@ -134,7 +137,10 @@ fn table_steps(
                     vec![alter(format!("DROP COLUMN {}", q(col)))],
                 )
                 .probing(Probe::ColumnValues(col.clone()))
-                .probing(Probe::Dependents(Some(col.clone()))),
+                .probing(Probe::Dependents(Depended::Column {
+                    name: col.clone(),
+                    drops: true,
+                })),
             );
         }
     }
@@ -158,6 +164,9 @@ fn table_steps(
             sql.push(alter(format!("ADD CONSTRAINT {} {def}", q(&name.1))));
         }
         let mut step = Step::new(table, K::PrimaryKey, "primary key", order::PRIMARY_KEY, sql);
+        if !live.primary_key.is_empty() {
+            step = step.probing(Probe::Dependents(Depended::PrimaryKey));
+        }
         if !exp.primary_key.is_empty() {
             step = step.probing(Probe::Duplicates(exp.primary_key.clone()));
             for col in &exp.primary_key {
@@ -208,11 +217,10 @@ fn constraint_steps(
         ))
     };
     for (_, name) in beyond(&live.uniques, &exp.uniques) {
-        steps.push(drop_constraint(
-            K::UnexpectedUnique,
-            name,
-            order::DROP_CONSTRAINT,
-        ));
+        steps.push(
+            drop_constraint(K::UnexpectedUnique, name, order::DROP_CONSTRAINT)
+                .probing(Probe::Dependents(Depended::Constraint(name.to_string()))),
+        );
     }
     for (cols, name) in beyond(&exp.uniques, &live.uniques) {
         steps.push(

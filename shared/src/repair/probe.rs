@@ -191,10 +191,13 @@ fn measure(
     live: &SchemaModel,
     probe: &Probe,
 ) -> Result<Class, String> {
-    if let (Probe::Dependents(column), Conn::Postgres(pg)) = (probe, &mut *conn) {
+    if let (Probe::Dependents(target), Conn::Postgres(_)) = (probe, &*conn) {
         let known: Vec<String> = live.tables.keys().cloned().collect();
-        let objects = super::dependents::blocking(pg, table, column.as_deref(), &known)
-            .map_err(|e| format!("reading what depends on {table}: {e}"))?;
+        let objects = in_savepoint(conn, |c| match c {
+            Conn::Postgres(pg) => super::dependents::blocking(pg, table, target, &known),
+            Conn::Sqlite(_) => Ok(Vec::new()),
+        })
+        .map_err(|e| format!("reading what depends on {table}: {e}"))?;
         return Ok(if objects.is_empty() {
             Class::Safe
         } else {

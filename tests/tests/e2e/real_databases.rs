@@ -6,6 +6,13 @@
 //! every table of every schema back.
 
 use crate::support::role::{as_role, Role};
+use diesel::RunQueryDsl;
+
+#[derive(diesel::QueryableByName)]
+struct Schema {
+    #[diesel(sql_type = diesel::sql_types::Text)]
+    v: String,
+}
 use orch_tests::checksums::Checksums;
 use orch_tests::{exec, json_of, TestPair};
 use shared::Backend;
@@ -537,5 +544,18 @@ fn each_store_works_in_its_own_schema_whatever_the_roles_search_path() {
     assert_eq!(
         public_after_repair, public_before,
         "public untouched by the repair"
+    );
+    let mut conn = pair.auth.connect();
+    let schemas: Vec<Schema> = shared::with_conn!(&mut conn, |c| diesel::sql_query(
+        "SELECT schemaname::text AS v FROM pg_indexes \
+         WHERE indexname = 'sessions_user_id_idx' ORDER BY 1"
+    )
+    .load(c))
+    .expect("indexes");
+    let schemas: Vec<String> = schemas.into_iter().map(|s| s.v).collect();
+    assert_eq!(
+        schemas,
+        ["public", "tenant_a"],
+        "made again in tenant_a only"
     );
 }

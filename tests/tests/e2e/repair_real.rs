@@ -4,7 +4,8 @@
 //! and a writer committing throughout. The repair changes only what differs: everything
 //! else keeps its rows, grants and policies, and every row the writer was told was
 //! committed is there. On both backends, a view that reads a column the repair would
-//! drop stops it, named, with nothing changed.
+//! drop stops it, named, with nothing changed (PostgreSQL: another schema's materialized
+//! view too, and in the dry run).
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -87,13 +88,23 @@ fn a_repair_of_a_real_shaped_database_keeps_what_it_does_not_own_and_every_commi
         },
     );
     std::thread::sleep(Duration::from_millis(100));
+    let written = "SELECT count(*)::text AS v FROM datasets WHERE name = 'written'";
+    let before_repair: usize = text_of(&mut pair.app.connect(), written)
+        .parse()
+        .expect("count");
     let (code, report) = json_of(as_role(&pair, &owner), &["repair"]);
     std::thread::sleep(Duration::from_millis(100));
     stop.store(true, Ordering::SeqCst);
     let committed = handle.join().expect("writer");
     assert_eq!(code, 0, "{report}");
-    assert_eq!(report["stores"][1]["definitions"], "recorded", "{report}");
-    assert!(!committed.is_empty(), "the writer committed throughout");
+    for i in 0..2 {
+        assert_eq!(report["stores"][i]["definitions"], "recorded", "{report}");
+    }
+    assert!(
+        committed.len() > before_repair,
+        "the writer went on committing through the repair ({before_repair} before, {} in all)",
+        committed.len()
+    );
 
     // diff compares with the recorded model: no scratch database, which this owner,
     // without CREATEDB, could not create.
@@ -161,6 +172,14 @@ fn a_view_reading_a_column_the_repair_would_drop_stops_it_named() {
             "ALTER TABLE documents ADD COLUMN legacy TEXT;
              CREATE VIEW doc_legacy AS SELECT id, legacy FROM documents;",
         );
+        if pair.backend == Backend::Postgres {
+            // Another schema's materialized view, too.
+            exec(
+                &mut app,
+                "CREATE SCHEMA reporting;
+                 CREATE MATERIALIZED VIEW reporting.legacy_docs AS SELECT legacy FROM public.documents;",
+            );
+        }
         let before = orch_tests::checksums::snapshot(&mut pair.app.connect());
         let output = orchestrator(pair).arg("repair").output().expect("repair");
         let stderr = String::from_utf8_lossy(&output.stderr);
@@ -172,6 +191,14 @@ fn a_view_reading_a_column_the_repair_would_drop_stops_it_named() {
         };
         assert_eq!(output.status.code(), Some(expected), "{stderr}");
         assert!(stderr.contains("doc_legacy"), "{stderr}");
+        if pair.backend == Backend::Postgres {
+            assert!(stderr.contains("reporting.legacy_docs"), "{stderr}");
+            let (code, plan) = json_of(orchestrator(pair), &["repair", "--dry-run"]);
+            assert_eq!(code, 3, "the dry run says so too: {plan}");
+            let step = &plan["stores"][1]["steps"][0];
+            assert_eq!(step["class"], "blocked_by_dependents", "{plan}");
+            assert_eq!(step["objects"].as_array().map(Vec::len), Some(2), "{plan}");
+        }
         assert!(stderr.contains("nothing was changed"), "{stderr}");
         assert_eq!(
             orch_tests::checksums::snapshot(&mut pair.app.connect()),
@@ -187,8 +214,11 @@ fn a_view_reading_a_column_the_repair_would_drop_stops_it_named() {
             "the view still reads"
         );
 
-        // Once the view is gone, the repair goes through.
+        // Once the views are gone, the repair goes through.
         exec(&mut app, "DROP VIEW doc_legacy");
+        if pair.backend == Backend::Postgres {
+            exec(&mut app, "DROP SCHEMA reporting CASCADE");
+        }
         let (code, report) = json_of(orchestrator(pair), &["repair"]);
         assert_eq!(code, 0, "{report}");
     });

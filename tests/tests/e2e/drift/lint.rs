@@ -104,10 +104,17 @@ fn record_locale(pair: &TestPair, dir: &Path) {
                 ("text", Some("'en'::text"), true)
             );
         }
-        Backend::Sqlite => edit_recorded(dir, |model| {
-            model["tables"]["users"]["columns"]["locale"] =
-                json!({"data_type": "text", "nullable": false, "default": "'en'::text"});
-        }),
+        Backend::Sqlite => {
+            edit_recorded(dir, |model| {
+                model["tables"]["users"]["columns"]["locale"] =
+                    json!({"data_type": "text", "nullable": false, "default": "'en'::text"});
+            });
+            // Without a server lint holds the definitions to the history they were made
+            // from: recorded for the new one, as --write would.
+            let mut defs = recorded_definitions(dir);
+            defs.history = dir_fingerprint(&dir.join("postgres")).expect("fingerprint");
+            std::fs::write(dir.join(RECORDED_DEFINITIONS), defs.to_json()).expect("write");
+        }
     }
     let locale = recorded_users_column(dir, "locale");
     assert_eq!(locale["data_type"], "text", "{locale}");
@@ -274,52 +281,43 @@ fn a_recorded_model_that_lacks_a_column_is_refused() {
 #[test]
 fn recorded_definitions_that_are_stale_wrong_or_missing_are_named() {
     for_each_backend("drift_lint_definitions", |pair| {
-        // Only a server can say what SQL the PostgreSQL history makes.
-        if pair.backend != Backend::Postgres {
-            return;
-        }
         let dir = auth_history_copy(pair);
         let path = dir.join(RECORDED_DEFINITIONS);
         let good = std::fs::read_to_string(&path).expect("read");
         let problems = |report: &Value| -> String { report["stores"][0]["recorded"].to_string() };
+        let refused = |needle: &str| {
+            let (code, report) = lint_dir(pair, &dir, &[]);
+            assert_eq!(code, 1, "{report}");
+            assert!(problems(&report).contains(needle), "{needle}: {report}");
+        };
 
-        let mut wrong = recorded_definitions(&dir);
-        let email = wrong
-            .columns
-            .iter_mut()
-            .find(|c| c.table == "users" && c.column == "email")
-            .expect("users.email");
-        email.sql_type = "character varying(20)".into();
-        std::fs::write(&path, wrong.to_json()).expect("write");
-        let (code, report) = lint_dir(pair, &dir, &[]);
-        assert_eq!(code, 1, "{report}");
-        assert!(
-            problems(&report).contains("not the SQL the PostgreSQL history makes"),
-            "{report}"
-        );
-
+        // Made from another history, or missing: known without a server (SQLite pairs
+        // lint without one).
         let mut stale = Recorded::from_json(&good).expect("JSON");
         stale.history = "0".repeat(64);
         std::fs::write(&path, stale.to_json()).expect("write");
-        let (code, report) = lint_dir(pair, &dir, &[]);
-        assert_eq!(code, 1, "{report}");
-        assert!(
-            problems(&report).contains("made by another PostgreSQL history"),
-            "{report}"
-        );
-
+        refused("made by another PostgreSQL history");
         std::fs::remove_file(&path).expect("rm");
-        let (code, report) = lint_dir(pair, &dir, &[]);
-        assert_eq!(code, 1, "{report}");
-        assert!(
-            problems(&report).contains("no recorded definitions"),
-            "{report}"
-        );
+        refused("no recorded definitions");
 
-        // --write records them again, and lint agrees.
-        let (code, report) = lint_dir(pair, &dir, &["--write"]);
-        assert_eq!(code, 0, "{report}");
-        assert_eq!(std::fs::read_to_string(&path).expect("read"), good);
+        if pair.backend == Backend::Postgres {
+            // Other SQL than the history makes: only a server can say.
+            let mut wrong = Recorded::from_json(&good).expect("JSON");
+            let email = wrong
+                .columns
+                .iter_mut()
+                .find(|c| c.table == "users" && c.column == "email")
+                .expect("users.email");
+            email.sql_type = "character varying(20)".into();
+            std::fs::write(&path, wrong.to_json()).expect("write");
+            refused("not the SQL the PostgreSQL history makes");
+            // --write records them again.
+            let (code, report) = lint_dir(pair, &dir, &["--write"]);
+            assert_eq!(code, 0, "{report}");
+            assert_eq!(std::fs::read_to_string(&path).expect("read"), good);
+        } else {
+            std::fs::write(&path, &good).expect("write");
+        }
         let (code, report) = lint_dir(pair, &dir, &[]);
         assert_eq!(code, 0, "{report}");
     });
