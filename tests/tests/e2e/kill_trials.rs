@@ -1,5 +1,6 @@
-//! SIGKILL at random moments of `reset --force`, `restore`, `migrate` and `squash`, on both
-//! backends, and a PostgreSQL server stopped mid-reset. After each kill of a reset or a
+//! SIGKILL at random moments of `reset --force`, `restore`, `migrate`, `squash` and
+//! `repair` (see `kill_trials/repair.rs`), on both backends, and a PostgreSQL server
+//! stopped mid-reset. After each kill of a reset or a
 //! restore:
 //!
 //! - `status`, `verify`, `diff` and `smoke`, run before any writing command, change
@@ -30,6 +31,8 @@
 mod common;
 #[path = "kill_trials/history.rs"]
 mod history;
+#[path = "kill_trials/repair.rs"]
+mod repair;
 #[path = "kill_trials/server_stop.rs"]
 mod server_stop;
 
