@@ -257,7 +257,8 @@ fn check_definitions(
     let Some(scratch) = scratch else {
         return Ok(Vec::new());
     };
-    let made = read_record(h.store, scratch, &h.fingerprint)?;
+    let made = Recorded::read(scratch.conn(), h.fingerprint.clone())
+        .map_err(|e| format!("{}: the scratch database: {e}", h.store))?;
     if recorded.server_major == made.server_major && recorded != made {
         return Ok(vec![format!(
             "the recorded definitions ({RECORDED_DEFINITIONS}) are not the SQL the PostgreSQL \
@@ -265,23 +266,6 @@ fn check_definitions(
         )]);
     }
     Ok(Vec::new())
-}
-
-/// The definitions in `scratch`, with its server's major version, as a record.
-fn read_record(
-    store: &str,
-    scratch: &mut Scratch,
-    fingerprint: &str,
-) -> Result<crate::repair::recorded::Recorded, String> {
-    let defs = crate::repair::definitions::read(scratch.conn())
-        .map_err(|e| format!("{store}: reading the scratch definitions: {e}"))?;
-    let major = crate::admin::server_major(scratch.conn())
-        .map_err(|e| format!("{store}: reading the server's version: {e}"))?;
-    Ok(crate::repair::recorded::Recorded::with_fingerprint(
-        &defs,
-        major,
-        fingerprint.to_string(),
-    ))
 }
 
 /// The model and the definitions the PostgreSQL history makes, replayed in a scratch
@@ -301,6 +285,7 @@ pub fn postgres_record(
     })?;
     let model = schema::introspect(scratch.conn())
         .map_err(|e| format!("{store}: reading the scratch schema: {e}"))?;
-    let record = read_record(store, &mut scratch, &h.fingerprint)?;
+    let record = crate::repair::recorded::Recorded::read(scratch.conn(), h.fingerprint.clone())
+        .map_err(|e| format!("{store}: the scratch database: {e}"))?;
     Ok((model, record))
 }

@@ -99,8 +99,8 @@ struct Staged {
     folder: String,
     map: SquashMap,
     old_folders: Vec<String>,
-    /// PostgreSQL: the baseline's definitions and the server's major version.
-    definitions: Option<(shared::repair::Definitions, u32)>,
+    /// PostgreSQL: the baseline's definitions, as recorded for the squashed history.
+    definitions: Option<shared::repair::recorded::Recorded>,
 }
 
 fn squash_error(action: String) -> CliError {
@@ -307,10 +307,17 @@ fn stage(
         }
     })?;
     let baseline_model = introspect(store, &mut proof, &where_)?;
-    // What a repair writes, read from the baseline's own database: recorded beside the
-    // squashed history once it is in place (see `record_definitions`).
+    // What a repair writes, read from the baseline's own database, for the history the
+    // staging folder holds (the baseline alone, as the migrations folder will): recorded
+    // beside the squashed history once it is in place (see `record_definitions`).
     let definitions = match backend {
-        Backend::Postgres => Some(read_definitions(store, &mut proof, &where_)?),
+        Backend::Postgres => {
+            let fingerprint =
+                shared::repair::recorded::dir_fingerprint(&staged_dir).map_err(CliError::usage)?;
+            let record = shared::repair::recorded::Recorded::read(proof.conn(), fingerprint)
+                .map_err(|e| squash_error(format!("{}: {where_}: {e}", store.name)))?;
+            Some(record)
+        }
         Backend::Sqlite => None,
     };
     let differences = schema::compare(&history_model, &baseline_model);
@@ -355,40 +362,13 @@ fn stage(
     })
 }
 
-fn read_definitions(
-    store: &Store,
-    proof: &mut Scratch,
-    where_: &str,
-) -> CliResult<(shared::repair::Definitions, u32)> {
-    let failed = |action: &str, e: diesel::result::Error| {
-        CliError::from(DbError::Query {
-            store: store.name.into(),
-            url: where_.to_string(),
-            action: action.into(),
-            reason: e.to_string(),
-        })
-    };
-    let defs = shared::repair::definitions::read(proof.conn())
-        .map_err(|e| failed("reading the definitions", e))?;
-    let major = shared::admin::server_major(proof.conn())
-        .map_err(|e| failed("reading the server's version", e))?;
-    Ok((defs, major))
-}
-
 /// Records the squashed PostgreSQL history's definitions (what `lint --write` would),
 /// once the history is in place: a crash before this leaves the old record, which no
 /// longer matches the history and is therefore not used (a repair replays instead).
 fn record_definitions(migrations_dir: &Path, staged: &[Staged]) -> CliResult {
-    use shared::repair::recorded::{dir_fingerprint, Recorded, RECORDED_DEFINITIONS};
-    for s in staged {
-        let Some((defs, major)) = &s.definitions else {
-            continue;
-        };
-        let fingerprint = dir_fingerprint(&history::backend_dir(migrations_dir, s.backend))
-            .map_err(CliError::usage)?;
-        let path = migrations_dir.join(RECORDED_DEFINITIONS);
-        let text = Recorded::with_fingerprint(defs, *major, fingerprint).to_json();
-        std::fs::write(&path, text).map_err(|e| io("cannot write", &path, e))?;
+    let path = migrations_dir.join(shared::repair::recorded::RECORDED_DEFINITIONS);
+    for record in staged.iter().filter_map(|s| s.definitions.as_ref()) {
+        std::fs::write(&path, record.to_json()).map_err(|e| io("cannot write", &path, e))?;
     }
     Ok(())
 }

@@ -172,6 +172,16 @@ impl Recorded {
         }
     }
 
+    /// The record of what `conn`'s schema holds (a database the history was just run in),
+    /// with its server's major version, for the history of `fingerprint`.
+    pub fn read(conn: &mut crate::db::Conn, fingerprint: String) -> Result<Recorded, String> {
+        let defs =
+            super::definitions::read(conn).map_err(|e| format!("reading the definitions: {e}"))?;
+        let major = crate::admin::server_major(conn)
+            .map_err(|e| format!("reading the server's version: {e}"))?;
+        Ok(Recorded::with_fingerprint(&defs, major, fingerprint))
+    }
+
     pub fn to_json(&self) -> String {
         let mut text = serde_json::to_string_pretty(self).unwrap_or_default();
         text.push('\n');
