@@ -12,6 +12,7 @@
 # Usage: bench/repair.sh [ROUNDS]   (PG_URL=postgres://postgres@127.0.0.1:5432 by default)
 set -euo pipefail
 cd "$(dirname "$0")/.."
+source bench/common.sh
 ROUNDS="${1:-7}"
 ROWS="${ROWS:-100000}"
 PG="${PG_URL:-postgres://postgres@127.0.0.1:5432}"
@@ -68,7 +69,6 @@ manual() {
   pg_restore --data-only --disable-triggers -d "$PG/$AUTH_DB" "$WORK/auth.dump"
   pg_restore --data-only --disable-triggers -d "$PG/$APP_DB" "$WORK/app.dump"
 }
-ms() { local t0 t1; t0=$(date +%s%N); "$@"; t1=$(date +%s%N); echo $(( (t1 - t0) / 1000000 )); }
 
 # Both routes once, proven: nothing left to repair, and the same rows kept.
 fresh; before=$(counts); ours; orch $AUTH_DB $APP_DB diff >/dev/null; after_ours=$(counts)
@@ -84,7 +84,6 @@ for i in $(seq 1 "$ROUNDS"); do
     echo "$what $(ms $what)" >> "$WORK/times"
   done
 done
-median() { grep "^$1 " "$WORK/times" | awk '{print $2}' | sort -n | awk '{a[NR]=$1} END {print (NR%2 ? a[(NR+1)/2] : (a[NR/2]+a[NR/2+1])/2)}'; }
-O=$(median ours) M=$(median manual) R=$(median replayed)
+O=$(median_of "$WORK/times" ours) M=$(median_of "$WORK/times" manual) R=$(median_of "$WORK/times" replayed)
 echo "rounds=$ROUNDS rows_per_store=$ROWS ours_ms=$O manual_ms=$M replayed_ms=$R"
 awk -v o="$O" -v m="$M" -v r="$R" 'BEGIN { printf "ours/manual=%.2f (target <= 0.2)  replayed/manual=%.2f\n", o/m, r/m }'

@@ -12,6 +12,7 @@
 #        SCALE_ROWS="0 100000 300000 1000000" to choose the sizes)
 set -euo pipefail
 cd "$(dirname "$0")/.."
+source bench/common.sh
 ROUNDS="${1:-15}"
 PG="${PG_URL:-postgres://postgres@127.0.0.1:5432}"
 export PGOPTIONS="-c client_min_messages=warning"
@@ -50,7 +51,6 @@ floor() {
   psql -q -1 "$APP_URL" -c "$DROP" -f "$WORK/app.sql" >/dev/null
   psql -q -1 "$AUTH_URL" -c "$DROP" -f "$WORK/auth.sql" >/dev/null
 }
-ms() { local t0 t1; t0=$(date +%s%N); "$@"; t1=$(date +%s%N); echo $(( (t1 - t0) / 1000000 )); }
 
 ours; manual; floor   # warm up (and prove each works)
 : > "$WORK/times"
@@ -59,8 +59,7 @@ for i in $(seq 1 "$ROUNDS"); do
     echo "$what $(ms $what)" >> "$WORK/times"
   done
 done
-median() { grep "^$1 " "$WORK/times" | awk '{print $2}' | sort -n | awk '{a[NR]=$1} END {print (NR%2 ? a[(NR+1)/2] : (a[NR/2]+a[NR/2+1])/2)}'; }
-O=$(median ours) M=$(median manual) F=$(median floor)
+O=$(median_of "$WORK/times" ours) M=$(median_of "$WORK/times" manual) F=$(median_of "$WORK/times" floor)
 echo "rounds=$ROUNDS ours_ms=$O manual_ms=$M floor_ms=$F"
 awk -v o="$O" -v m="$M" -v f="$F" 'BEGIN { printf "ours/manual=%.2f (target <= 0.5)  ours/floor=%.2f (target <= 1.2)\n", o/m, o/f }'
 
@@ -75,8 +74,7 @@ for i in $(seq 1 "$ROUNDS"); do
   echo "status $(ms status)" >> "$WORK/times2"
   echo "selects $(ms two_selects)" >> "$WORK/times2"
 done
-median2() { grep "^$1 " "$WORK/times2" | awk '{print $2}' | sort -n | awk '{a[NR]=$1} END {print (NR%2 ? a[(NR+1)/2] : (a[NR/2]+a[NR/2+1])/2)}'; }
-S=$(median2 status) Q=$(median2 selects)
+S=$(median_of "$WORK/times2" status) Q=$(median_of "$WORK/times2" selects)
 awk -v s="$S" -v q="$Q" 'BEGIN { printf "status_ms=%d two_psql_select1_ms=%d ratio=%.2f\n", s, q, s/q }'
 
 echo "== SQLite (embedded default) reset --force --no-backup, absolute"

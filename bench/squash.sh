@@ -8,6 +8,7 @@
 # Usage: bench/squash.sh [RUNS]    (default 9; env BENCH_PG=postgres://user@host:port)
 set -euo pipefail
 cd "$(dirname "$0")/.."
+source bench/common.sh
 ROOT=$PWD
 RUNS=${1:-9}
 PG=${BENCH_PG:-postgres://postgres@127.0.0.1:5432}
@@ -23,7 +24,6 @@ cargo build --release -q -p orchestrator
 psql_admin() { psql "$PG/postgres" -qAt -v ON_ERROR_STOP=1 -c "$1"; }
 fresh() { psql_admin "DROP DATABASE IF EXISTS $1 WITH (FORCE)"; psql_admin "CREATE DATABASE $1 TEMPLATE template0"; }
 now_ms() { date +%s%3N; }
-median() { sort -n | awk '{a[NR]=$1} END {if (NR%2) print a[(NR+1)/2]; else print (a[NR/2]+a[NR/2+1])/2}'; }
 
 # The orchestrator runs in an empty folder: its app store is the default SQLite file there.
 orch() { (cd "$WORK" && "$ORCH" -q "$@"); }

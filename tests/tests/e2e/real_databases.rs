@@ -59,11 +59,7 @@ fn a_real_shaped_database_is_named_guarded_backed_up_and_restored_whole() {
     owner.own(&pair.app);
     as_role(&pair, &owner).arg("migrate").assert().success();
     orch_tests::seed::contract_rows(&pair);
-    let mut auth = shared::Conn::establish(
-        "test",
-        &shared::DatabaseUrl::parse(&owner.url(&pair.auth)).expect("url"),
-    )
-    .expect("connect as owner");
+    let mut auth = owner.connect(&pair.auth);
     exec(&mut auth, AUTH_EXTRAS);
     // A reader role with grants in both schemas: restore brings them back with the rest.
     let reader = Role::new(&pair, "whole_reader");
@@ -224,36 +220,50 @@ fn hidden_from_the_owner(pair: &TestPair, label: &str, table: &str) -> Role {
     owner
 }
 
+/// Runs each of `runs` as `owner`, from whom row-level security hides rows: each is
+/// refused (with exit `code`, or any failure where `None`), naming row-level security (and
+/// `named`, when given); afterwards every table of app is as it was (`kept` says what that keeps).
+fn refused_for_row_security(
+    pair: &TestPair,
+    owner: &Role,
+    runs: &[&[&str]],
+    code: Option<i32>,
+    named: Option<&str>,
+    kept: &str,
+) {
+    let before = checksums(&mut pair.app.connect());
+    for flags in runs {
+        let output = as_role(pair, owner).args(*flags).output().expect("run");
+        let err = stderr(&output);
+        match code {
+            Some(code) => assert_eq!(output.status.code(), Some(code), "{flags:?}: {err}"),
+            None => assert_ne!(output.status.code(), Some(0), "{flags:?}: {err}"),
+        }
+        assert!(
+            err.contains("row-level security") && named.is_none_or(|n| err.contains(n)),
+            "{flags:?}: {err}"
+        );
+    }
+    assert_eq!(checksums(&mut pair.app.connect()), before, "{kept}");
+}
+
 #[test]
 fn rows_hidden_by_row_level_security_are_never_under_counted() {
     let Some(pair) = TestPair::new(Backend::Postgres, "real_db_rls") else {
         return;
     };
     let owner = hidden_from_the_owner(&pair, "rls", "datasets");
-    let before = checksums(&mut pair.app.connect());
-    for flags in [
-        &["reset"][..],
-        &["reset", "--force"],
-        &["reset", "--force", "--store", "app"],
-    ] {
-        let output = as_role(&pair, &owner).args(flags).output().expect("run");
-        assert_eq!(
-            output.status.code(),
-            Some(3),
-            "{flags:?}: {}",
-            stderr(&output)
-        );
-        assert!(
-            stderr(&output).contains("table datasets")
-                && stderr(&output).contains("row-level security"),
-            "{flags:?}: {}",
-            stderr(&output)
-        );
-    }
-    assert_eq!(
-        checksums(&mut pair.app.connect()),
-        before,
-        "2 datasets are still there"
+    refused_for_row_security(
+        &pair,
+        &owner,
+        &[
+            &["reset"],
+            &["reset", "--force"],
+            &["reset", "--force", "--store", "app"],
+        ],
+        Some(3),
+        Some("table datasets"),
+        "2 datasets are still there",
     );
     // A role that bypasses row security counts them, and the reset backs them up.
     let (code, plan) = json_of(orch_tests::orchestrator(&pair), &["reset", "--dry-run"]);
@@ -274,29 +284,18 @@ fn a_revert_never_under_counts_rows_hidden_by_row_level_security() {
     };
     // app's second migration's down.sql drops documents, whose rows the owner cannot see.
     let owner = hidden_from_the_owner(&pair, "rlsrev", "documents");
-    let before = checksums(&mut pair.app.connect());
-    for flags in [
-        &["revert", "--store", "app", "--steps", "2"][..],
-        &["revert", "--store", "app", "--steps", "2", "--force"],
-        &["revert", "--store", "app", "--steps", "2", "--dry-run"],
-    ] {
-        let output = as_role(&pair, &owner).args(flags).output().expect("run");
-        assert_ne!(
-            output.status.code(),
-            Some(0),
-            "{flags:?}: {}",
-            stderr(&output)
-        );
-        assert!(
-            stderr(&output).contains("row-level security"),
-            "{flags:?}: {}",
-            stderr(&output)
-        );
-    }
-    assert_eq!(
-        checksums(&mut pair.app.connect()),
-        before,
-        "the documents are still there"
+    let revert = ["revert", "--store", "app", "--steps", "2"];
+    refused_for_row_security(
+        &pair,
+        &owner,
+        &[
+            &revert,
+            &[&revert[..], &["--force"]].concat(),
+            &[&revert[..], &["--dry-run"]].concat(),
+        ],
+        None,
+        None,
+        "the documents are still there",
     );
     // A role that bypasses row security counts them: refused without --force.
     let output = orch_tests::orchestrator(&pair)
@@ -322,44 +321,19 @@ fn a_repair_never_under_counts_rows_hidden_by_row_level_security() {
         &mut pair.app.connect(),
         "ALTER TABLE datasets ADD COLUMN legacy TEXT; UPDATE datasets SET legacy = 'kept';",
     );
-    let before = checksums(&mut pair.app.connect());
     let admin = orch_tests::pg_admin_url();
-    for flags in [
-        &["repair", "--store", "app", "--shadow-url", &admin][..],
+    let repair = ["repair", "--store", "app", "--shadow-url", &admin];
+    refused_for_row_security(
+        &pair,
+        &owner,
         &[
-            "repair",
-            "--store",
-            "app",
-            "--shadow-url",
-            &admin,
-            "--force",
+            &repair,
+            &[&repair[..], &["--force"]].concat(),
+            &[&repair[..], &["--dry-run"]].concat(),
         ],
-        &[
-            "repair",
-            "--store",
-            "app",
-            "--shadow-url",
-            &admin,
-            "--dry-run",
-        ],
-    ] {
-        let output = as_role(&pair, &owner).args(flags).output().expect("run");
-        assert_eq!(
-            output.status.code(),
-            Some(3),
-            "{flags:?}: {}",
-            stderr(&output)
-        );
-        assert!(
-            stderr(&output).contains("row-level security"),
-            "{flags:?}: {}",
-            stderr(&output)
-        );
-    }
-    assert_eq!(
-        checksums(&mut pair.app.connect()),
-        before,
-        "the values are still there"
+        Some(3),
+        None,
+        "the values are still there",
     );
 }
 
@@ -373,11 +347,7 @@ fn grants_default_privileges_and_the_schema_comment_survive_a_reset() {
     owner.own(&pair.auth);
     owner.own(&pair.app);
     as_role(&pair, &owner).arg("migrate").assert().success();
-    let mut auth = shared::Conn::establish(
-        "test",
-        &shared::DatabaseUrl::parse(&owner.url(&pair.auth)).expect("url"),
-    )
-    .expect("connect as owner");
+    let mut auth = owner.connect(&pair.auth);
     exec(
         &mut auth,
         &format!(

@@ -13,7 +13,7 @@ use std::time::Duration;
 
 use diesel::RunQueryDsl;
 use orch_tests::{exec, for_each_backend, json_of, orchestrator, TestPair};
-use shared::{Backend, Conn, DatabaseUrl};
+use shared::{Backend, Conn};
 
 use crate::support::role::{as_role, Role};
 
@@ -28,11 +28,6 @@ fn text_of(conn: &mut Conn, sql: &str) -> String {
     shared::with_conn!(conn, |c| diesel::sql_query(sql).get_result::<Text>(c))
         .unwrap_or_else(|e| panic!("{sql}: {e}"))
         .v
-}
-
-fn connect_as(role: &Role, db: &orch_tests::TestDb) -> Conn {
-    let url = DatabaseUrl::parse(&role.url(db)).expect("url");
-    Conn::establish("test", &url).unwrap_or_else(|e| panic!("as {}: {e}", role.name))
 }
 
 /// What a team keeps beside the app store's tables, created by the owning role.
@@ -57,7 +52,7 @@ fn a_repair_of_a_real_shaped_database_keeps_what_it_does_not_own_and_every_commi
     owner.own(&pair.app);
     as_role(&pair, &owner).arg("migrate").assert().success();
     let seeded = orch_tests::seed::contract_rows(&pair);
-    let mut app_owner = connect_as(&owner, &pair.app);
+    let mut app_owner = owner.connect(&pair.app);
     exec(&mut app_owner, APP_EXTRAS);
     exec(
         &mut app_owner,
@@ -148,7 +143,7 @@ fn a_repair_of_a_real_shaped_database_keeps_what_it_does_not_own_and_every_commi
         ),
         "1"
     );
-    let mut as_reader = connect_as(&reader, &pair.app);
+    let mut as_reader = reader.connect(&pair.app);
     assert_eq!(
         text_of(&mut as_reader, "SELECT count(*)::text AS v FROM documents"),
         "1",

@@ -32,6 +32,13 @@ impl Role {
         )
     }
 
+    /// A connection to `db` as this role.
+    pub fn connect(&self, db: &TestDb) -> shared::Conn {
+        let url = shared::DatabaseUrl::parse(&self.url(db)).expect("url");
+        shared::Conn::establish("test", &url)
+            .unwrap_or_else(|e| panic!("connecting as {}: {e}", self.name))
+    }
+
     /// Makes the role own `db` and its public schema, as a database created for an
     /// application usually is.
     pub fn own(&self, db: &TestDb) {
