@@ -71,6 +71,8 @@ fn a_repair_of_a_real_shaped_database_keeps_what_it_does_not_own_and_every_commi
     );
     let notes = "SELECT string_agg(id || ':' || document_id || ':' || note, ',' ORDER BY id) AS v FROM reporting.doc_notes";
     let notes_before = text_of(&mut app_owner, notes);
+    // Every table of auth, and every kept column of app's rows, before anything runs.
+    let (auth_before, rows_before) = crate::repair::kept(&pair);
 
     let stop = Arc::new(AtomicBool::new(false));
     let owner_id = seeded.users[0].clone();
@@ -120,6 +122,16 @@ fn a_repair_of_a_real_shaped_database_keeps_what_it_does_not_own_and_every_commi
     assert!(missing.is_empty(), "committed rows lost: {missing:?}");
     // Everything the store does not own is as it was.
     assert_eq!(text_of(&mut app_owner, notes), notes_before);
+    let (auth_after, rows_after) = crate::repair::kept(&pair);
+    assert_eq!(auth_after, auth_before, "every table of auth is as it was");
+    let rows_after: Vec<String> = rows_after
+        .into_iter()
+        .filter(|r| !committed.iter().any(|id| r.starts_with(&format!("{id}|"))))
+        .collect();
+    assert_eq!(
+        rows_after, rows_before,
+        "every kept column of app's rows is as it was"
+    );
     assert_eq!(
         text_of(
             &mut app,
