@@ -10,6 +10,7 @@ use crate::db::{quote_ident, quote_literal, Conn};
 use crate::store::{is_bookkeeping, OnDelete};
 
 mod postgres;
+pub(crate) use postgres::pg_schema_oid;
 mod sqlite;
 
 /// A foreign key as found in a live database.

