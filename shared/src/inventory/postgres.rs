@@ -36,6 +36,11 @@ struct SchemaName {
 /// `detail` of a materialized view that was never refreshed: it holds nothing to count.
 const UNPOPULATED: &str = "unpopulated";
 
+/// `detail` of a table or materialized view whose storage is empty (no page, so no row,
+/// visible or not; a partitioned table has none of its own): counting it would only
+/// cost a scan and, on the reset of new stores, a query and its planning.
+const EMPTY: &str = "empty";
+
 const INVENTORY: &str = r#"
 WITH RECURSIVE s AS (SELECT oid, nspname FROM pg_catalog.pg_namespace WHERE nspname = current_schema()),
 me AS (SELECT rolsuper OR rolbypassrls AS bypass FROM pg_catalog.pg_roles WHERE rolname = current_user),
@@ -103,7 +108,11 @@ UNION ALL
 SELECT 'object',
   CASE c.relkind WHEN 'r' THEN 'table' WHEN 'p' THEN 'partitioned table' WHEN 'v' THEN 'view'
     WHEN 'm' THEN 'materialized view' WHEN 'S' THEN 'sequence' ELSE 'foreign table' END,
-  c.relname::text, CASE WHEN c.relkind = 'm' AND NOT c.relispopulated THEN 'unpopulated' ELSE '' END,
+  c.relname::text,
+  CASE WHEN c.relkind = 'm' AND NOT c.relispopulated THEN 'unpopulated'
+       WHEN c.relkind IN ('r', 'p', 'm') THEN
+         CASE WHEN pg_catalog.pg_relation_size(c.oid) = 0 THEN 'empty' ELSE '' END
+       ELSE '' END,
   c.relkind IN ('r', 'p') AND c.relrowsecurity
     AND (c.relforcerowsecurity OR NOT pg_catalog.pg_has_role(c.relowner, 'USAGE'))
     AND NOT (SELECT bypass FROM me),
@@ -162,7 +171,9 @@ pub(super) fn read(conn: &mut Conn) -> diesel::QueryResult<Inventory> {
                     kind: r.kind,
                     name: r.name,
                 });
-                if r.detail == UNPOPULATED {
+                // Row security hides nothing from a size, but a table the role cannot
+                // read whole stays unread, as it is named and refused either way.
+                if r.detail == UNPOPULATED || (r.detail == EMPTY && !unreadable) {
                     if let Some(o) = inventory.objects.last_mut() {
                         o.rows = Some(0);
                     }

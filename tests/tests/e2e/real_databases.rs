@@ -277,6 +277,71 @@ fn rows_hidden_by_row_level_security_are_never_under_counted() {
     );
 }
 
+/// Tables whose storage is empty are known to hold no row without a count; every other
+/// table is counted, and an empty one hidden by row-level security is still unreadable.
+#[test]
+fn empty_storage_counts_as_no_rows_and_hides_nothing() {
+    let Some(pair) = TestPair::new(Backend::Postgres, "real_db_empty") else {
+        return;
+    };
+    let owner = Role::new(&pair, "empty");
+    owner.own(&pair.auth);
+    owner.own(&pair.app);
+    as_role(&pair, &owner).arg("migrate").assert().success();
+    exec(
+        &mut owner.connect(&pair.app),
+        "CREATE TABLE emptied (id int); INSERT INTO emptied SELECT generate_series(1, 100);
+         DELETE FROM emptied;
+         CREATE TABLE truncated (id int); INSERT INTO truncated VALUES (1); TRUNCATE truncated;
+         CREATE UNLOGGED TABLE kept (id int); INSERT INTO kept VALUES (1), (2), (3);
+         CREATE TABLE parent (id int) PARTITION BY RANGE (id);
+         CREATE TABLE part PARTITION OF parent FOR VALUES FROM (0) TO (10);
+         INSERT INTO parent VALUES (5);",
+    );
+    let (code, plan) = json_of(as_role(&pair, &owner), &["reset", "--dry-run"]);
+    assert_eq!(code, 3, "{plan}");
+    let inventory = &plan["stores"][1]["inventory"];
+    let rows = |name: &str| {
+        inventory["objects"]
+            .as_array()
+            .and_then(|o| o.iter().find(|o| o["name"] == name))
+            .map(|o| o["rows"].clone())
+            .unwrap_or_else(|| panic!("{name} in {inventory}"))
+    };
+    assert_eq!(rows("emptied"), 0);
+    assert_eq!(rows("truncated"), 0);
+    assert_eq!(rows("kept"), 3);
+    assert_eq!(
+        rows("parent"),
+        0,
+        "a partitioned table's rows are its partitions'"
+    );
+    assert_eq!(rows("part"), 1);
+    assert_eq!(rows("datasets"), 0);
+    let refused = plan["refused"].as_str().unwrap_or_default();
+    assert!(
+        refused.contains("kept (3 rows)") && refused.contains("part (1 rows)"),
+        "{refused}"
+    );
+    assert!(!refused.contains("emptied"), "{refused}");
+
+    // An empty table the owner may not read whole is never taken as empty.
+    exec(
+        &mut pair.app.connect(),
+        "DROP TABLE kept, parent; ALTER TABLE datasets ENABLE ROW LEVEL SECURITY;
+         ALTER TABLE datasets FORCE ROW LEVEL SECURITY;
+         CREATE POLICY nothing ON datasets USING (false);",
+    );
+    refused_for_row_security(
+        &pair,
+        &owner,
+        &[&["reset", "--force", "--store", "app"]],
+        Some(3),
+        Some("table datasets"),
+        "nothing was reset",
+    );
+}
+
 #[test]
 fn a_revert_never_under_counts_rows_hidden_by_row_level_security() {
     let Some(pair) = TestPair::new(Backend::Postgres, "real_db_rls_revert") else {
