@@ -356,7 +356,7 @@ fn run_pending_on<C>(
     on_applied: &mut dyn FnMut(&Applied),
 ) -> Result<Vec<Applied>, MigrationFailure>
 where
-    C: MigrationHarness<C::Backend> + diesel::Connection,
+    C: MigrationHarness<C::Backend> + diesel::Connection + 'static,
     EmbeddedMigrations: MigrationSource<C::Backend>,
 {
     let failure = |migration: String, e: BoxError| MigrationFailure {
@@ -390,9 +390,15 @@ where
             )
         })?;
         let started = Instant::now();
+        // What diesel's `run_migration` does, without its savepoint and prepared insert
+        // of its own: the version is recorded in the checksum's round trip.
         conn.transaction::<_, BoxError, _>(|c| {
-            c.run_migration(migration.as_ref())?;
-            c.batch_execute(&record_checksum(&version, &name, &sum))?;
+            migration.run(c)?;
+            c.batch_execute(&format!(
+                "INSERT INTO {DIESEL_MIGRATIONS_TABLE} (version) VALUES ({});\n{}",
+                quote_literal(&version),
+                record_checksum(&version, &name, &sum)
+            ))?;
             Ok(())
         })
         .map_err(|e| failure(name.clone(), e))?;
