@@ -63,6 +63,22 @@ pub fn close_all(conns: Vec<Conn>) {
     }
 }
 
+/// A connection opened ahead of need: open, or still opening on a thread of its own.
+enum Spare {
+    Ready(Conn),
+    Opening(std::thread::JoinHandle<Result<Conn, DbError>>),
+}
+
+impl Spare {
+    /// The connection, once open; `None` when opening it failed.
+    fn into_conn(self) -> Option<Conn> {
+        match self {
+            Spare::Ready(conn) => Some(conn),
+            Spare::Opening(opening) => opening.join().ok().and_then(Result::ok),
+        }
+    }
+}
+
 /// What the identity checks learnt of a store's server (see `identity`), for the reports
 /// and the guard.
 #[derive(Debug, Clone, Copy, Default)]
@@ -91,9 +107,10 @@ pub struct Context {
     /// One idle connection per store, reused by the steps of a run (each new connection
     /// costs a TCP and TLS handshake).
     idle: std::sync::Mutex<Vec<(&'static str, Conn)>>,
-    /// Connections opened ahead of need (the preflight's probe), handed to the next
-    /// [`Context::connect`] of their store instead of a new one.
-    spare: std::sync::Mutex<Vec<(&'static str, Conn)>>,
+    /// Connections opened ahead of need (the preflight's probe, or one opening in the
+    /// background), handed to the next [`Context::connect`] of their store instead of a
+    /// new one.
+    spare: std::sync::Mutex<Vec<(&'static str, Spare)>>,
     servers: std::sync::Mutex<Vec<(&'static str, ServerFacts)>>,
     /// The stores this run knows (the registry's, see `stores`), in the registry's order.
     stores: &'static [&'static Store],
@@ -195,7 +212,8 @@ impl Context {
                 .position(|(name, _)| *name == store.name)
                 .map(|i| spare.swap_remove(i).1)
         });
-        if let Some(conn) = spare {
+        // A spare that failed to open leaves the error to this attempt's own.
+        if let Some(conn) = spare.and_then(Spare::into_conn) {
             return Ok(conn);
         }
         let url = self
@@ -247,7 +265,27 @@ impl Context {
     /// command then holds no more connections than it counted.
     pub fn park_spare(&self, store: &'static str, conn: Conn) {
         if let Ok(mut spare) = self.spare.lock() {
-            spare.push((store, conn));
+            spare.push((store, Spare::Ready(conn)));
+        }
+    }
+
+    /// Opens the next [`Context::connect`]'s connection to `store` on a thread of its
+    /// own, so that its handshake overlaps what the run does first on its session
+    /// (locking, settling, guarding) instead of preceding it.
+    pub fn open_spare(&self, store: &'static Store) {
+        let Ok(url) = self.settings.url_for(store.name).cloned() else {
+            return;
+        };
+        let opening = std::thread::Builder::new()
+            .name(format!("connect {}", store.name))
+            .spawn(move || {
+                let started = std::time::Instant::now();
+                let conn = Conn::establish(store.name, &url)?;
+                tracing::info!(store = store.name, url = %url, millis = started.elapsed().as_millis() as u64, "connected ahead");
+                Ok(conn)
+            });
+        if let (Ok(opening), Ok(mut spare)) = (opening, self.spare.lock()) {
+            spare.push((store.name, Spare::Opening(opening)));
         }
     }
 
@@ -314,10 +352,11 @@ impl Drop for Context {
     /// The run's pooled connections close together rather than one after another.
     fn drop(&mut self) {
         let mut conns = Vec::new();
-        for pool in [&self.idle, &self.spare] {
-            if let Ok(mut pool) = pool.lock() {
-                conns.extend(pool.drain(..).map(|(_, conn)| conn));
-            }
+        if let Ok(mut idle) = self.idle.lock() {
+            conns.extend(idle.drain(..).map(|(_, conn)| conn));
+        }
+        if let Ok(mut spare) = self.spare.lock() {
+            conns.extend(spare.drain(..).filter_map(|(_, s)| s.into_conn()));
         }
         close_all(conns);
     }

@@ -197,13 +197,24 @@ fn check_capacity(ctx: &Context, plan: &Plan, seen: &[Seen]) -> CliResult<()> {
 /// connection is kept for the command's own next one (see `Context::park_spare`):
 /// reconnecting would cost a handshake, and under a limit the command fits exactly, the
 /// closed connection's server process could still count when the command opened its own.
+///
+/// A direct session needs no pooler probe, and where commits wait for no synchronous
+/// standby there is nothing to ask it: the command's next connection then opens in the
+/// background while the command takes its locks (or not at all, when it opens none).
 fn probe_store(ctx: &Context, plan: &Plan, seen: &Seen) -> CliResult<()> {
     let store = seen.store;
+    let direct = direct_to_server(ctx.url(store)?, &seen.capacity.server);
+    let asks_standby = plan.commits && seen.capacity.sync.standby_names.is_some();
+    if direct && !asks_standby {
+        if plan.keeps_probe {
+            ctx.open_spare(store);
+        }
+        return Ok(());
+    }
     let mut session = ctx.session(store)?;
     let Ok(mut side) = ctx.connect(store) else {
         return Ok(());
     };
-    let direct = direct_to_server(ctx.url(store)?, &seen.capacity.server);
     probes(ctx, plan, seen, direct, &mut session, &mut side)?;
     if plan.keeps_probe {
         ctx.park_spare(store.name, side);
