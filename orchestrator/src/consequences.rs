@@ -73,10 +73,7 @@ fn references_into(
 
 /// Rows of `table` with a value in `column`; `None` when the table is not there.
 fn holding(conn: &mut Conn, table: &str, column: &str) -> diesel::QueryResult<Option<i64>> {
-    if !shared::catalog::all_tables(conn)?
-        .iter()
-        .any(|t| t == table)
-    {
+    if !shared::catalog::has_table(conn, table)? {
         return Ok(None);
     }
     #[derive(diesel::QueryableByName)]
@@ -137,11 +134,7 @@ pub fn of_restore(
         let mut backed_up =
             backup_column(dir, entry, r.target_table, r.target_column).map_err(fail)?;
         let mut live = ctx.session(kept)?;
-        if !shared::catalog::all_tables(&mut live)
-            .map_err(|e| fail(e.to_string()))?
-            .iter()
-            .any(|t| t == r.table)
-        {
+        if !shared::catalog::has_table(&mut live, r.table).map_err(|e| fail(e.to_string()))? {
             continue;
         }
         let check = shared::references::check(kept.name, r, &mut live, &mut backed_up)

@@ -277,10 +277,7 @@ pub fn revert_step(conn: &mut Conn, step: &Step, checked: &Loss) -> Result<(), B
 fn forget(conn: &mut Conn, version: &str) -> Result<String, BoxError> {
     let version = quote_literal(version);
     let mut sql = format!("DELETE FROM {DIESEL_MIGRATIONS_TABLE} WHERE version = {version};");
-    if catalog::all_tables(conn)?
-        .iter()
-        .any(|t| t == ORCHESTRATOR_MIGRATIONS_TABLE)
-    {
+    if catalog::has_table(conn, ORCHESTRATOR_MIGRATIONS_TABLE)? {
         sql.push_str(&format!(
             "\nDELETE FROM {ORCHESTRATOR_MIGRATIONS_TABLE} WHERE version = {version};"
         ));

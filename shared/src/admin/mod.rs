@@ -112,10 +112,7 @@ pub fn journal_record_sql(run: &str, stores: &[&str], source: &str) -> String {
 
 /// The runs this database's journal records. Only reads.
 pub fn journal_entries(conn: &mut Conn) -> diesel::QueryResult<Vec<JournalEntry>> {
-    if !crate::catalog::all_tables(conn)?
-        .iter()
-        .any(|t| t == JOURNAL_TABLE)
-    {
+    if !crate::catalog::has_table(conn, JOURNAL_TABLE)? {
         return Ok(Vec::new());
     }
     #[derive(QueryableByName)]
@@ -152,10 +149,7 @@ pub fn journal_entries(conn: &mut Conn) -> diesel::QueryResult<Vec<JournalEntry>
 
 /// Forgets a finished run.
 pub fn journal_clear(conn: &mut Conn, run: &str) -> diesel::QueryResult<()> {
-    if !crate::catalog::all_tables(conn)?
-        .iter()
-        .any(|t| t == JOURNAL_TABLE)
-    {
+    if !crate::catalog::has_table(conn, JOURNAL_TABLE)? {
         return Ok(());
     }
     // Losing this delete in a crash only leaves a row the next run clears, so it need

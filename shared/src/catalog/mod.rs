@@ -104,6 +104,13 @@ pub fn all_tables(conn: &mut Conn) -> diesel::QueryResult<Vec<String>> {
         .collect())
 }
 
+/// Whether the schema has the table `name` (bookkeeping tables included).
+pub fn has_table(conn: &mut Conn, name: &str) -> diesel::QueryResult<bool> {
+    let sql =
+        pick(conn, postgres::HAS_TABLE, sqlite::HAS_TABLE).replace("{name}", &quote_literal(name));
+    Ok(!load::<NameRow>(conn, &sql)?.is_empty())
+}
+
 /// The tables that belong to the store's schema (bookkeeping `__*` tables aside), sorted.
 pub fn tables(conn: &mut Conn) -> diesel::QueryResult<Vec<String>> {
     let mut tables = all_tables(conn)?;
@@ -205,10 +212,7 @@ pub const DIESEL_MIGRATIONS_TABLE: &str = "__diesel_schema_migrations";
 /// Versions recorded by diesel as applied, oldest first, read without creating diesel's
 /// bookkeeping table when it is absent (reading status must not write).
 pub fn applied_versions(conn: &mut Conn) -> diesel::QueryResult<Vec<String>> {
-    if !all_tables(conn)?
-        .iter()
-        .any(|t| t == DIESEL_MIGRATIONS_TABLE)
-    {
+    if !has_table(conn, DIESEL_MIGRATIONS_TABLE)? {
         return Ok(Vec::new());
     }
     let sql = format!("SELECT version FROM {DIESEL_MIGRATIONS_TABLE} ORDER BY version");
@@ -324,6 +328,60 @@ mod tests {
         assert!(!all_tables(&mut conn)
             .expect("all")
             .contains(&DIESEL_MIGRATIONS_TABLE.to_string()));
+        conn.batch_execute("CREATE VIEW v AS SELECT id FROM p")
+            .expect("view");
+        assert!(has_table(&mut conn, "p").expect("p"));
+        assert!(has_table(&mut conn, "__orchestrator_resets").expect("bookkeeping"));
+        assert!(!has_table(&mut conn, "v").expect("a view is not a table"));
+        assert!(!has_table(&mut conn, "nope").expect("missing"));
+        assert!(!has_table(&mut conn, "p' OR 'x' = 'x").expect("a name is a literal"));
+    }
+
+    /// On PostgreSQL (`ORCH_TEST_PG_URL`; with `ORCH_TEST_REQUIRE_PG=1` an unreachable
+    /// server fails): a table is found in the connection's schema only, by its exact name.
+    #[test]
+    fn postgres_has_table_looks_in_the_current_schema_only() {
+        use diesel::connection::SimpleConnection;
+        use diesel::Connection;
+        let admin_url = std::env::var("ORCH_TEST_PG_URL")
+            .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into());
+        let Ok(mut admin) = diesel::PgConnection::establish(&admin_url) else {
+            assert!(
+                std::env::var("ORCH_TEST_REQUIRE_PG").is_err(),
+                "PostgreSQL is required and {admin_url} is unreachable"
+            );
+            return;
+        };
+        let db = format!("orch_catalog_unit_{}", std::process::id());
+        for sql in [
+            format!("DROP DATABASE IF EXISTS {db} WITH (FORCE)"),
+            format!("CREATE DATABASE {db}"),
+        ] {
+            admin.batch_execute(&sql).expect(&sql);
+        }
+        let (base, _) = admin_url.rsplit_once('/').expect("a database in the URL");
+        let url = DatabaseUrl::parse(&format!("{base}/{db}")).expect("url");
+        let mut conn = Conn::establish("t", &url).expect("open");
+        conn.batch_execute(
+            "CREATE SCHEMA other; CREATE TABLE other.elsewhere (id int);
+             CREATE TABLE here (id int); CREATE TABLE \"Mixed\" (id int);
+             CREATE VIEW seen AS SELECT 1 AS one;",
+        )
+        .expect("schema");
+        let found = |conn: &mut Conn, name: &str| has_table(conn, name).expect(name);
+        assert!(found(&mut conn, "here"));
+        assert!(found(&mut conn, "Mixed"));
+        assert!(!found(&mut conn, "mixed"));
+        assert!(!found(&mut conn, "seen"), "a view is not a table");
+        assert!(!found(&mut conn, "elsewhere"), "another schema's table");
+        conn.batch_execute("SET search_path TO other")
+            .expect("search_path");
+        assert!(found(&mut conn, "elsewhere"));
+        assert!(!found(&mut conn, "here"));
+        drop(conn);
+        admin
+            .batch_execute(&format!("DROP DATABASE {db} WITH (FORCE)"))
+            .expect("drop");
     }
 
     #[test]
