@@ -26,6 +26,8 @@ pub mod revert;
 mod revert_postgres;
 pub mod schema;
 pub mod scratch;
+#[cfg(test)]
+mod test_pg;
 
 pub use store_core::{db, directory, error, pg_session, pool, session, store, url};
 pub use store_core::{store_migrations, with_conn, with_write_txn};

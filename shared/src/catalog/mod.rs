@@ -10,7 +10,7 @@ use crate::db::{quote_ident, quote_literal, Conn};
 use crate::store::{is_bookkeeping, OnDelete};
 
 mod postgres;
-pub(crate) use postgres::pg_schema_oid;
+pub(crate) use postgres::{pg_foreign_keys, pg_schema_oid};
 mod sqlite;
 
 /// A foreign key as found in a live database.
@@ -341,33 +341,16 @@ mod tests {
     /// server fails): a table is found in the connection's schema only, by its exact name.
     #[test]
     fn postgres_has_table_looks_in_the_current_schema_only() {
-        use diesel::connection::SimpleConnection;
-        use diesel::Connection;
-        let admin_url = std::env::var("ORCH_TEST_PG_URL")
-            .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into());
-        let Ok(mut admin) = diesel::PgConnection::establish(&admin_url) else {
-            assert!(
-                std::env::var("ORCH_TEST_REQUIRE_PG").is_err(),
-                "PostgreSQL is required and {admin_url} is unreachable"
-            );
+        let Some(mut server) = crate::test_pg::TestServer::connect() else {
             return;
         };
         let db = format!("orch_catalog_unit_{}", std::process::id());
-        for sql in [
-            format!("DROP DATABASE IF EXISTS {db} WITH (FORCE)"),
-            format!("CREATE DATABASE {db}"),
-        ] {
-            admin.batch_execute(&sql).expect(&sql);
-        }
-        let (base, _) = admin_url.rsplit_once('/').expect("a database in the URL");
-        let url = DatabaseUrl::parse(&format!("{base}/{db}")).expect("url");
-        let mut conn = Conn::establish("t", &url).expect("open");
-        conn.batch_execute(
+        let mut conn = server.database(
+            &db,
             "CREATE SCHEMA other; CREATE TABLE other.elsewhere (id int);
              CREATE TABLE here (id int); CREATE TABLE \"Mixed\" (id int);
              CREATE VIEW seen AS SELECT 1 AS one;",
-        )
-        .expect("schema");
+        );
         let found = |conn: &mut Conn, name: &str| has_table(conn, name).expect(name);
         assert!(found(&mut conn, "here"));
         assert!(found(&mut conn, "Mixed"));
@@ -379,9 +362,6 @@ mod tests {
         assert!(found(&mut conn, "elsewhere"));
         assert!(!found(&mut conn, "here"));
         drop(conn);
-        admin
-            .batch_execute(&format!("DROP DATABASE {db} WITH (FORCE)"))
-            .expect("drop");
     }
 
     #[test]

@@ -29,21 +29,33 @@ pub(super) const HAS_TABLE: &str = concat!(
     " AND c.relkind IN ('r', 'p')"
 );
 
-pub(super) const FOREIGN_KEYS: &str = concat!(
-    "SELECT cl.relname::text AS table_name, \
-       (SELECT attname FROM pg_catalog.pg_attribute \
-         WHERE attrelid = con.conrelid AND attnum = k.attnum)::text AS column_name, \
-       (SELECT relname FROM pg_catalog.pg_class WHERE oid = con.confrelid)::text AS ref_table, \
-       (SELECT attname FROM pg_catalog.pg_attribute \
-         WHERE attrelid = con.confrelid AND attnum = k.refnum)::text AS ref_column, \
-       con.confdeltype::text AS on_delete \
-     FROM pg_catalog.pg_constraint con \
-     JOIN pg_catalog.pg_class cl ON cl.oid = con.conrelid \
-     CROSS JOIN LATERAL unnest(con.conkey, con.confkey) AS k(attnum, refnum) \
-     WHERE con.contype = 'f' AND cl.relnamespace = ",
-    pg_schema_oid!(),
-    " ORDER BY 1, 2"
-);
+/// One row per column pair of every foreign key of the schema: the table, then `$name`
+/// (more columns, or none), the column, the referenced table and column, and the ON
+/// DELETE action, ordered by `$order`.
+macro_rules! pg_foreign_keys {
+    ($name:literal, $order:literal) => {
+        concat!(
+            "SELECT cl.relname::text AS table_name, ",
+            $name,
+            "(SELECT attname FROM pg_catalog.pg_attribute \
+                WHERE attrelid = con.conrelid AND attnum = k.attnum)::text AS column_name, \
+              (SELECT relname FROM pg_catalog.pg_class WHERE oid = con.confrelid)::text AS ref_table, \
+              (SELECT attname FROM pg_catalog.pg_attribute \
+                WHERE attrelid = con.confrelid AND attnum = k.refnum)::text AS ref_column, \
+              con.confdeltype::text AS on_delete \
+            FROM pg_catalog.pg_constraint con \
+            JOIN pg_catalog.pg_class cl ON cl.oid = con.conrelid \
+            CROSS JOIN LATERAL unnest(con.conkey, con.confkey) AS k(attnum, refnum) \
+            WHERE con.contype = 'f' AND cl.relnamespace = ",
+            $crate::catalog::pg_schema_oid!(),
+            " ORDER BY ",
+            $order
+        )
+    };
+}
+pub(crate) use pg_foreign_keys;
+
+pub(super) const FOREIGN_KEYS: &str = pg_foreign_keys!("", "1, 2");
 
 pub(super) const COLUMNS: &str = "SELECT c.relname::text AS table_name, a.attname::text AS column_name, \
        format_type(a.atttypid, a.atttypmod) AS data_type, a.attnotnull AS not_null \

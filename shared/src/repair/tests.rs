@@ -136,41 +136,17 @@ fn rows_in_the_way_are_named_and_values_dropped_are_counted() {
 /// (`ORCH_TEST_PG_URL`; with `ORCH_TEST_REQUIRE_PG=1` an unreachable server fails).
 #[test]
 fn postgres_repairs_in_place_in_one_transaction() {
-    use diesel::Connection;
-    let admin_url = std::env::var("ORCH_TEST_PG_URL")
-        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into());
-    let Ok(mut admin) = diesel::PgConnection::establish(&admin_url) else {
-        assert!(
-            std::env::var("ORCH_TEST_REQUIRE_PG").is_err(),
-            "PostgreSQL is required and {admin_url} is unreachable"
-        );
-        eprintln!("skipped: no PostgreSQL at {admin_url}");
+    let Some(mut server) = crate::test_pg::TestServer::connect() else {
         return;
     };
     let tag = format!("orch_repair_unit_{}", std::process::id());
-    let url_of = |db: &str| {
-        let (base, _) = admin_url.rsplit_once('/').expect("a database in the URL");
-        format!("{base}/{db}")
-    };
-    let make = |admin: &mut diesel::PgConnection, name: &str, sql: &str| {
-        for sql in [
-            format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"),
-            format!("CREATE DATABASE {name}"),
-        ] {
-            diesel::connection::SimpleConnection::batch_execute(admin, &sql).expect(&sql);
-        }
-        let mut conn =
-            Conn::establish("t", &DatabaseUrl::parse(&url_of(name)).expect("url")).expect("open");
-        conn.batch_execute(sql).expect("schema");
-        conn
-    };
     let pg = |sql: &str| sql.replace("BIGINT NOT NULL DEFAULT 0", "bigint NOT NULL DEFAULT 0");
     let (scratch, live_db) = (format!("{tag}_expected"), format!("{tag}_live"));
-    let mut expected_conn = make(&mut admin, &scratch, &pg(MIGRATIONS));
+    let mut expected_conn = server.database(&scratch, &pg(MIGRATIONS));
     let model = schema::introspect(&mut expected_conn).expect("model");
     let defs = definitions::read(&mut expected_conn).expect("definitions");
     drop(expected_conn);
-    let mut live = make(&mut admin, &live_db, &pg(DRIFTED));
+    let mut live = server.database(&live_db, &pg(DRIFTED));
     live.batch_execute(
         "INSERT INTO users (id, email, credits, legacy) VALUES ('u1', 'a@x', 5, NULL), ('u2', 'b@x', 0, 'kept?');
          INSERT INTO datasets VALUES ('d1', 'u1', 'one'), ('d2', 'u2', 'two');
@@ -228,8 +204,4 @@ fn postgres_repairs_in_place_in_one_transaction() {
         other => panic!("the type change should be blocked: {other:?}"),
     }
     drop(live);
-    for db in [scratch, live_db] {
-        let sql = format!("DROP DATABASE {db} WITH (FORCE)");
-        diesel::connection::SimpleConnection::batch_execute(&mut admin, &sql).expect(&sql);
-    }
 }

@@ -60,23 +60,9 @@ const CHECKS: &str = "SELECT cl.relname::text AS table_name, con.conname::text A
      JOIN pg_catalog.pg_namespace n ON n.oid = cl.relnamespace \
      WHERE con.contype = 'c' AND n.nspname = current_schema() ORDER BY 1, 2";
 
-/// One row per column pair of every foreign key, with the constraint's name (names looked
-/// up in scalar subqueries, as in `catalog`: far cheaper to plan than five joins).
-const FOREIGN_KEYS: &str = concat!(
-    "SELECT cl.relname::text AS table_name, con.conname::text AS name, \
-       (SELECT attname FROM pg_catalog.pg_attribute \
-         WHERE attrelid = con.conrelid AND attnum = k.attnum)::text AS column_name, \
-       (SELECT relname FROM pg_catalog.pg_class WHERE oid = con.confrelid)::text AS ref_table, \
-       (SELECT attname FROM pg_catalog.pg_attribute \
-         WHERE attrelid = con.confrelid AND attnum = k.refnum)::text AS ref_column, \
-       con.confdeltype::text AS on_delete \
-     FROM pg_catalog.pg_constraint con \
-     JOIN pg_catalog.pg_class cl ON cl.oid = con.conrelid \
-     CROSS JOIN LATERAL unnest(con.conkey, con.confkey) AS k(attnum, refnum) \
-     WHERE con.contype = 'f' AND cl.relnamespace = ",
-    crate::catalog::pg_schema_oid!(),
-    " ORDER BY 1, 2, 3"
-);
+/// One row per column pair of every foreign key, with the constraint's name.
+const FOREIGN_KEYS: &str =
+    crate::catalog::pg_foreign_keys!("con.conname::text AS name, ", "1, 2, 3");
 
 pub(super) fn read(conn: &mut PgConnection) -> diesel::QueryResult<CatalogRows> {
     let tables = diesel::sql_query(TABLES).load::<Name>(conn)?;
