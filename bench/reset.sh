@@ -54,13 +54,14 @@ floor() {
 
 ours; manual; floor   # warm up (and prove each works)
 : > "$WORK/times"
+steal_mark
 for i in $(seq 1 "$ROUNDS"); do
   for what in ours manual floor; do
     echo "$what $(ms $what)" >> "$WORK/times"
   done
 done
 O=$(median_of "$WORK/times" ours) M=$(median_of "$WORK/times" manual) F=$(median_of "$WORK/times" floor)
-echo "rounds=$ROUNDS ours_ms=$O manual_ms=$M floor_ms=$F"
+echo "rounds=$ROUNDS ours_ms=$O manual_ms=$M floor_ms=$F cpu_steal_permille=$(steal_since_mark)"
 awk -v o="$O" -v m="$M" -v f="$F" 'BEGIN { printf "ours/manual=%.2f (target <= 0.5)  ours/floor=%.2f (target <= 1.2)\n", o/m, o/f }'
 
 echo "== status against two psql 'select 1' connections"
