@@ -39,8 +39,9 @@ pub struct Needs {
     pub history_from_dir: Option<&'static str>,
 }
 
-/// What a store's database holds that says whose it is: every table of its schema
-/// (bookkeeping included) and, when they could matter, diesel's applied versions.
+/// What a store's database holds that says whose it is: which of the stores' own tables
+/// and diesel's bookkeeping its schema has and, when they could matter, diesel's applied
+/// versions.
 #[derive(Debug, Default)]
 struct Evidence {
     tables: Vec<String>,
@@ -103,7 +104,13 @@ fn read_evidence(
     store: &Store,
     all: &[&'static Store],
 ) -> diesel::QueryResult<Evidence> {
-    let tables = catalog::all_tables(conn)?;
+    // Asked by name: only the stores' tables and diesel's are evidence, and listing every
+    // table would scan every relation of the database.
+    let mut known: Vec<&str> = all.iter().flat_map(|s| s.tables.iter().copied()).collect();
+    known.push(DIESEL_MIGRATIONS_TABLE);
+    known.sort_unstable();
+    known.dedup();
+    let tables = catalog::tables_named(conn, &known)?;
     let own_table = all
         .iter()
         .filter(|o| o.name != store.name)

@@ -106,9 +106,22 @@ pub fn all_tables(conn: &mut Conn) -> diesel::QueryResult<Vec<String>> {
 
 /// Whether the schema has the table `name` (bookkeeping tables included).
 pub fn has_table(conn: &mut Conn, name: &str) -> diesel::QueryResult<bool> {
-    let sql =
-        pick(conn, postgres::HAS_TABLE, sqlite::HAS_TABLE).replace("{name}", &quote_literal(name));
-    Ok(!load::<NameRow>(conn, &sql)?.is_empty())
+    Ok(!tables_named(conn, &[name])?.is_empty())
+}
+
+/// Which of `names` are tables of the schema (in the database's order): for a question about known tables,
+/// without listing every table (see `postgres::TABLES_NAMED`).
+pub fn tables_named(conn: &mut Conn, names: &[&str]) -> diesel::QueryResult<Vec<String>> {
+    if names.is_empty() {
+        return Ok(Vec::new());
+    }
+    let list: Vec<String> = names.iter().map(|n| quote_literal(n)).collect();
+    let sql = pick(conn, postgres::TABLES_NAMED, sqlite::TABLES_NAMED)
+        .replace("{names}", &list.join(", "));
+    Ok(load::<NameRow>(conn, &sql)?
+        .into_iter()
+        .map(|r| r.name)
+        .collect())
 }
 
 /// The tables that belong to the store's schema (bookkeeping `__*` tables aside), sorted.
@@ -357,6 +370,10 @@ mod tests {
         assert!(!found(&mut conn, "mixed"));
         assert!(!found(&mut conn, "seen"), "a view is not a table");
         assert!(!found(&mut conn, "elsewhere"), "another schema's table");
+        let mut named = tables_named(&mut conn, &["here", "seen", "elsewhere", "Mixed", "gone"])
+            .expect("named");
+        named.sort();
+        assert_eq!(named, ["Mixed", "here"]);
         conn.batch_execute("SET search_path TO other")
             .expect("search_path");
         assert!(found(&mut conn, "elsewhere"));

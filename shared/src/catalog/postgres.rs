@@ -19,14 +19,15 @@ pub(super) const TABLES: &str = concat!(
     " AND c.relkind IN ('r', 'p') ORDER BY 1"
 );
 
-/// [`TABLES`] limited to one name (`{name}`, a quoted literal): found through the index on
-/// `(relname, relnamespace)` rather than a scan of every relation of the database, which
-/// after many resets' worth of dead catalog rows costs milliseconds each time.
-pub(super) const HAS_TABLE: &str = concat!(
+/// [`TABLES`] limited to some names (`{names}`, quoted literals separated by commas):
+/// found through the index on `(relname, relnamespace)` rather than a scan of every
+/// relation of the database, which after many resets' worth of dead catalog rows costs
+/// milliseconds each time.
+pub(super) const TABLES_NAMED: &str = concat!(
     "SELECT c.relname::text AS name FROM pg_catalog.pg_class c \
-     WHERE c.relname = {name} AND c.relnamespace = ",
+     WHERE c.relname IN ({names}) AND c.relnamespace = ",
     pg_schema_oid!(),
-    " AND c.relkind IN ('r', 'p')"
+    " AND c.relkind IN ('r', 'p') ORDER BY 1"
 );
 
 /// One row per column pair of every foreign key of the schema: the table, then `$name`

@@ -3,8 +3,8 @@
 pub(super) const TABLES: &str = "SELECT name FROM sqlite_schema \
      WHERE type = 'table' AND name NOT LIKE 'sqlite\\_%' ESCAPE '\\' ORDER BY 1";
 
-pub(super) const HAS_TABLE: &str =
-    "SELECT name FROM sqlite_schema WHERE type = 'table' AND name = {name}";
+pub(super) const TABLES_NAMED: &str =
+    "SELECT name FROM sqlite_schema WHERE type = 'table' AND name IN ({names}) ORDER BY 1";
 
 pub(super) const FOREIGN_KEYS: &str = "SELECT m.name AS table_name, f.\"from\" AS column_name, \
        f.\"table\" AS ref_table, COALESCE(f.\"to\", '') AS ref_column, f.on_delete AS on_delete \
