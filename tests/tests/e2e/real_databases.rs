@@ -5,7 +5,7 @@
 //! security. What a reset would destroy is named, guarded, backed up, and restore brings
 //! every table of every schema back.
 
-use crate::support::role::{as_role, Role};
+use crate::support::role::{as_role, migrated_owner, Role};
 use diesel::RunQueryDsl;
 
 #[derive(diesel::QueryableByName)]
@@ -54,10 +54,7 @@ fn a_real_shaped_database_is_named_guarded_backed_up_and_restored_whole() {
     let Some(pair) = TestPair::new(Backend::Postgres, "real_db_whole") else {
         return;
     };
-    let owner = Role::new(&pair, "owner");
-    owner.own(&pair.auth);
-    owner.own(&pair.app);
-    as_role(&pair, &owner).arg("migrate").assert().success();
+    let owner = migrated_owner(&pair, "owner");
     orch_tests::seed::contract_rows(&pair);
     let mut auth = owner.connect(&pair.auth);
     exec(&mut auth, AUTH_EXTRAS);
@@ -205,10 +202,7 @@ fn a_real_shaped_database_is_named_guarded_backed_up_and_restored_whole() {
 /// The pair owned by a role of its own, migrated and seeded, with every row of app's
 /// `table` hidden from that owner by a policy it is subject to (FORCE).
 fn hidden_from_the_owner(pair: &TestPair, label: &str, table: &str) -> Role {
-    let owner = Role::new(pair, label);
-    owner.own(&pair.auth);
-    owner.own(&pair.app);
-    as_role(pair, &owner).arg("migrate").assert().success();
+    let owner = migrated_owner(pair, label);
     orch_tests::seed::contract_rows(pair);
     exec(
         &mut pair.app.connect(),
@@ -284,10 +278,7 @@ fn empty_storage_counts_as_no_rows_and_hides_nothing() {
     let Some(pair) = TestPair::new(Backend::Postgres, "real_db_empty") else {
         return;
     };
-    let owner = Role::new(&pair, "empty");
-    owner.own(&pair.auth);
-    owner.own(&pair.app);
-    as_role(&pair, &owner).arg("migrate").assert().success();
+    let owner = migrated_owner(&pair, "empty");
     exec(
         &mut owner.connect(&pair.app),
         "CREATE TABLE emptied (id int); INSERT INTO emptied SELECT generate_series(1, 100);
@@ -407,11 +398,8 @@ fn grants_default_privileges_and_the_schema_comment_survive_a_reset() {
     let Some(pair) = TestPair::new(Backend::Postgres, "real_db_access") else {
         return;
     };
-    let owner = Role::new(&pair, "acl_owner");
+    let owner = migrated_owner(&pair, "acl_owner");
     let reader = Role::new(&pair, "acl_reader");
-    owner.own(&pair.auth);
-    owner.own(&pair.app);
-    as_role(&pair, &owner).arg("migrate").assert().success();
     let mut auth = owner.connect(&pair.auth);
     exec(
         &mut auth,

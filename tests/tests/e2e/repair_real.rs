@@ -15,7 +15,7 @@ use diesel::RunQueryDsl;
 use orch_tests::{exec, for_each_backend, json_of, orchestrator, TestPair};
 use shared::{Backend, Conn};
 
-use crate::support::role::{as_role, Role};
+use crate::support::role::{as_role, migrated_owner, Role};
 
 #[derive(diesel::QueryableByName)]
 struct Text {
@@ -46,11 +46,8 @@ fn a_repair_of_a_real_shaped_database_keeps_what_it_does_not_own_and_every_commi
     let Some(pair) = TestPair::new(Backend::Postgres, "repair_real") else {
         return;
     };
-    let owner = Role::new(&pair, "reprown");
+    let owner = migrated_owner(&pair, "reprown");
     let reader = Role::new(&pair, "reprread");
-    owner.own(&pair.auth);
-    owner.own(&pair.app);
-    as_role(&pair, &owner).arg("migrate").assert().success();
     let seeded = orch_tests::seed::contract_rows(&pair);
     let mut app_owner = owner.connect(&pair.app);
     exec(&mut app_owner, APP_EXTRAS);

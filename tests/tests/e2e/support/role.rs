@@ -71,6 +71,16 @@ impl Drop for Role {
     }
 }
 
+/// A role of the test's own owning both of the pair's databases, which it has migrated:
+/// the shape an application's databases usually have.
+pub fn migrated_owner(pair: &TestPair, label: &str) -> Role {
+    let owner = Role::new(pair, label);
+    owner.own(&pair.auth);
+    owner.own(&pair.app);
+    as_role(pair, &owner).arg("migrate").assert().success();
+    owner
+}
+
 /// The binary on the pair's databases as `role`.
 pub fn as_role(pair: &TestPair, role: &Role) -> assert_cmd::Command {
     let (auth, app) = (role.url(&pair.auth), role.url(&pair.app));
