@@ -108,7 +108,10 @@ fn shipped_checksum(sql: &[MigrationSql], name: &str) -> Option<String> {
 pub fn state(conn: &mut Conn, store: &Store) -> Result<MigrationState, BoxError> {
     let backend = conn.backend();
     let shipped = shipped(store, backend)?;
-    let present = catalog::all_tables(conn)?;
+    let present = catalog::tables_named(
+        conn,
+        &[DIESEL_MIGRATIONS_TABLE, ORCHESTRATOR_MIGRATIONS_TABLE],
+    )?;
     let runs = catalog::applied_runs(conn, &present)?;
     let records = catalog::checksum_records(conn, &present)?;
     let sql = store.migrations.sql_for(backend);

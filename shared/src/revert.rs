@@ -288,16 +288,17 @@ fn forget(conn: &mut Conn, version: &str) -> Result<String, BoxError> {
 /// Recounts, in the caller's transaction, what `checked` counted; more than it found is
 /// an error.
 fn fence(conn: &mut Conn, checked: &Loss) -> Result<(), BoxError> {
-    let present = catalog::all_tables(conn)?;
-    let mut tables: Vec<String> = checked
+    let mut named: Vec<&str> = checked
         .tables
         .iter()
-        .map(|t| t.table.clone())
-        .chain(checked.columns.iter().map(|c| c.table.clone()))
-        .filter(|t| present.contains(t))
+        .map(|t| t.table.as_str())
+        .chain(checked.columns.iter().map(|c| c.table.as_str()))
         .collect();
+    named.sort_unstable();
+    named.dedup();
+    // Those of them still there, in byte order as before (the database's may differ).
+    let mut tables = catalog::tables_named(conn, &named)?;
     tables.sort();
-    tables.dedup();
     let postgres = conn.backend() == crate::Backend::Postgres;
     if postgres {
         crate::revert_postgres::lock_tables(conn, &tables)?;

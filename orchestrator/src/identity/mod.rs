@@ -115,10 +115,14 @@ fn read_evidence(
         .iter()
         .filter(|o| o.name != store.name)
         .all(|other| only_in(store.tables, other.tables).any(|t| tables.iter().any(|l| l == t)));
-    let versions = if !own_table && tables.iter().any(|t| t == DIESEL_MIGRATIONS_TABLE) {
-        catalog::applied_versions(conn)?
-    } else {
+    // The tables just read say whether diesel's is there: no second look.
+    let versions = if own_table {
         Vec::new()
+    } else {
+        catalog::applied_runs(conn, &tables)?
+            .into_iter()
+            .map(|(version, _)| version)
+            .collect()
     };
     Ok(Evidence { tables, versions })
 }

@@ -109,8 +109,8 @@ pub fn has_table(conn: &mut Conn, name: &str) -> diesel::QueryResult<bool> {
     Ok(!tables_named(conn, &[name])?.is_empty())
 }
 
-/// Which of `names` are tables of the schema (in the database's order): for a question about known tables,
-/// without listing every table (see `postgres::TABLES_NAMED`).
+/// Which of `names` are tables of the schema, in the database's order: for a question
+/// about known tables, without listing every table (see `postgres::TABLES_NAMED`).
 pub fn tables_named(conn: &mut Conn, names: &[&str]) -> diesel::QueryResult<Vec<String>> {
     if names.is_empty() {
         return Ok(Vec::new());
