@@ -256,3 +256,57 @@ pub fn cancel_backend(conn: &mut PgConnection, pid: i64) -> diesel::QueryResult<
         diesel::sql_query(format!("SELECT pg_cancel_backend({pid}) AS v")).get_result(conn)?;
     Ok(row.v)
 }
+
+#[cfg(test)]
+mod tests {
+    use diesel::sql_types::Text;
+    use diesel::{QueryableByName, RunQueryDsl};
+
+    use crate::test_pg::TestServer;
+    use crate::Conn;
+
+    #[derive(QueryableByName)]
+    struct Settings {
+        #[diesel(sql_type = Text)]
+        lock: String,
+        #[diesel(sql_type = Text)]
+        idle_in_transaction: String,
+        #[diesel(sql_type = Text)]
+        idle: String,
+        #[diesel(sql_type = Text)]
+        check_interval: String,
+        #[diesel(sql_type = Text)]
+        plpgsql_loaded: String,
+    }
+
+    /// Every connection starts with the run's settings, set in plain SQL: no PL/pgSQL is
+    /// loaded into the session for it.
+    #[test]
+    fn every_session_starts_with_the_run_settings_without_plpgsql() {
+        let Some(mut server) = TestServer::connect() else {
+            return;
+        };
+        let mut conn = server.database(&format!("orch_session_{}", std::process::id()), "SELECT 1");
+        let Conn::Postgres(pg) = &mut conn else {
+            unreachable!()
+        };
+        let s: Settings = diesel::sql_query(
+            "SELECT current_setting('lock_timeout') AS lock,
+                    current_setting('idle_in_transaction_session_timeout') AS idle_in_transaction,
+                    current_setting('idle_session_timeout') AS idle,
+                    current_setting('client_connection_check_interval') AS check_interval,
+                    (SELECT count(*) FROM pg_catalog.pg_backend_memory_contexts
+                      WHERE name = 'PLpgSQL function hash')::text AS plpgsql_loaded",
+        )
+        .get_result(pg)
+        .expect("settings");
+        assert_ne!(s.lock, "0", "a lock wait is bounded");
+        assert_eq!(s.idle_in_transaction, "0");
+        assert_eq!(s.idle, "0");
+        assert_eq!(s.check_interval, "1s");
+        assert_eq!(
+            s.plpgsql_loaded, "0",
+            "PL/pgSQL was loaded into the session"
+        );
+    }
+}

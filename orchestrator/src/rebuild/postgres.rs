@@ -29,19 +29,13 @@ pub(crate) fn fence(ctx: &Context, store: &'static Store) -> Result<Conn, StepEr
     // Held by this session until it ends: see `admin::rebuild_lock_key`.
     admin::advisory_lock(&mut conn, admin::rebuild_lock_key(store.name))
         .map_err(|e| ("taking the rebuild lock", e.to_string()))?;
-    admin::begin(&mut conn).map_err(|e| ("BEGIN", e.to_string()))?;
-    // One round trip: the wait's bound, the schema (created when missing), the fence.
+    // The transaction, the wait's bound, the schema (created when missing), the fence.
     let schema = ctx
         .url(store)
         .map(|u| u.schema().to_string())
         .unwrap_or_default();
-    conn.batch_execute(&format!(
-        "SET LOCAL lock_timeout = '{}s';\n{}{}",
-        ctx.settings.lock_timeout.as_secs().max(1),
-        admin::ensure_schema_sql(&schema),
-        admin::fence_sql()
-    ))
-    .map_err(|e| ("locking the tables against writes", lock_hint(e)))?;
+    admin::begin_fenced(&mut conn, &schema, ctx.settings.lock_timeout.as_secs())
+        .map_err(|e| ("locking the tables against writes", lock_hint(e)))?;
     Ok(conn)
 }
 

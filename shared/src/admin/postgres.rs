@@ -1,7 +1,7 @@
 //! PostgreSQL's administrative SQL: server facts, advisory locks, the schema rebuild with
 //! its owner and grants, the write fence, two-phase commit and exported snapshots.
 
-use diesel::RunQueryDsl;
+use diesel::{QueryableByName, RunQueryDsl};
 
 use super::{pg, Flag, Number, TextRow, GID_PREFIX};
 use crate::db::{quote_ident, quote_literal, Conn};
@@ -79,6 +79,7 @@ pub fn ensure_schema_sql(schema: &str) -> String {
 /// on reading; writers (and foreign-key checks from other schemas) wait until the
 /// rebuild ends, so a snapshot taken after it holds exactly what the rebuild drops.
 /// Inheriting children and partitions, wherever they live, are locked with their parent.
+/// For scripts run by psql; a connection of ours takes it with [`begin_fenced`].
 pub fn fence_sql() -> String {
     "DO $orch$ DECLARE t text; BEGIN \
        SELECT string_agg(format('%I.%I', n.nspname, c.relname), ', ') INTO t \
@@ -87,6 +88,74 @@ pub fn fence_sql() -> String {
        IF t IS NOT NULL THEN EXECUTE 'LOCK TABLE ' || t || ' IN EXCLUSIVE MODE'; END IF; \
      END $orch$;\n"
         .to_string()
+}
+
+#[derive(QueryableByName)]
+struct FenceTargets {
+    #[diesel(sql_type = diesel::sql_types::Bool)]
+    present: bool,
+    /// The schema's tables, quoted and comma-separated ("" when none).
+    #[diesel(sql_type = diesel::sql_types::Text)]
+    tables: String,
+}
+
+fn fence_targets(c: &mut diesel::PgConnection, schema: &str) -> diesel::QueryResult<FenceTargets> {
+    diesel::sql_query(format!(
+        "SELECT to_regnamespace({}) IS NOT NULL AS present, \
+                COALESCE((SELECT string_agg(format('%I.%I', n.nspname, c.relname), ', ' ORDER BY c.relname) \
+                            FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace \
+                           WHERE n.nspname = {} AND c.relkind IN ('r', 'p')), '') AS tables",
+        quote_literal(&quote_ident(schema)),
+        quote_literal(schema)
+    ))
+    .get_result(c)
+}
+
+/// How often the fence reads the schema's tables again before it gives up on a schema
+/// whose tables keep changing while it locks them.
+const FENCE_ROUNDS: usize = 8;
+
+/// Opens the rebuild's transaction and takes its write fence (see [`fence_sql`]), with
+/// every lock wait bounded by `lock_timeout_secs`: the store's schema is created when it
+/// does not exist yet and made the session's, and every table in it is locked
+/// `EXCLUSIVE`. Plain SQL rather than a `DO` block, which would load PL/pgSQL into the
+/// new session (about 2 ms of server time). The tables are listed before the transaction
+/// and once more under the locks: a table created in between is locked too.
+pub fn begin_fenced(
+    conn: &mut Conn,
+    schema: &str,
+    lock_timeout_secs: u64,
+) -> diesel::QueryResult<()> {
+    use diesel::connection::{AnsiTransactionManager, SimpleConnection};
+    let c = pg(conn)?;
+    let first = fence_targets(c, schema)?;
+    let ident = quote_ident(schema);
+    let mut sql = format!(
+        "BEGIN;\nSET LOCAL lock_timeout = '{}s';\n",
+        lock_timeout_secs.max(1)
+    );
+    if !first.present {
+        sql.push_str(&format!("CREATE SCHEMA {ident};\n"));
+    }
+    sql.push_str(&format!("SET search_path TO {ident};\n"));
+    let mut locked = first.tables;
+    if !locked.is_empty() {
+        sql.push_str(&format!("LOCK TABLE {locked} IN EXCLUSIVE MODE;\n"));
+    }
+    AnsiTransactionManager::begin_transaction_sql(c, &sql)?;
+    for _ in 0..FENCE_ROUNDS {
+        let now = fence_targets(c, schema)?.tables;
+        if now == locked {
+            return Ok(());
+        }
+        if !now.is_empty() {
+            c.batch_execute(&format!("LOCK TABLE {now} IN EXCLUSIVE MODE"))?;
+        }
+        locked = now;
+    }
+    Err(diesel::result::Error::QueryBuilderError(
+        format!("the tables of schema {schema} kept changing while they were being locked").into(),
+    ))
 }
 
 /// The schema's name and the SQL that drops it with everything in it and recreates it with
@@ -175,4 +244,86 @@ pub fn prepare(conn: &mut Conn, gid: &str) -> diesel::QueryResult<()> {
 /// committing, a prepared transaction) fails instead of hanging.
 pub fn set_lock_timeout(conn: &mut Conn, secs: u64) -> diesel::QueryResult<()> {
     conn.batch_execute(&format!("SET lock_timeout = '{}s'", secs.max(1)))
+}
+
+#[cfg(test)]
+mod tests {
+    use diesel::sql_types::{BigInt, Text};
+    use diesel::{QueryableByName, RunQueryDsl};
+
+    use crate::test_pg::TestServer;
+    use crate::Conn;
+
+    #[derive(QueryableByName)]
+    struct Locked {
+        #[diesel(sql_type = Text)]
+        tables: String,
+        #[diesel(sql_type = Text)]
+        path: String,
+        #[diesel(sql_type = BigInt)]
+        plpgsql: i64,
+    }
+
+    fn locked(conn: &mut Conn) -> Locked {
+        let Conn::Postgres(pg) = conn else {
+            unreachable!()
+        };
+        diesel::sql_query(
+            "SELECT COALESCE(string_agg(l.relation::regclass::text, ',' ORDER BY l.relation::regclass::text), '') AS tables,
+                    current_setting('search_path') AS path,
+                    (SELECT count(*) FROM pg_catalog.pg_backend_memory_contexts
+                      WHERE name = 'PLpgSQL function hash') AS plpgsql
+               FROM pg_catalog.pg_locks l
+              WHERE l.pid = pg_backend_pid() AND l.locktype = 'relation'
+                AND l.mode = 'ExclusiveLock' AND l.granted",
+        )
+        .get_result(pg)
+        .expect("locks")
+    }
+
+    /// The fence locks every table of the schema, partitions and inheriting children in
+    /// other schemas included, creates a configured schema that is missing, and loads no
+    /// PL/pgSQL for it.
+    #[test]
+    fn the_fence_locks_every_table_of_the_schema_and_creates_a_missing_one() {
+        let Some(mut server) = TestServer::connect() else {
+            return;
+        };
+        let name = format!("orch_fence_{}", std::process::id());
+        let mut conn = server.database(
+            &name,
+            "CREATE SCHEMA s; CREATE SCHEMA other;
+             CREATE TABLE s.a (id int); CREATE TABLE s.\"Odd name\" (id int);
+             CREATE TABLE s.p (id int) PARTITION BY RANGE (id);
+             CREATE TABLE s.p1 PARTITION OF s.p FOR VALUES FROM (0) TO (10);
+             CREATE TABLE other.child () INHERITS (s.a);
+             CREATE TABLE other.untouched (id int);
+             CREATE VIEW s.v AS SELECT 1 AS one;",
+        );
+        super::begin_fenced(&mut conn, "s", 5).expect("fenced");
+        let seen = locked(&mut conn);
+        assert_eq!(
+            seen.tables, "\"Odd name\",a,other.child,p,p1",
+            "every table of s (the search path now), and what inherits from them, is locked"
+        );
+        assert_eq!(seen.path, "s");
+        assert_eq!(seen.plpgsql, 0, "PL/pgSQL was loaded for the fence");
+        crate::admin::rollback(&mut conn).expect("rollback");
+
+        super::begin_fenced(&mut conn, "new schema", 5).expect("fenced");
+        let seen = locked(&mut conn);
+        assert_eq!(seen.tables, "", "a new schema holds nothing to lock");
+        assert_eq!(seen.path, "\"new schema\"");
+        crate::admin::commit(&mut conn).expect("commit");
+        let Conn::Postgres(pg) = &mut conn else {
+            unreachable!()
+        };
+        let made: Vec<Locked> = diesel::sql_query(
+            "SELECT nspname::text AS tables, '' AS path, 0::bigint AS plpgsql
+               FROM pg_catalog.pg_namespace WHERE nspname = 'new schema'",
+        )
+        .load(pg)
+        .expect("schema");
+        assert_eq!(made.len(), 1, "the missing schema was created");
+    }
 }
