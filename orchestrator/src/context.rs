@@ -260,6 +260,35 @@ impl Context {
         }
     }
 
+    /// The run's pooled session of `store`, taken out of the pool (the session that took
+    /// the store's run lock: never a new connection, which would hold no lock), to be
+    /// given back with [`Context::give_back`].
+    pub fn lend(&self, store: &'static Store) -> Result<Conn, String> {
+        self.idle
+            .lock()
+            .ok()
+            .and_then(|mut idle| {
+                idle.iter()
+                    .position(|(name, _)| *name == store.name)
+                    .map(|i| idle.swap_remove(i).1)
+            })
+            .ok_or_else(|| {
+                format!(
+                    "the run's session of the {} store is not free to lend",
+                    store.name
+                )
+            })
+    }
+
+    /// Puts a session taken with [`Session::detach`] or [`Context::lend`] back into the run's pool, with the
+    /// locks it holds: the rebuild lends the session holding a store's run lock to that
+    /// store's rebuild transaction and takes it back once the transaction has ended.
+    pub fn give_back(&self, store: &'static str, conn: Conn) {
+        if let Ok(mut idle) = self.idle.lock() {
+            idle.push((store, conn));
+        }
+    }
+
     /// Keeps a connection with no transaction, lock or state of its own for the next
     /// [`Context::connect`] of `store`: it saves that a connection's handshake, and a
     /// command then holds no more connections than it counted.

@@ -33,9 +33,7 @@ pub fn crash_if(point: &str, store: &str) {
 
 /// Sleeps when `pause-before-commit` is armed for `store`.
 pub fn pause_if(store: &str) {
-    if armed("pause-before-commit", store) {
-        std::thread::sleep(std::time::Duration::from_secs(3));
-    }
+    pause_at("pause-before-commit", store);
 }
 
 /// Sleeps 3 s when `point` is armed for `store`, saying so on stderr first so that a test

@@ -25,6 +25,16 @@ pub struct Holder {
 }
 
 impl Holder {
+    /// The process id of the orchestrator run of this host that opened this session,
+    /// when that process no longer runs (its application name says which: see
+    /// `store_core::session`).
+    pub fn left_by_dead_run(&self) -> Option<u32> {
+        self.application_name
+            .as_deref()
+            .and_then(crate::session::local_run_pid)
+            .filter(|pid| !crate::process::alive(*pid))
+    }
+
     /// "server process 123 (orchestrator pid=9 host=h from 10.0.0.2, connected since …)"
     pub fn describe(&self) -> String {
         format!(

@@ -15,8 +15,9 @@ use crate::preflight::Plan;
 /// - `verify`: the pooled session, which streams the first reference; every further
 ///   reference streams on a new connection to each store it joins;
 /// - `backup`: the pooled session plus pg_dump;
-/// - `reset`: the rebuild's connection (the probe's) holding the write fence, while the
-///   pooled session and pg_dump take the backup; then the session and the rebuild's;
+/// - `reset`: the pooled session, which holds the write fence in the rebuild's
+///   transaction, while a connection of the backup's own and pg_dump take the backup
+///   (no probe connection is kept: the rebuild opens none of its own);
 /// - `restore`: psql holding the write fence in its transaction, while the pooled session
 ///   and pg_dump take the safety backup; then psql loads (with two-phase commit a new
 ///   connection commits the prepared load once psql has exited);
@@ -48,7 +49,7 @@ pub fn plan(ctx: &Context, command: &Command) -> CliResult<Option<Plan>> {
             true,
         ),
         Command::Backup(_) => ("backup", each(all(), 2), true, false),
-        Command::Reset(_) => ("reset", each(all(), 3), true, true),
+        Command::Reset(_) => ("reset", each(all(), 3), true, false),
         Command::Restore(_) => ("restore", each(all(), 3), true, true),
         // A dry run only reads, like status.
         Command::Migrate(args) => ("migrate", each(all(), 1), !args.dry_run, false),

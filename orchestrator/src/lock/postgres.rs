@@ -27,28 +27,30 @@ pub(super) fn take(
     let mut conn = ctx.session(store)?;
     let key = admin::lock_key(store.name);
     let mut holders = Holders::new(ctx, store);
-    poll(store, url, timeout, announce, || {
-        let got = match mode {
-            Mode::Exclusive => admin::try_advisory_lock(&mut conn, key),
-            Mode::Shared => admin::try_advisory_lock_shared(&mut conn, key),
-        }
-        .map_err(|e| query_error(store, url, mode.taking(), e))?;
-        if got {
-            Ok(Attempt::Got(()))
-        } else {
-            Ok(Attempt::HeldBy(holders.describe(
-                &mut conn,
-                key,
-                "another run",
-            )))
-        }
-    })?;
+    let mut announce = announce;
+    let first = poll(store, url, timeout, &mut announce, || {
+        try_take(&mut conn, key, mode, &mut holders, store, url)
+    });
+    match first {
+        // A run killed mid-rebuild holds the lock on its rebuild's session (the run's own:
+        // see `rebuild::postgres::fence`) until the statement in flight ends; even a run
+        // that does not wait gives it a few seconds (a leftover is ended meanwhile).
+        Err(_) if timeout < DEAD_REBUILD_GRACE && holders.saw_dead_run() => poll(
+            store,
+            url,
+            DEAD_REBUILD_GRACE - timeout,
+            &mut announce,
+            || try_take(&mut conn, key, mode, &mut holders, store, url),
+        )?,
+        other => other?,
+    }
     if mode == Mode::Exclusive {
-        // A run killed mid-rebuild may still have a backend finishing its last
-        // statement (a PREPARE TRANSACTION, say): settling before it ends would miss
-        // what it leaves. Its rebuild key says so until that backend exits, which
-        // takes as long as that statement; even a run that does not wait (status)
-        // gives it a few seconds.
+        // A run killed mid-change may still have a fenced session beside its own
+        // finishing its last statement (a restore's psql, a repair's transaction; a
+        // PREPARE TRANSACTION, say): settling before it ends would miss what it
+        // leaves. Its rebuild key says so until that backend exits, which takes as
+        // long as that statement; even a run that does not wait (status) gives it a
+        // few seconds.
         wait_for_dead_rebuild(ctx, &mut conn, store, timeout.max(DEAD_REBUILD_GRACE))?;
         tracing::info!(
             store = store.name,
@@ -59,16 +61,58 @@ pub(super) fn take(
     Ok(())
 }
 
+/// One try at the store's lock in `mode`; who holds it, in words, when it is taken.
+fn try_take(
+    conn: &mut shared::Conn,
+    key: i64,
+    mode: Mode,
+    holders: &mut Holders<'_>,
+    store: &Store,
+    url: &DatabaseUrl,
+) -> CliResult<Attempt<()>> {
+    let got = match mode {
+        Mode::Exclusive => admin::try_advisory_lock(conn, key),
+        Mode::Shared => admin::try_advisory_lock_shared(conn, key),
+    }
+    .map_err(|e| query_error(store, url, mode.taking(), e))?;
+    Ok(if got {
+        Attempt::Got(())
+    } else {
+        Attempt::HeldBy(holders.describe(conn, key, "another run"))
+    })
+}
+
 /// Whether a run holds the store's lock right now; takes nothing it does not give back.
+/// A run killed mid-statement holds it until that statement ends (within a second or so:
+/// see `client_connection_check_interval`): that is no run at work, and what it leaves is
+/// read once it has gone, waiting at most a few seconds.
 pub(super) fn busy(ctx: &Context, store: &'static Store, url: &DatabaseUrl) -> CliResult<bool> {
     let mut conn = ctx.session(store)?;
     let key = admin::lock_key(store.name);
     let checking = |e| query_error(store, url, "checking for a run", e);
-    if !admin::try_advisory_lock_shared(&mut conn, key).map_err(checking)? {
-        return Ok(true);
+    let started = Instant::now();
+    loop {
+        if admin::try_advisory_lock_shared(&mut conn, key).map_err(checking)? {
+            admin::advisory_unlock_shared(&mut conn, key).map_err(checking)?;
+            return Ok(false);
+        }
+        if started.elapsed() >= DEAD_REBUILD_GRACE || !held_by_dead_runs(&mut conn, key) {
+            return Ok(true);
+        }
+        std::thread::sleep(super::POLL);
     }
-    admin::advisory_unlock_shared(&mut conn, key).map_err(checking)?;
-    Ok(false)
+}
+
+/// Whether every session holding `key` was left by a run of this host that no longer
+/// runs (false when that cannot be told).
+fn held_by_dead_runs(conn: &mut shared::Conn, key: i64) -> bool {
+    let shared::Conn::Postgres(pg) = conn else {
+        return false;
+    };
+    let Ok(holders) = pg_server::lock_holders(pg, key) else {
+        return false;
+    };
+    !holders.is_empty() && holders.iter().all(|h| h.left_by_dead_run().is_some())
 }
 
 /// The session that took the run's lock still exists and still holds it; `what` says
@@ -132,6 +176,11 @@ impl<'a> Holders<'a> {
         }
     }
 
+    /// Whether a holder seen so far was left by a run of this host that no longer runs.
+    fn saw_dead_run(&self) -> bool {
+        !self.seen_dead.is_empty() || !self.ended.is_empty()
+    }
+
     /// Who holds `key` on this database (`otherwise` when it cannot be told).
     fn describe(&mut self, conn: &mut shared::Conn, key: i64, otherwise: &str) -> String {
         let shared::Conn::Postgres(pg) = conn else {
@@ -142,12 +191,7 @@ impl<'a> Holders<'a> {
         };
         let mut words = Vec::new();
         for holder in holders {
-            let dead_run = holder
-                .application_name
-                .as_deref()
-                .and_then(shared::session::local_run_pid)
-                .filter(|pid| !shared::process::alive(*pid));
-            let Some(run) = dead_run else {
+            let Some(run) = holder.left_by_dead_run() else {
                 words.push(holder.describe());
                 continue;
             };

@@ -24,6 +24,8 @@ impl Rebuild<'_> {
         let mut committed: Vec<&'static Store> = Vec::new();
         let mut outcomes = Vec::new();
         let mut to_close: Vec<Conn> = Vec::new();
+        // Stores whose lent session went back to the pool, still holding the rebuild key.
+        let mut given_back: Vec<&'static Store> = Vec::new();
         let mut remaining = std::mem::take(&mut stages).into_iter();
         while let Some(mut stage) = remaining.next() {
             let store = stage.store;
@@ -34,15 +36,19 @@ impl Rebuild<'_> {
                 let mut spent = 0;
                 let result = timed(&mut spent, || commit_stage(&mut stage));
                 stage.outcome.phases.commit += spent;
+                let lent = stage.lent;
                 // A commit whose answer was lost (the connection broke, psql died) may
                 // still have happened: the store's journal row tells.
-                result.map(|conn| to_close.extend(conn)).or_else(|e| {
-                    if self.landed(store) {
-                        Ok(())
-                    } else {
-                        Err(e)
-                    }
-                })
+                result
+                    .map(|conn| match conn {
+                        // The run's session, with the run lock: the journal is cleared on it.
+                        Some(conn) if lent => {
+                            self.ctx.give_back(store.name, conn);
+                            given_back.push(store);
+                        }
+                        other => to_close.extend(other),
+                    })
+                    .or_else(|e| if self.landed(store) { Ok(()) } else { Err(e) })
             };
             match result {
                 Ok(()) => {
@@ -55,7 +61,7 @@ impl Rebuild<'_> {
                     let failure = StoreFailure::new(store, &stage.url, "committing", reason);
                     let rest: Vec<Stage> = remaining.collect();
                     if committed.is_empty() {
-                        abort_all(std::iter::once(stage).chain(rest).collect());
+                        abort_all(self.ctx, std::iter::once(stage).chain(rest).collect());
                         return Err(failure_exit(failure, "nothing was changed"));
                     }
                     if two_phase {
@@ -66,10 +72,12 @@ impl Rebuild<'_> {
                             "the stores committed so far hold the decision and the others are prepared; `orchestrator recover` (or any writing command) completes the commit",
                         ));
                     }
-                    abort_all(std::iter::once(stage).chain(rest).collect());
-                    // The committed stores' sessions still hold their rebuild locks,
-                    // which the undo's own fence takes: they end first.
+                    abort_all(self.ctx, std::iter::once(stage).chain(rest).collect());
+                    // The committed stores' sessions still hold their rebuild keys,
+                    // which the undo's own fence takes: they end first, or (the run's
+                    // sessions, which keep the run lock) let go of them.
                     crate::context::close_all(std::mem::take(&mut to_close));
+                    self.release_rebuild_keys(&given_back);
                     return Err(self.undo_committed(&committed, failure, fallback));
                 }
             }
@@ -77,6 +85,15 @@ impl Rebuild<'_> {
         crate::context::close_all(to_close);
         self.clear_journals();
         Ok(outcomes)
+    }
+
+    /// Lets go of the rebuild key that `stores`' pooled sessions took for the rebuild.
+    fn release_rebuild_keys(&self, stores: &[&'static Store]) {
+        for store in stores {
+            if let Ok(mut session) = self.ctx.session(store) {
+                let _ = admin::advisory_unlock(&mut session, admin::rebuild_lock_key(store.name));
+            }
+        }
     }
 
     /// Whether this run's journal row is committed in `store` (read on a new connection).

@@ -56,6 +56,7 @@ pub(super) fn take(
             millis: 0,
             phases: Phases::default(),
         },
+        lent: false,
     };
     let started = Instant::now();
     let fail = |stage: Stage, step: &'static str, e: &dyn std::fmt::Display| {
@@ -68,7 +69,10 @@ pub(super) fn take(
     match (url.backend(), source) {
         (Backend::Postgres, Source::Migrations) => {
             match super::timed(&mut fence_ms, || postgres::fence(ctx, store)) {
-                Ok(conn) => stage.state = State::Open(conn),
+                Ok(conn) => {
+                    stage.state = State::Open(conn);
+                    stage.lent = true;
+                }
                 Err((step, e)) => return Err(fail(stage, step, &e)),
             }
         }
@@ -131,9 +135,18 @@ pub(super) fn take(
             let taken = super::timed(&mut backup_ms, || {
                 std::fs::create_dir_all(dir)
                     .map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
-                let mut session = ctx.session(store).map_err(|e| e.to_string())?;
+                // The run's session is the fenced transaction's when lent: the backup's
+                // own snapshot is then taken on a connection of its own.
+                let (mut own, mut pooled);
+                let conn: &mut shared::Conn = if stage.lent {
+                    own = ctx.connect(store).map_err(|e| e.to_string())?;
+                    &mut own
+                } else {
+                    pooled = ctx.session(store).map_err(|e| e.to_string())?;
+                    &mut pooled
+                };
                 crate::backup::showing_bytes(ctx, store.name, dir, || {
-                    crate::backup::backup_store(store, &url, &mut session, dir)
+                    crate::backup::backup_store(store, &url, conn, dir)
                 })
             });
             stage.outcome.phases.backup += backup_ms;

@@ -142,6 +142,10 @@ struct Stage {
     inventory: Inventory,
     backup: Option<StoreBackup>,
     outcome: StoreOutcome,
+    /// The stage's connection is the run's pooled session of its store, lent to the
+    /// rebuild (PostgreSQL): it goes back to the pool, with the run lock it holds, once
+    /// the rebuild's transaction has ended.
+    lent: bool,
 }
 
 /// A run id: sortable, unique per process, safe in a gid and a file name.
@@ -193,7 +197,7 @@ impl Rebuild<'_> {
             .map(|safety| crate::backup::unused_backup_dir(safety.base));
         let _partial = backup_dir.as_deref().map(crate::interrupt::writing_set);
         let fail = |stages: Vec<Stage>, error: CliError| {
-            abort_all(stages);
+            abort_all(self.ctx, stages);
             if let Some(dir) = backup_dir.as_deref().filter(|d| d.exists()) {
                 crate::backup::remove_set(dir);
             }
@@ -228,12 +232,14 @@ impl Rebuild<'_> {
         // A long dump gives a server timeout or an administrator time to end the session
         // holding the run's lock; without it another run could interleave. (Putting a
         // committed store back after a failed commit takes no backup, and must go on.)
+        // A store whose session the rebuild holds needs no asking: had that session
+        // ended, its transaction would have ended with it, and the rebuild fails there.
         let confirm = if self.safety.is_some() {
-            crate::lock::confirm_held(
-                self.ctx,
-                &shared::store::dependency_order(&self.ctx.stores()),
-                "nothing was changed; run it again",
-            )
+            let asked: Vec<&'static Store> = shared::store::dependency_order(&self.ctx.stores())
+                .into_iter()
+                .filter(|s| !stages.iter().any(|st| st.lent && st.store.name == s.name))
+                .collect();
+            crate::lock::confirm_held(self.ctx, &asked, "nothing was changed; run it again")
         } else {
             Ok(())
         };
@@ -506,7 +512,7 @@ pub(crate) fn open_fenced(
     store: &'static shared::Store,
 ) -> Result<Conn, String> {
     let opened = match ctx.url(store).map_err(|e| e.to_string())?.backend() {
-        Backend::Postgres => postgres::fence(ctx, store),
+        Backend::Postgres => postgres::fence_own(ctx, store),
         Backend::Sqlite => sqlite::fence(ctx, store, None),
     };
     opened.map_err(|(step, e)| format!("{step}: {e}"))
@@ -555,14 +561,23 @@ fn finish_rebuild(
     Ok(())
 }
 
-fn abort_all(stages: Vec<Stage>) {
+fn abort_all(ctx: &Context, stages: Vec<Stage>) {
     for mut stage in stages {
+        let back = |conn: Conn| {
+            if stage.lent {
+                ctx.give_back(stage.store.name, conn);
+            }
+        };
         match std::mem::replace(&mut stage.state, State::Done) {
             State::Open(mut conn) => {
-                let _ = admin::rollback(&mut conn);
+                if admin::rollback(&mut conn).is_ok() {
+                    back(conn);
+                }
             }
             State::Prepared(mut conn, gid) => {
-                let _ = admin::rollback_prepared(&mut conn, &gid);
+                if admin::rollback_prepared(&mut conn, &gid).is_ok() {
+                    back(conn);
+                }
             }
             State::Fenced(fenced) => fenced.abort(),
             State::Loaded(txn) => txn.abort(),

@@ -15,28 +15,82 @@ use crate::backup::StoreBackup;
 use crate::context::Context;
 use crate::pgtools::{self, PgTools};
 
-/// Opens the store's rebuild transaction on a connection of its own and takes the write
-/// fence in it. Returns the connection, inside that transaction.
-pub(crate) fn fence(ctx: &Context, store: &'static Store) -> Result<Conn, StepError> {
-    // The run's pooled session holds the store's advisory lock, so it stays in the pool
-    // until the run ends and the rebuild transaction gets a connection of its own. Were
-    // it the transaction's, the lock would end with this store's commit: a waiting run
-    // could then take both locks while this one still clears its journal, find the run's
-    // row in one store but not the other, and redo a reset that had finished.
-    let mut conn = ctx
+/// Opens the store's rebuild transaction on the run's pooled session of the store (the
+/// one holding its run lock) and takes the write fence in it. Returns that session,
+/// inside the transaction; the rebuild gives it back to the pool once the transaction
+/// has ended (see `Context::give_back`), so the run lock outlives the commit and the
+/// run clears its journal before another run can take the lock.
+///
+/// One session for both, rather than a connection of the rebuild's own: the lock and
+/// the transaction end together (a session ended under the run takes its transaction
+/// with it, so no other run can work between the fence and the commit unseen), and a
+/// reset opens two connections fewer (each a TLS handshake and a server process).
+pub(super) fn fence(ctx: &Context, store: &'static Store) -> Result<Conn, StepError> {
+    let conn = ctx
+        .lend(store)
+        .map_err(|e| ("taking the run's session", e))?;
+    fence_on(ctx, store, conn).map_err(|(conn, step, e)| {
+        // The session and its run lock stay with the run until it ends.
+        if let Some(mut conn) = conn {
+            if end_failed(&mut conn) {
+                ctx.give_back(store.name, *conn);
+            }
+        }
+        (step, e)
+    })
+}
+
+/// A connection of its own, fenced: what a change in place (`repair`) works in beside
+/// the run's session.
+pub(crate) fn fence_own(ctx: &Context, store: &'static Store) -> Result<Conn, StepError> {
+    let conn = ctx
         .connect(store)
         .map_err(|e| ("connecting", e.to_string()))?;
+    fence_on(ctx, store, conn).map_err(|(_, step, e)| (step, e))
+}
+
+/// A failed fence: the connection, when it is still there (boxed: it is large).
+type FenceError = (Option<Box<Conn>>, &'static str, String);
+
+/// Ends whatever transaction a failed fence left open on `conn`; whether the session is
+/// fit to go back to the run's pool.
+fn end_failed(conn: &mut Conn) -> bool {
+    let open = match conn {
+        Conn::Postgres(pg) => shared::db::in_transaction(pg),
+        Conn::Sqlite(_) => return false,
+    };
+    if open {
+        admin::rollback(conn).is_ok()
+    } else {
+        // A BEGIN in a batch that failed after it: the server's transaction block is
+        // open (and aborted) though diesel never counted it.
+        conn.batch_execute("ROLLBACK").is_ok()
+    }
+}
+
+/// Takes the rebuild lock on `conn`, opens its transaction and takes the write fence.
+fn fence_on(ctx: &Context, store: &'static Store, mut conn: Conn) -> Result<Conn, FenceError> {
     // Held by this session until it ends: see `admin::rebuild_lock_key`.
-    admin::advisory_lock(&mut conn, admin::rebuild_lock_key(store.name))
-        .map_err(|e| ("taking the rebuild lock", e.to_string()))?;
+    if let Err(e) = admin::advisory_lock(&mut conn, admin::rebuild_lock_key(store.name)) {
+        return Err((
+            Some(Box::new(conn)),
+            "taking the rebuild lock",
+            e.to_string(),
+        ));
+    }
     // The transaction, the wait's bound, the schema (created when missing), the fence.
     let schema = ctx
         .url(store)
         .map(|u| u.schema().to_string())
         .unwrap_or_default();
-    admin::begin_fenced(&mut conn, &schema, ctx.settings.lock_timeout.as_secs())
-        .map_err(|e| ("locking the tables against writes", lock_hint(e)))?;
-    Ok(conn)
+    match admin::begin_fenced(&mut conn, &schema, ctx.settings.lock_timeout.as_secs()) {
+        Ok(()) => Ok(conn),
+        Err(e) => Err((
+            Some(Box::new(conn)),
+            "locking the tables against writes",
+            lock_hint(e),
+        )),
+    }
 }
 
 fn lock_hint(e: impl std::fmt::Display) -> String {

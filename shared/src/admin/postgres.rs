@@ -235,9 +235,16 @@ pub fn export_snapshot(conn: &mut Conn) -> diesel::QueryResult<String> {
 
 /// `PREPARE TRANSACTION`: the transaction survives this session (and a crash of it) until
 /// `COMMIT PREPARED` or `ROLLBACK PREPARED`. The connection is no longer in a transaction
-/// afterwards; it must only be used for those two statements.
+/// afterwards, in diesel's count too: diesel cannot be told a transaction ended other
+/// than by its own COMMIT or ROLLBACK, so an empty transaction is opened behind the
+/// prepared one and rolled back through diesel. The session can then go on (the run's
+/// session goes on to clear the journal).
 pub fn prepare(conn: &mut Conn, gid: &str) -> diesel::QueryResult<()> {
-    conn.batch_execute(&format!("PREPARE TRANSACTION {}", quote_literal(gid)))
+    conn.batch_execute(&format!(
+        "PREPARE TRANSACTION {};\nBEGIN",
+        quote_literal(gid)
+    ))?;
+    super::rollback(conn)
 }
 
 /// Bounds this session's waits for locks: a read that would wait on a lock (a reset

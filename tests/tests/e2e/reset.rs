@@ -8,6 +8,8 @@ use std::time::Duration;
 use orch_tests::{exec, for_each_backend, json_of, orchestrator, TestPair};
 use shared::Backend;
 
+#[path = "reset/sessions.rs"]
+mod sessions;
 #[path = "reset/state.rs"]
 mod state;
 
