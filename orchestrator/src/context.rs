@@ -63,6 +63,14 @@ pub fn close_all(conns: Vec<Conn>) {
     }
 }
 
+/// Takes `store`'s entry out of one of the run's per-store lists (its idle sessions, its
+/// spare connections).
+fn take_named<T>(list: &std::sync::Mutex<Vec<(&'static str, T)>>, store: &str) -> Option<T> {
+    let mut list = list.lock().ok()?;
+    let i = list.iter().position(|(name, _)| *name == store)?;
+    Some(list.swap_remove(i).1)
+}
+
 /// A connection opened ahead of need: open, or still opening on a thread of its own.
 enum Spare {
     Ready(Conn),
@@ -206,12 +214,7 @@ impl Context {
 
     /// A connection to `store` of the caller's own (a spare one when there is one).
     pub fn connect(&self, store: &Store) -> Result<Conn, DbError> {
-        let spare = self.spare.lock().ok().and_then(|mut spare| {
-            spare
-                .iter()
-                .position(|(name, _)| *name == store.name)
-                .map(|i| spare.swap_remove(i).1)
-        });
+        let spare = take_named(&self.spare, store.name);
         // A spare that failed to open leaves the error to this attempt's own.
         if let Some(conn) = spare.and_then(Spare::into_conn) {
             return Ok(conn);
@@ -233,12 +236,7 @@ impl Context {
     /// A connection to `store` that goes back to this run's pool when dropped; reuse it
     /// for plain statements outside transactions, or [`Session::detach`] it.
     pub fn session(&self, store: &'static Store) -> Result<Session<'_>, DbError> {
-        let parked = self.idle.lock().ok().and_then(|mut idle| {
-            idle.iter()
-                .position(|(name, _)| *name == store.name)
-                .map(|i| idle.swap_remove(i).1)
-        });
-        let conn = match parked {
+        let conn = match take_named(&self.idle, store.name) {
             Some(conn) => conn,
             None => self.connect(store)?,
         };
@@ -264,20 +262,12 @@ impl Context {
     /// the store's run lock: never a new connection, which would hold no lock), to be
     /// given back with [`Context::give_back`].
     pub fn lend(&self, store: &'static Store) -> Result<Conn, String> {
-        self.idle
-            .lock()
-            .ok()
-            .and_then(|mut idle| {
-                idle.iter()
-                    .position(|(name, _)| *name == store.name)
-                    .map(|i| idle.swap_remove(i).1)
-            })
-            .ok_or_else(|| {
-                format!(
-                    "the run's session of the {} store is not free to lend",
-                    store.name
-                )
-            })
+        take_named(&self.idle, store.name).ok_or_else(|| {
+            format!(
+                "the run's session of the {} store is not free to lend",
+                store.name
+            )
+        })
     }
 
     /// Puts a session taken with [`Session::detach`] or [`Context::lend`] back into the run's pool, with the
@@ -429,8 +419,8 @@ impl std::ops::DerefMut for Session<'_> {
 
 impl Drop for Session<'_> {
     fn drop(&mut self) {
-        if let (Some(conn), Ok(mut idle)) = (self.conn.take(), self.ctx.idle.lock()) {
-            idle.push((self.store, conn));
+        if let Some(conn) = self.conn.take() {
+            self.ctx.give_back(self.store, conn);
         }
     }
 }

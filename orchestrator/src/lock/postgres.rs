@@ -19,7 +19,7 @@ pub(super) fn take(
     url: &DatabaseUrl,
     mode: Mode,
     timeout: Duration,
-    announce: impl FnMut(&str),
+    mut announce: impl FnMut(&str),
 ) -> CliResult<()> {
     let started = Instant::now();
     // The lock lives on the run's pooled session of this store, which the later steps
@@ -27,7 +27,6 @@ pub(super) fn take(
     let mut conn = ctx.session(store)?;
     let key = admin::lock_key(store.name);
     let mut holders = Holders::new(ctx, store);
-    let mut announce = announce;
     let first = poll(store, url, timeout, &mut announce, || {
         try_take(&mut conn, key, mode, &mut holders, store, url)
     });

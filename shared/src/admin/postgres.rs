@@ -81,13 +81,23 @@ pub fn ensure_schema_sql(schema: &str) -> String {
 /// Inheriting children and partitions, wherever they live, are locked with their parent.
 /// For scripts run by psql; a connection of ours takes it with [`begin_fenced`].
 pub fn fence_sql() -> String {
-    "DO $orch$ DECLARE t text; BEGIN \
-       SELECT string_agg(format('%I.%I', n.nspname, c.relname), ', ') INTO t \
-         FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace \
-        WHERE n.nspname = current_schema() AND c.relkind IN ('r', 'p'); \
-       IF t IS NOT NULL THEN EXECUTE 'LOCK TABLE ' || t || ' IN EXCLUSIVE MODE'; END IF; \
-     END $orch$;\n"
-        .to_string()
+    format!(
+        "DO $orch$ DECLARE t text; BEGIN \
+           t := {}; \
+           IF t IS NOT NULL THEN EXECUTE 'LOCK TABLE ' || t || ' IN EXCLUSIVE MODE'; END IF; \
+         END $orch$;\n",
+        schema_tables_sql("current_schema()")
+    )
+}
+
+/// The tables (ordinary and partitioned) of the schema named by the SQL expression
+/// `schema`, as a `LOCK TABLE` list: quoted, comma-separated, NULL when there is none.
+fn schema_tables_sql(schema: &str) -> String {
+    format!(
+        "(SELECT string_agg(format('%I.%I', n.nspname, c.relname), ', ' ORDER BY c.relname) \
+            FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace \
+           WHERE n.nspname = {schema} AND c.relkind IN ('r', 'p'))"
+    )
 }
 
 #[derive(QueryableByName)]
@@ -101,12 +111,9 @@ struct FenceTargets {
 
 fn fence_targets(c: &mut diesel::PgConnection, schema: &str) -> diesel::QueryResult<FenceTargets> {
     diesel::sql_query(format!(
-        "SELECT to_regnamespace({}) IS NOT NULL AS present, \
-                COALESCE((SELECT string_agg(format('%I.%I', n.nspname, c.relname), ', ' ORDER BY c.relname) \
-                            FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace \
-                           WHERE n.nspname = {} AND c.relkind IN ('r', 'p')), '') AS tables",
+        "SELECT to_regnamespace({}) IS NOT NULL AS present, COALESCE({}, '') AS tables",
         quote_literal(&quote_ident(schema)),
-        quote_literal(schema)
+        schema_tables_sql(&quote_literal(schema))
     ))
     .get_result(c)
 }
